@@ -1,0 +1,7 @@
+"""``brackit extras ...``: one sub-command per companion paper (each module registers its own Typer app)."""
+
+import typer
+
+app = typer.Typer(help="Companion papers ported to JAX.", no_args_is_help=True)
+
+# Each experiment module exposes ``app`` (a typer.Typer); add one line per module below.
