@@ -1,0 +1,391 @@
+"""The offline dataset: transitions on the device, a card that describes them, on-device sampling.
+
+Every format reader (``brackit.data.formats``) produces the same host-side ``EpisodeArrays`` and goes
+through ``make_dataset``, so validation, hashing and the card are computed in one place.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from brackit.errors import DatasetError
+from brackit.types import Transition
+
+# The arrays of a dataset, in the order used for hashing and storage.
+ARRAY_FIELDS: tuple[str, ...] = (
+    "obs",
+    "action",
+    "reward",
+    "discount",
+    "next_obs",
+    "next_action",
+    "next_action_valid",
+    "episode_id",
+    "timeout",
+)
+_DTYPES: dict[str, Any] = {
+    "obs": np.float32,
+    "action": np.float32,
+    "reward": np.float32,
+    "discount": np.float32,
+    "next_obs": np.float32,
+    "next_action": np.float32,
+    "next_action_valid": np.bool_,
+    "episode_id": np.int32,
+    "timeout": np.bool_,
+}
+_RANKS: dict[str, int] = {
+    "obs": 2,
+    "action": 2,
+    "next_obs": 2,
+    "next_action": 2,
+}
+# Actions may sit on the bounds up to float32 rounding.
+_BOUND_TOLERANCE = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetCard:
+    """What a dataset is. Hashable (tuples only), so it can be a static field under ``jax.jit``.
+
+    ``extra_json`` holds free-form provenance as a JSON object string (behavior-policy returns, mix,
+    build command, ...); ``behavior`` is a one-line description of the behavior policy when known.
+    """
+
+    env_id: str | None
+    obs_dim: int
+    action_dim: int
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+    num_transitions: int
+    num_episodes: int
+    source_format: str
+    sha256: str
+    behavior: str | None = None
+    extra_json: str = "{}"
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return json.loads(self.extra_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        out["action_low"] = list(self.action_low)
+        out["action_high"] = list(self.action_high)
+        out["extra"] = self.extra
+        del out["extra_json"]
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], path: object = "<card>") -> DatasetCard:
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra_json"}
+        missing = sorted(n for n in names if n not in data and n not in ("behavior",))
+        if missing:
+            raise DatasetError(path, f"card.{missing[0]}", "present in the dataset card")
+        kwargs = {n: data[n] for n in names if n in data}
+        kwargs["action_low"] = tuple(float(v) for v in data["action_low"])
+        kwargs["action_high"] = tuple(float(v) for v in data["action_high"])
+        kwargs["extra_json"] = json.dumps(data.get("extra", {}), sort_keys=True)
+        return cls(**kwargs)
+
+
+@struct.dataclass
+class OfflineDataset:
+    """A whole offline dataset as device arrays (a pytree: pass it into ``jit`` and ``lax.scan``).
+
+    transitions: every field [N, ...]. episode_id: [N] int32, consecutive from 0, rows grouped by
+    episode in time order. timeout: [N] bool, the episode was cut by a time limit after this row.
+    next_action_valid: [N] bool, False where the dataset has no action at ``next_obs`` (the last row
+    of an episode); there ``next_action`` repeats ``action``, the nearest behavior sample.
+    """
+
+    transitions: Transition
+    episode_id: jax.Array
+    timeout: jax.Array
+    next_action_valid: jax.Array
+    card: DatasetCard = struct.field(pytree_node=False)
+
+    @property
+    def size(self) -> int:
+        return self.card.num_transitions
+
+    def sample(self, key: jax.Array, batch_size: int) -> Transition:
+        """Draws ``batch_size`` transitions uniformly with replacement; works under jit and scan."""
+        index = jax.random.randint(key, (batch_size,), 0, self.transitions.reward.shape[0])
+        return jax.tree.map(lambda x: jnp.take(x, index, axis=0), self.transitions)
+
+    def host_arrays(self) -> dict[str, np.ndarray]:
+        """The arrays as numpy, keyed as in ``ARRAY_FIELDS``."""
+        t = self.transitions
+        arrays = {
+            "obs": t.obs,
+            "action": t.action,
+            "reward": t.reward,
+            "discount": t.discount,
+            "next_obs": t.next_obs,
+            "next_action": t.next_action,
+            "next_action_valid": self.next_action_valid,
+            "episode_id": self.episode_id,
+            "timeout": self.timeout,
+        }
+        return {k: np.asarray(v) for k, v in arrays.items()}
+
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of each episode: [num_episodes] float64."""
+        reward = np.asarray(self.transitions.reward, dtype=np.float64)
+        episode_id = np.asarray(self.episode_id)
+        return np.bincount(episode_id, weights=reward, minlength=self.card.num_episodes)
+
+    def stats(self) -> dict[str, Any]:
+        """Summary statistics (plain Python numbers, JSON-serialisable)."""
+        returns = self.episode_returns()
+        discount = np.asarray(self.transitions.discount)
+        action = np.asarray(self.transitions.action)
+        return {
+            "num_transitions": self.card.num_transitions,
+            "num_episodes": self.card.num_episodes,
+            "obs_dim": self.card.obs_dim,
+            "action_dim": self.card.action_dim,
+            "num_terminals": int(np.sum(discount == 0.0)),
+            "num_timeouts": int(np.sum(np.asarray(self.timeout))),
+            "episode_return_mean": float(returns.mean()) if returns.size else float("nan"),
+            "episode_return_std": float(returns.std()) if returns.size else float("nan"),
+            "episode_return_min": float(returns.min()) if returns.size else float("nan"),
+            "episode_return_max": float(returns.max()) if returns.size else float("nan"),
+            "reward_mean": float(np.mean(np.asarray(self.transitions.reward))),
+            "action_abs_max": float(np.max(np.abs(action))) if action.size else 0.0,
+        }
+
+
+def content_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 over the arrays in ``ARRAY_FIELDS`` order (name, dtype, shape and bytes of each)."""
+    digest = hashlib.sha256()
+    for name in ARRAY_FIELDS:
+        array = np.ascontiguousarray(arrays[name])
+        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
+        digest.update(array.tobytes())
+    return digest.hexdigest()
+
+
+def env_spaces(env_id: str, path: object = "<dataset>") -> tuple[int, int, np.ndarray, np.ndarray]:
+    """(obs_dim, action_dim, action_low, action_high) of a gymnasium environment id."""
+    import gymnasium as gym
+
+    try:
+        env = gym.make(env_id)
+    except Exception as error:  # gymnasium raises several error types for unknown ids
+        raise DatasetError(path, "env_id", "a registered gymnasium environment id", repr(env_id)) from error
+    try:
+        obs_space, action_space = env.observation_space, env.action_space
+    finally:
+        env.close()
+    if len(obs_space.shape or ()) != 1 or len(action_space.shape or ()) != 1:
+        raise DatasetError(path, "env_id", "an environment with flat Box observation and action spaces")
+    return (
+        int(obs_space.shape[0]),
+        int(action_space.shape[0]),
+        np.asarray(action_space.low, dtype=np.float32),
+        np.asarray(action_space.high, dtype=np.float32),
+    )
+
+
+def validate_arrays(arrays: dict[str, np.ndarray], path: object) -> dict[str, np.ndarray]:
+    """Checks ranks, lengths, dtypes and finiteness; returns the arrays cast to canonical dtypes."""
+    out = {}
+    for name in ARRAY_FIELDS:
+        if name not in arrays:
+            raise DatasetError(path, name, "present")
+        array = np.asarray(arrays[name])
+        rank = _RANKS.get(name, 1)
+        if array.ndim != rank:
+            raise DatasetError(path, name, f"rank {rank}", f"rank {array.ndim} with shape {array.shape}")
+        if array.dtype.kind not in "biuf":
+            raise DatasetError(path, name, "a numeric array", f"dtype {array.dtype}")
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            bad = int(np.argmax(~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1)))
+            raise DatasetError(path, name, "finite values", f"NaN or inf at row {bad}")
+        out[name] = array.astype(_DTYPES[name], copy=False)
+    n = out["reward"].shape[0]
+    for name, array in out.items():
+        if array.shape[0] != n:
+            raise DatasetError(path, name, f"{n} rows (as many as 'reward')", f"{array.shape[0]} rows")
+    if n == 0:
+        raise DatasetError(path, "reward", "at least one transition", "0 rows")
+    for a, b in (("obs", "next_obs"), ("action", "next_action")):
+        if out[a].shape[1] != out[b].shape[1]:
+            raise DatasetError(path, b, f"width {out[a].shape[1]} (as '{a}')", f"width {out[b].shape[1]}")
+    if not np.all((out["discount"] == 0.0) | (out["discount"] == 1.0)):
+        raise DatasetError(path, "discount", "values in {0, 1} (continuation mask)")
+    episode_id = out["episode_id"]
+    steps = np.diff(episode_id)
+    if episode_id[0] != 0 or np.any((steps != 0) & (steps != 1)):
+        raise DatasetError(path, "episode_id", "consecutive ids from 0, rows grouped by episode")
+    return out
+
+
+def make_dataset(
+    arrays: dict[str, np.ndarray],
+    *,
+    path: object,
+    source_format: str,
+    env_id: str | None = None,
+    action_low: np.ndarray | None = None,
+    action_high: np.ndarray | None = None,
+    behavior: str | None = None,
+    extra: dict[str, Any] | None = None,
+    expected_sha256: str | None = None,
+) -> OfflineDataset:
+    """Validates host arrays, checks them against ``env_id``'s spaces, and builds the dataset.
+
+    Action bounds come from ``env_id`` when given, else from ``action_low/high``, else [-1, 1] when the
+    actions lie within it (the MuJoCo convention), else the data's own range (recorded in the card).
+    """
+    arrays = validate_arrays(arrays, path)
+    obs_dim, action_dim = arrays["obs"].shape[1], arrays["action"].shape[1]
+    extra = dict(extra or {})
+    if env_id is not None:
+        env_obs_dim, env_action_dim, low, high = env_spaces(env_id, path)
+        if obs_dim != env_obs_dim:
+            raise DatasetError(path, "obs", f"width {env_obs_dim} for {env_id}", f"width {obs_dim}")
+        if action_dim != env_action_dim:
+            raise DatasetError(path, "action", f"width {env_action_dim} for {env_id}", f"width {action_dim}")
+        extra.setdefault("action_bounds_source", "env")
+    elif action_low is not None and action_high is not None:
+        low, high = np.asarray(action_low, np.float32), np.asarray(action_high, np.float32)
+        if low.shape != (action_dim,) or high.shape != (action_dim,):
+            raise DatasetError(path, "action_low", f"shape ({action_dim},)", f"shape {low.shape}")
+        extra.setdefault("action_bounds_source", "file")
+    elif np.all(np.abs(arrays["action"]) <= 1.0 + _BOUND_TOLERANCE):
+        low, high = -np.ones(action_dim, np.float32), np.ones(action_dim, np.float32)
+        extra.setdefault("action_bounds_source", "assumed [-1, 1]")
+    else:
+        low, high = arrays["action"].min(axis=0), arrays["action"].max(axis=0)
+        extra.setdefault("action_bounds_source", "data range")
+    slack = _BOUND_TOLERANCE * np.maximum(1.0, np.abs(high - low))
+    for name in ("action", "next_action"):
+        outside = (arrays[name] < low - slack) | (arrays[name] > high + slack)
+        if np.any(outside):
+            row = int(np.argmax(outside.any(axis=1)))
+            raise DatasetError(
+                path,
+                name,
+                f"values within the action bounds [{low.min():g}, {high.max():g}]",
+                f"{arrays[name][row].tolist()} at row {row}",
+            )
+    sha = content_sha256(arrays)
+    if expected_sha256 is not None and expected_sha256 != sha:
+        raise DatasetError(path, "sha256", f"content hash {expected_sha256} (from the card)", sha)
+    card = DatasetCard(
+        env_id=env_id,
+        obs_dim=int(obs_dim),
+        action_dim=int(action_dim),
+        action_low=tuple(float(v) for v in low),
+        action_high=tuple(float(v) for v in high),
+        num_transitions=int(arrays["reward"].shape[0]),
+        num_episodes=int(arrays["episode_id"][-1]) + 1,
+        source_format=source_format,
+        sha256=sha,
+        behavior=behavior,
+        extra_json=json.dumps(extra, sort_keys=True),
+    )
+    transitions = Transition(
+        obs=jnp.asarray(arrays["obs"]),
+        action=jnp.asarray(arrays["action"]),
+        reward=jnp.asarray(arrays["reward"]),
+        discount=jnp.asarray(arrays["discount"]),
+        next_obs=jnp.asarray(arrays["next_obs"]),
+        next_action=jnp.asarray(arrays["next_action"]),
+    )
+    return OfflineDataset(
+        transitions=transitions,
+        episode_id=jnp.asarray(arrays["episode_id"]),
+        timeout=jnp.asarray(arrays["timeout"]),
+        next_action_valid=jnp.asarray(arrays["next_action_valid"]),
+        card=card,
+    )
+
+
+@dataclasses.dataclass
+class Episode:
+    """One episode as recorded by an environment loop (Minari's layout).
+
+    observations: [T + 1, O]; actions: [T, A]; rewards: [T]; terminations, truncations: [T] bool.
+    An episode whose last row is neither terminated nor truncated was cut off by the end of the data.
+    """
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminations: np.ndarray
+    truncations: np.ndarray
+
+
+def arrays_from_episodes(episodes: list[Episode], path: object = "<episodes>") -> dict[str, np.ndarray]:
+    """Flattens episodes into dataset arrays (``next_action`` never crosses an episode boundary)."""
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in ARRAY_FIELDS}
+    for index, episode in enumerate(episodes):
+        steps = int(np.asarray(episode.actions).shape[0])
+        if steps == 0:
+            continue
+        observations = np.asarray(episode.observations)
+        if observations.shape[0] != steps + 1:
+            raise DatasetError(
+                path,
+                f"episode_{index}/observations",
+                f"{steps + 1} rows (actions + 1)",
+                f"{observations.shape[0]}",
+            )
+        for name in ("rewards", "terminations", "truncations"):
+            rows = np.asarray(getattr(episode, name)).shape[0]
+            if rows != steps:
+                raise DatasetError(path, f"episode_{index}/{name}", f"{steps} rows (as actions)", f"{rows}")
+        actions = np.asarray(episode.actions, np.float32)
+        terminations = np.asarray(episode.terminations, bool)
+        parts["obs"].append(observations[:-1])
+        parts["next_obs"].append(observations[1:])
+        parts["action"].append(actions)
+        parts["next_action"].append(np.concatenate([actions[1:], actions[-1:]]))
+        valid = np.ones(steps, bool)
+        valid[-1] = False
+        parts["next_action_valid"].append(valid)
+        parts["reward"].append(np.asarray(episode.rewards, np.float32))
+        parts["discount"].append(1.0 - terminations.astype(np.float32))
+        parts["timeout"].append(np.asarray(episode.truncations, bool) & ~terminations)
+        parts["episode_id"].append(np.full(steps, len(parts["episode_id"]), np.int32))
+    if not parts["reward"]:
+        raise DatasetError(path, "episodes", "at least one episode with one step or more")
+    return {name: np.concatenate(chunks) for name, chunks in parts.items()}
+
+
+def episodes_from_arrays(arrays: dict[str, np.ndarray], path: object = "<dataset>") -> list[Episode]:
+    """Inverse of ``arrays_from_episodes``; needs ``next_obs[t] == obs[t + 1]`` inside each episode."""
+    episode_id = arrays["episode_id"]
+    bounds = np.flatnonzero(np.diff(episode_id)) + 1
+    episodes = []
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, episode_id.shape[0]], strict=True):
+        obs, next_obs = arrays["obs"][start:stop], arrays["next_obs"][start:stop]
+        if not np.array_equal(obs[1:], next_obs[:-1]):
+            raise DatasetError(
+                path,
+                "next_obs",
+                f"next_obs[t] == obs[t + 1] inside episode {int(episode_id[start])} to write episodes",
+            )
+        terminal = arrays["discount"][start:stop] == 0.0
+        episodes.append(
+            Episode(
+                observations=np.concatenate([obs, next_obs[-1:]]),
+                actions=arrays["action"][start:stop],
+                rewards=arrays["reward"][start:stop],
+                terminations=terminal,
+                truncations=arrays["timeout"][start:stop] & ~terminal,
+            )
+        )
+    return episodes

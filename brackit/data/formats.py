@@ -1,0 +1,410 @@
+"""Reading and writing datasets: brackit npz, D4RL HDF5 (read) and Minari directories (read and write).
+
+D4RL semantics, and how they differ from d4rl's ``qlearning_dataset``:
+- ``terminals`` give discount 0; ``timeouts`` end an episode without ending the task (discount 1).
+- With ``next_observations`` in the file, every row is kept, timeout rows included (discount 1, their
+  true next observation). ``qlearning_dataset`` ignores ``next_observations``, takes ``observations[i+1]``
+  and drops every timeout row and the last row.
+- Without ``next_observations``, ``next_obs[i] = observations[i+1]``; timeout rows and a final row that is
+  not terminal are dropped (their next observation is unknown), as ``qlearning_dataset`` does. A terminal
+  row keeps ``next_obs = obs`` as a placeholder (its discount is 0, so it never enters a target), where
+  ``qlearning_dataset`` takes the first observation of the next episode.
+- ``next_action[i] = actions[i+1]`` only inside an episode; at an episode's last row it repeats the row's
+  action and ``next_action_valid`` is False.
+
+Every write is atomic: data goes to a hidden temporary sibling, is flushed, then renamed into place, so a
+killed write never leaves a file under the target name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from brackit.data.dataset import (
+    ARRAY_FIELDS,
+    DatasetCard,
+    Episode,
+    OfflineDataset,
+    arrays_from_episodes,
+    episodes_from_arrays,
+    make_dataset,
+)
+from brackit.errors import DatasetError
+
+FORMATS = ("npz", "minari")
+_ZIP_MAGIC = b"PK\x03\x04"
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MINARI_WRITE_VERSION = "0.5.4"  # a version that minari's loader (0.4.0-0.5.4) accepts
+
+
+# ----------------------------------------------------------------------------------------- atomic I/O
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
+    """Yields a temporary sibling path; on success it replaces ``target`` by a rename.
+
+    On any error (or a kill) the target is untouched and the temporary is removed when possible.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory:
+            if target.exists():
+                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+                os.replace(target, trash / "old")
+                os.replace(tmp, target)
+                shutil.rmtree(trash, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        else:
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
+
+
+def atomic_write_text(target: str | os.PathLike, text: str) -> None:
+    with atomic_path(target) as tmp:
+        tmp.write_text(text)
+
+
+# ----------------------------------------------------------------------------------------- detection
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """'npz', 'd4rl' or 'minari', from the content (not the file name)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(path, "path", "an existing file or directory")
+    if path.is_dir():
+        if (path / "data" / "metadata.json").exists() or (path / "metadata.json").exists():
+            return "minari"
+        raise DatasetError(path, "data/metadata.json", "a Minari dataset directory")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(_ZIP_MAGIC):
+        return "npz"
+    if head == _HDF5_MAGIC:
+        return "d4rl"
+    raise DatasetError(path, "file", "a brackit .npz (zip) or a D4RL HDF5 file", f"header {head!r}")
+
+
+def load_dataset(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
+    """Loads a dataset in any supported format (detected from the content) and validates it.
+
+    ``env_id`` (a gymnasium id) checks observation/action widths and sets the action bounds; without it
+    the id stored in the file, if any, is used.
+    """
+    fmt = detect_format(path)
+    if fmt == "npz":
+        return read_npz(path, env_id)
+    if fmt == "d4rl":
+        return read_d4rl(path, env_id)
+    return read_minari(path, env_id)
+
+
+def save_dataset(dataset: OfflineDataset, path: str | os.PathLike, format: str = "npz") -> Path:
+    """Writes ``dataset`` atomically as 'npz' (file) or 'minari' (directory); returns the path."""
+    if format == "npz":
+        return write_npz(dataset, path)
+    if format == "minari":
+        return write_minari(dataset, path)
+    raise DatasetError(path, "format", f"one of {FORMATS}", repr(format))
+
+
+# ----------------------------------------------------------------------------------------- npz
+
+
+def card_path(path: str | os.PathLike) -> Path:
+    """The human-readable card written beside an npz: ``name.npz`` -> ``name.card.json``."""
+    path = Path(path)
+    return path.with_name(path.name.removesuffix(".npz") + ".card.json")
+
+
+def write_npz(dataset: OfflineDataset, path: str | os.PathLike) -> Path:
+    """Compressed npz holding the arrays and the card (as a JSON string); a card file goes beside it."""
+    path = Path(path)
+    arrays = dataset.host_arrays()
+    card_json = json.dumps(dataset.card.to_dict(), sort_keys=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, card_json=np.array(card_json), **arrays)
+    atomic_write_text(card_path(path), json.dumps(dataset.card.to_dict(), indent=2, sort_keys=True) + "\n")
+    return path
+
+
+def read_npz(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
+    path = Path(path)
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = set(npz.files)
+            if "card_json" not in names:
+                raise DatasetError(path, "card_json", "present (a brackit npz holds its card)")
+            for name in (*ARRAY_FIELDS, "card_json"):
+                if name not in names:
+                    raise DatasetError(path, name, "present")
+                try:
+                    arrays[name] = npz[name]
+                except ValueError as error:  # object arrays need pickle, which is refused
+                    raise DatasetError(
+                        path, name, "a plain numeric array (pickled objects are refused)"
+                    ) from error
+    except DatasetError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise DatasetError(path, "file", "a complete, uncorrupted npz archive", str(error)) from error
+    try:
+        card_dict = json.loads(str(arrays.pop("card_json")))
+    except json.JSONDecodeError as error:
+        raise DatasetError(path, "card_json", "a JSON object") from error
+    card = DatasetCard.from_dict(card_dict, path)
+    if env_id is not None and card.env_id is not None and env_id != card.env_id:
+        raise DatasetError(path, "card.env_id", repr(env_id), repr(card.env_id))
+    extra = card.extra
+    return make_dataset(
+        arrays,
+        path=path,
+        source_format=card.source_format,
+        env_id=env_id or card.env_id,
+        action_low=np.asarray(card.action_low),
+        action_high=np.asarray(card.action_high),
+        behavior=card.behavior,
+        extra=extra,
+        expected_sha256=card.sha256,
+    )
+
+
+# ----------------------------------------------------------------------------------------- D4RL HDF5
+
+
+def _open_hdf5(path: Path) -> Any:
+    import h5py
+
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise DatasetError(path, "file", "a readable HDF5 file (it may be truncated or corrupted)") from error
+
+
+def _read_hdf5_array(handle: Any, name: str, path: Path) -> np.ndarray:
+    if name not in handle:
+        raise DatasetError(path, name, "present")
+    try:
+        return np.asarray(handle[name][()])
+    except (OSError, KeyError, ValueError) as error:
+        raise DatasetError(path, name, "a readable array (the file may be truncated)", str(error)) from error
+
+
+def read_d4rl(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
+    """Reads a D4RL HDF5 file without the ``d4rl`` package (see the module docstring for semantics)."""
+    path = Path(path)
+    with _open_hdf5(path) as handle:
+        observations = _read_hdf5_array(handle, "observations", path)
+        actions = _read_hdf5_array(handle, "actions", path)
+        rewards = _read_hdf5_array(handle, "rewards", path)
+        terminals = _read_hdf5_array(handle, "terminals", path)
+        timeouts = _read_hdf5_array(handle, "timeouts", path)
+        next_observations = (
+            _read_hdf5_array(handle, "next_observations", path) if "next_observations" in handle else None
+        )
+    n = rewards.shape[0] if rewards.ndim else 0
+    for name, array, rank in (
+        ("observations", observations, 2),
+        ("actions", actions, 2),
+        ("rewards", rewards, 1),
+        ("terminals", terminals, 1),
+        ("timeouts", timeouts, 1),
+        ("next_observations", next_observations, 2),
+    ):
+        if array is None:
+            continue
+        if array.ndim != rank:
+            raise DatasetError(path, name, f"rank {rank}", f"shape {array.shape}")
+        if array.shape[0] != n:
+            raise DatasetError(path, name, f"{n} rows (as 'rewards')", f"{array.shape[0]} rows")
+    terminals = terminals.astype(bool)
+    timeouts = timeouts.astype(bool) & ~terminals
+    ends = terminals | timeouts
+    if next_observations is not None:
+        keep = np.ones(n, bool)
+        next_obs = next_observations
+    else:
+        # The next observation of row i is observations[i + 1] unless row i ends an episode.
+        keep = ~timeouts
+        if n:
+            keep[-1] = bool(terminals[-1])
+        next_obs = np.concatenate([observations[1:], observations[-1:]])
+        next_obs = np.where(terminals[:, None], observations, next_obs)
+    if n and not keep.any():
+        raise DatasetError(path, "rewards", "at least one usable transition")
+    episode_id_all = (
+        np.concatenate([[0], np.cumsum(ends[:-1])]).astype(np.int32) if n else np.zeros(0, np.int32)
+    )
+    next_action_valid = np.zeros(n, bool)
+    next_action = actions.copy()
+    if n > 1:
+        inside = ~ends[:-1]  # actions[i + 1] is taken at next_obs[i] even when row i + 1 is dropped
+        next_action_valid[:-1] = inside
+        next_action[:-1] = np.where(inside[:, None], actions[1:], actions[:-1])
+    arrays = {
+        "obs": observations[keep],
+        "action": actions[keep],
+        "reward": rewards[keep],
+        "discount": 1.0 - terminals[keep].astype(np.float32),
+        "next_obs": next_obs[keep],
+        "next_action": next_action[keep],
+        "next_action_valid": next_action_valid[keep],
+        "episode_id": episode_id_all[keep],
+        "timeout": timeouts[keep],
+    }
+    if n:  # renumber episodes consecutively (dropping rows can remove a whole one-row episode)
+        _, arrays["episode_id"] = np.unique(arrays["episode_id"], return_inverse=True)
+    return make_dataset(
+        arrays,
+        path=path,
+        source_format="d4rl",
+        env_id=env_id,
+        extra={"d4rl_rows": int(n), "d4rl_rows_dropped": int(n - keep.sum())},
+    )
+
+
+# ----------------------------------------------------------------------------------------- Minari
+
+
+def _minari_data_dir(path: Path) -> Path:
+    return path / "data" if (path / "data" / "metadata.json").exists() else path
+
+
+def _box_space_json(low: tuple[float, ...] | np.ndarray, high: tuple[float, ...] | np.ndarray) -> str:
+    low, high = list(map(float, low)), list(map(float, high))
+    return json.dumps({"type": "Box", "dtype": "float32", "shape": [len(low)], "low": low, "high": high})
+
+
+def read_minari(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
+    """Reads a Minari dataset directory with h5py (the ``minari`` package is not needed)."""
+    path = Path(path)
+    data_dir = _minari_data_dir(path)
+    metadata_path = data_dir / "metadata.json"
+    try:
+        metadata = json.loads(metadata_path.read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise DatasetError(metadata_path, "metadata.json", "a readable JSON object") from error
+    if metadata.get("data_format", "hdf5") != "hdf5":
+        raise DatasetError(metadata_path, "data_format", "'hdf5'", repr(metadata.get("data_format")))
+    low = high = None
+    if "action_space" in metadata:
+        space = json.loads(metadata["action_space"])
+        if space.get("type") != "Box":
+            raise DatasetError(metadata_path, "action_space", "a Box space", repr(space.get("type")))
+        low, high = np.asarray(space["low"], np.float32), np.asarray(space["high"], np.float32)
+    if env_id is None and metadata.get("env_spec"):
+        env_id = json.loads(metadata["env_spec"]).get("id")
+    h5_path = data_dir / "main_data.hdf5"
+    if not h5_path.exists():
+        raise DatasetError(h5_path, "main_data.hdf5", "present")
+    episodes: list[Episode] = []
+    with _open_hdf5(h5_path) as handle:
+        names = sorted((k for k in handle if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        if not names:
+            raise DatasetError(h5_path, "episode_0", "at least one episode group")
+        for name in names:
+            group = handle[name]
+            fields = {}
+            for key in ("observations", "actions", "rewards", "terminations", "truncations"):
+                if key not in group:
+                    raise DatasetError(h5_path, f"{name}/{key}", "present")
+                if not hasattr(group[key], "shape"):
+                    raise DatasetError(
+                        h5_path, f"{name}/{key}", "an array (Box spaces only; Dict is unsupported)"
+                    )
+                fields[key] = _read_hdf5_array(group, key, h5_path)
+            for key in ("observations", "actions"):
+                if fields[key].ndim != 2:
+                    raise DatasetError(h5_path, f"{name}/{key}", "rank 2", f"shape {fields[key].shape}")
+            episodes.append(Episode(**fields))
+    arrays = arrays_from_episodes(episodes, h5_path)
+    brackit_card = metadata.get("brackit_card")
+    card = DatasetCard.from_dict(brackit_card, metadata_path) if brackit_card else None
+    return make_dataset(
+        arrays,
+        path=path,
+        source_format="minari",
+        env_id=env_id,
+        action_low=low,
+        action_high=high,
+        behavior=card.behavior if card else metadata.get("algorithm_name"),
+        extra=card.extra if card else {"minari_dataset_id": metadata.get("dataset_id")},
+    )
+
+
+def write_minari(dataset: OfflineDataset, path: str | os.PathLike, dataset_id: str | None = None) -> Path:
+    """Writes ``<path>/data/{metadata.json, main_data.hdf5}`` in Minari's layout (atomically).
+
+    To load it with ``minari.load_dataset(ID)``, write it to ``$MINARI_DATASETS_PATH/ID``.
+    """
+    import h5py
+
+    path = Path(path)
+    card = dataset.card
+    episodes = episodes_from_arrays(dataset.host_arrays(), path)
+    if dataset_id is None:
+        parts = path.resolve().parts
+        dataset_id = "/".join(parts[-2:]) if len(parts) >= 2 else path.name
+    metadata: dict[str, Any] = {
+        "dataset_id": dataset_id,
+        "total_episodes": len(episodes),
+        "total_steps": card.num_transitions,
+        "data_format": "hdf5",
+        "jpeg_encoding": False,
+        "observation_space": _box_space_json([-np.inf] * card.obs_dim, [np.inf] * card.obs_dim),
+        "action_space": _box_space_json(card.action_low, card.action_high),
+        "algorithm_name": card.behavior or "unknown",
+        "minari_version": MINARI_WRITE_VERSION,
+        "brackit_card": card.to_dict(),
+    }
+    if card.env_id is not None:
+        import gymnasium as gym
+
+        metadata["env_spec"] = gym.spec(card.env_id).to_json()
+    with atomic_path(path, directory=True) as tmp:
+        data_dir = tmp / "data"
+        data_dir.mkdir()
+        with h5py.File(data_dir / "main_data.hdf5", "w") as handle:
+            for index, episode in enumerate(episodes):
+                group = handle.create_group(f"episode_{index}")
+                group.attrs["id"] = index
+                group.attrs["total_steps"] = int(episode.actions.shape[0])
+                group.create_dataset("observations", data=episode.observations.astype(np.float32))
+                group.create_dataset("actions", data=episode.actions.astype(np.float32))
+                group.create_dataset("rewards", data=episode.rewards.astype(np.float64))
+                group.create_dataset("terminations", data=episode.terminations.astype(bool))
+                group.create_dataset("truncations", data=episode.truncations.astype(bool))
+                group.create_group("infos")
+        metadata["dataset_size"] = round((data_dir / "main_data.hdf5").stat().st_size / 1e6, 1)
+        (data_dir / "metadata.json").write_text(json.dumps(metadata))
+    return path
+
+
+def with_card(dataset: OfflineDataset, update: Callable[[DatasetCard], DatasetCard]) -> OfflineDataset:
+    """A copy of ``dataset`` with its card changed (arrays shared)."""
+    return dataset.replace(card=update(dataset.card))
