@@ -1,0 +1,65 @@
+"""The algorithm registry: name -> config class and the pure functions that train and act.
+
+Every algorithm is a module with ``init(config, key, obs_dim, action_dim) -> state``,
+``update(config, state, batch) -> (state, metrics)`` and ``act(config, state, obs, key, mode)``,
+optionally ``pretrain_steps(config)`` and ``pretrain_update`` (e.g. fitting the behavior policy first).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from typing import Any
+
+from brackit.algos import bc, brac
+from brackit.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Algorithm:
+    name: str
+    config_cls: type
+    init: Callable[..., Any]
+    update: Callable[..., Any]
+    act: Callable[..., Any]
+    pretrain_steps: Callable[[Any], int] = lambda config: 0
+    pretrain_update: Callable[..., Any] | None = None
+    description: str = ""
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "bc": Algorithm("bc", bc.BCConfig, bc.init, bc.update, bc.act, description="behavior cloning (MLE)"),
+    "brac": Algorithm(
+        "brac",
+        brac.BRACConfig,
+        brac.init,
+        brac.update,
+        brac.act,
+        brac.pretrain_steps,
+        brac.pretrain_update,
+        "BRAC (value or policy penalty, any divergence)",
+    ),
+}
+
+
+def get_algorithm(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ConfigError(f"unknown algorithm {name!r}; choose one of {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+def config_fields(config_cls: type) -> dict[str, Any]:
+    """Field name -> resolved type annotation of a config dataclass."""
+    hints = typing.get_type_hints(config_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
+
+
+def make_config(name: str, **overrides: Any) -> Any:
+    """The algorithm's config with ``overrides``; an unknown field is a ConfigError listing valid ones."""
+    config_cls = get_algorithm(name).config_cls
+    fields = config_fields(config_cls)
+    unknown = sorted(set(overrides) - set(fields))
+    if unknown:
+        raise ConfigError(f"{name} has no config field {unknown[0]!r}; valid fields: {', '.join(fields)}")
+    return config_cls(**overrides)

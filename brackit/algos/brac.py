@@ -1,0 +1,449 @@
+"""BRAC: behavior regularized actor critic (Wu, Tucker & Nachum 2019), value and policy penalty.
+
+One algorithm; the config chooses
+- ``penalty``: "value" (BRAC-v, eq. 3: the Q target subtracts alpha * D at s') or "policy" (BRAC-p, eq. 4:
+  the divergence enters only the actor loss);
+- the divergence and its form (``brackit.divergences``): primal forms use a behavior policy pi_b fitted by
+  maximum likelihood first (``pretrain_steps``), dual forms train a critic c(s, a) against dataset actions,
+  ``dual_steps`` critic steps per update; "none" gives the unregularized offline actor-critic (SAC on the
+  batch);
+- an ensemble of k critics reduced by ``lam * min + (1 - lam) * max``;
+- alpha fixed or tuned by a Lagrangian toward ``target_divergence`` (clipped to [0, alpha_max]);
+- the entropy temperature fixed (0 by default) or tuned toward ``target_entropy``.
+For the first ``warm_start_steps`` the actor minimises only its divergence (and entropy) terms.
+
+Actions are in the unit box [-1, 1]^A throughout; the training loop maps dataset actions into it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from brackit.algos import bc
+from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
+from brackit.errors import ConfigError
+from brackit.nets import CriticEnsemble, DualCritic, GaussianHead, TanhGaussian
+from brackit.ops import bellman_target, ensemble_reduce, gradient_step, lagrange_loss, polyak, value_penalty
+from brackit.types import Transition
+
+PENALTIES = ("value", "policy")
+
+
+@dataclasses.dataclass(frozen=True)
+class BRACConfig:
+    penalty: str = "value"
+    """'value' (BRAC-v: divergence in the Q target and the actor loss) or 'policy' (BRAC-p: actor only)."""
+    divergence: str = "kl"
+    """'kl', 'mmd', 'w' (Wasserstein) or 'none' (unregularized offline actor-critic)."""
+    form: str = "primal"
+    """'primal' (uses a behavior policy fitted first) or 'dual' (trains a critic c(s, a))."""
+    alpha: float | None = None
+    """Divergence weight (initial value when tuned). None: 0.1 for primal, 10.0 for dual (reference)."""
+    tune_alpha: bool = False
+    """Train alpha by a Lagrangian toward ``target_divergence``."""
+    target_divergence: float = 0.0
+    """Divergence level the tuned alpha aims for."""
+    alpha_max: float = 500.0
+    """Alpha is clipped to [0, alpha_max]."""
+    alpha_lr: float = 1e-3
+    alpha_entropy: float = 0.0
+    """Entropy temperature (initial value when tuned)."""
+    tune_entropy: bool = False
+    target_entropy: float | None = None
+    """None: -|A|."""
+    num_critics: int = 2
+    """Size k of the Q ensemble."""
+    ensemble_lam: float = 1.0
+    """Qens = lam * min + (1 - lam) * max; 1.0 is the pure min, 0.75 the 'mixture' of BCQ/BEAR."""
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak rate of the target critics, every step."""
+    batch_size: int = 256
+    critic_lr: float = 1e-3
+    actor_lr: float | None = None
+    """None: 3e-4 for primal, 3e-6 for dual (reference scripts)."""
+    critic_hidden: tuple[int, ...] = (300, 300)
+    actor_hidden: tuple[int, ...] = (200, 200)
+    warm_start_steps: int = 20_000
+    """Steps during which the actor minimises only the divergence (and entropy) terms."""
+    num_divergence_samples: int = 4
+    """Samples per state for primal estimates (n in the paper)."""
+    mmd_kernel: str = "laplacian"
+    mmd_sigma: float = 20.0
+    dual_hidden: tuple[int, ...] = (300, 300)
+    dual_lr: float = 1e-3
+    dual_steps: int = 3
+    """Dual-critic steps per update."""
+    gradient_penalty: float = 5.0
+    """Weight of the one-sided gradient penalty of the Wasserstein critic."""
+    behavior: bc.BCConfig = dataclasses.field(default_factory=bc.BCConfig)
+    """The behavior policy estimate (primal forms)."""
+    behavior_steps: int = 300_000
+    """Maximum-likelihood steps for pi_b before BRAC starts (primal forms; 0 for dual and none)."""
+    eval_samples: int = 10
+    """Candidate actions for max-Q acting."""
+
+    def __post_init__(self) -> None:
+        if self.penalty not in PENALTIES:
+            raise ConfigError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
+        if self.divergence != "none":
+            self.make_divergence()  # raises ConfigError naming the field to change
+        if self.num_critics < 1:
+            raise ConfigError(f"num_critics must be >= 1, got {self.num_critics}")
+        if not 0.0 <= self.ensemble_lam <= 1.0:
+            raise ConfigError(f"ensemble_lam must be in [0, 1], got {self.ensemble_lam}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
+        if self.tune_alpha and self.divergence == "none":
+            raise ConfigError("tune_alpha needs a divergence; set divergence to 'kl', 'mmd' or 'w'")
+        if (self.alpha is not None and self.alpha < 0) or self.alpha_entropy < 0:
+            raise ConfigError("alpha and alpha_entropy must be >= 0")
+        if self.num_divergence_samples < 1 or self.dual_steps < 1 or self.eval_samples < 1:
+            raise ConfigError("num_divergence_samples, dual_steps and eval_samples must be >= 1")
+
+    def make_divergence(self) -> Divergence:
+        params: dict[str, object] = {}
+        if self.divergence == "mmd":
+            params = {"kernel": self.mmd_kernel, "sigma": self.mmd_sigma}
+        elif self.divergence == "w":
+            params = {"penalty_weight": self.gradient_penalty}
+        if self.divergence not in DIVERGENCES:
+            raise ConfigError(f"divergence must be one of {[*DIVERGENCES, 'none']}, got {self.divergence!r}")
+        return make_divergence(self.divergence, self.form, **params)
+
+    @property
+    def regularized(self) -> bool:
+        return self.divergence != "none"
+
+    @property
+    def uses_behavior_policy(self) -> bool:
+        return self.regularized and self.form == "primal"
+
+    @property
+    def uses_dual_critic(self) -> bool:
+        return self.regularized and self.form == "dual"
+
+    @property
+    def initial_alpha(self) -> float:
+        if not self.regularized:
+            return 0.0
+        if self.alpha is not None:
+            return self.alpha
+        return 0.1 if self.form == "primal" else 10.0
+
+    @property
+    def policy_lr(self) -> float:
+        if self.actor_lr is not None:
+            return self.actor_lr
+        return 3e-6 if self.uses_dual_critic else 3e-4
+
+
+@struct.dataclass
+class BRACState:
+    actor_params: dict
+    actor_opt: optax.OptState
+    critic_params: dict
+    critic_target: dict
+    critic_opt: optax.OptState
+    behavior: bc.BCState | None
+    dual_params: dict | None
+    dual_opt: optax.OptState | None
+    alpha: jax.Array
+    """Divergence weight (scalar); a state field so a sweep can vmap over it."""
+    alpha_opt: optax.OptState
+    log_alpha_entropy: jax.Array
+    alpha_entropy_opt: optax.OptState
+    step: jax.Array
+    key: jax.Array
+    action_dim: int = struct.field(pytree_node=False)
+
+
+# ----------------------------------------------------------------------------------------- networks
+
+
+def actor_net(config: BRACConfig, action_dim: int) -> GaussianHead:
+    return GaussianHead(config.actor_hidden, action_dim)
+
+
+def critic_net(config: BRACConfig) -> CriticEnsemble:
+    return CriticEnsemble(config.critic_hidden, config.num_critics)
+
+
+def dual_net(config: BRACConfig) -> DualCritic:
+    return DualCritic(config.dual_hidden)
+
+
+def init(config: BRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BRACState:
+    key, actor_key, critic_key, dual_key, behavior_key = jax.random.split(key, 5)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor_params = actor_net(config, action_dim).init(actor_key, obs)
+    critic_params = critic_net(config).init(critic_key, obs, action)
+    behavior = (
+        bc.init(config.behavior, behavior_key, obs_dim, action_dim) if config.uses_behavior_policy else None
+    )
+    dual_params = dual_net(config).init(dual_key, obs, action) if config.uses_dual_critic else None
+    alpha = jnp.asarray(config.initial_alpha, jnp.float32)
+    log_alpha_entropy = jnp.log(jnp.asarray(max(config.alpha_entropy, 1e-30), jnp.float32))
+    return BRACState(
+        actor_params=actor_params,
+        actor_opt=optax.adam(config.policy_lr).init(actor_params),
+        critic_params=critic_params,
+        critic_target=critic_params,
+        critic_opt=optax.adam(config.critic_lr).init(critic_params),
+        behavior=behavior,
+        dual_params=dual_params,
+        dual_opt=optax.adam(config.dual_lr).init(dual_params) if dual_params is not None else None,
+        alpha=alpha,
+        alpha_opt=optax.adam(config.alpha_lr).init(alpha),
+        log_alpha_entropy=log_alpha_entropy,
+        alpha_entropy_opt=optax.adam(config.alpha_lr).init(log_alpha_entropy),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        action_dim=action_dim,
+    )
+
+
+def policy(config: BRACConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
+    return actor_net(config, action_dim).apply(actor_params, obs)
+
+
+# ----------------------------------------------------------------------------------------- divergence
+
+
+def divergence_at(
+    config: BRACConfig,
+    state: BRACState,
+    actor_params: dict,
+    dual_params: dict | None,
+    obs: jax.Array,
+    behavior_action: jax.Array,
+    key: jax.Array,
+) -> jax.Array:
+    """D(pi(.|s), pi_b(.|s)) per state [B], differentiable in ``actor_params`` (and ``dual_params``).
+
+    Primal: n samples of pi and of the fitted pi_b. Dual: one sample of pi against the dataset action
+    ``behavior_action`` [B, A] (the action at s, or the dataset's next action at s').
+    """
+    divergence = config.make_divergence()
+    pi = policy(config, actor_params, obs, state.action_dim)
+    policy_key, behavior_key = jax.random.split(key)
+    if config.form == "primal":
+        n = config.num_divergence_samples
+        actions, raw, log_prob = pi.sample_and_log_prob(policy_key, n)
+        pi_b = bc.distribution(config.behavior, state.behavior.params, obs, state.action_dim)
+        pi_b = jax.tree.map(jax.lax.stop_gradient, pi_b)
+        behavior_raw = pi_b.sample_raw(behavior_key, n)
+        inputs = PrimalInputs(
+            policy_actions=actions,
+            policy_raw=raw,
+            policy_log_prob=log_prob,
+            behavior_log_prob=pi_b.log_prob_raw(raw),
+            behavior_actions=jnp.tanh(behavior_raw),
+            behavior_raw=behavior_raw,
+        )
+        return divergence.primal(inputs)
+    critic = dual_net(config)
+    policy_action = jnp.tanh(pi.sample_raw(policy_key))
+    return divergence.dual(
+        critic.apply(dual_params, obs, policy_action), critic.apply(dual_params, obs, behavior_action)
+    )
+
+
+def dual_loss(
+    dual_params: dict, config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """The dual critic maximises the dual estimate minus its penalty: loss = -mean(estimate) + penalty."""
+    divergence = config.make_divergence()
+    critic = dual_net(config)
+    policy_key, penalty_key = jax.random.split(key)
+    pi = policy(config, state.actor_params, batch.obs, state.action_dim)
+    policy_action = jax.lax.stop_gradient(jnp.tanh(pi.sample_raw(policy_key)))
+    estimate = divergence.dual(
+        critic.apply(dual_params, batch.obs, policy_action),
+        critic.apply(dual_params, batch.obs, batch.action),
+    )
+    penalty = divergence.critic_penalty(
+        lambda o, a: critic.apply(dual_params, o, a), penalty_key, batch.obs, policy_action, batch.action
+    )
+    loss = -jnp.mean(estimate) + penalty
+    return loss, {"loss": loss, "estimate": jnp.mean(estimate), "penalty": penalty}
+
+
+# ----------------------------------------------------------------------------------------- losses
+
+
+def critic_loss(
+    critic_params: dict, config: BRACConfig, batch: Transition, target: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
+    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
+    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
+    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+
+
+def critic_target(
+    config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
+) -> tuple[jax.Array, dict]:
+    """y = r + gamma * discount * (Qens'(s', a') - alpha_ent log pi(a'|s') [- alpha D(s')]), a' ~ pi(.|s')."""
+    action_key, divergence_key = jax.random.split(key)
+    pi = policy(config, state.actor_params, batch.next_obs, state.action_dim)
+    next_action, _, next_log_prob = pi.sample_and_log_prob(action_key)
+    next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_action)
+    next_value = (
+        ensemble_reduce(next_q, config.ensemble_lam) - jnp.exp(state.log_alpha_entropy) * next_log_prob
+    )
+    metrics = {}
+    if config.penalty == "value" and config.regularized:
+        next_divergence = divergence_at(
+            config,
+            state,
+            state.actor_params,
+            state.dual_params,
+            batch.next_obs,
+            batch.next_action,
+            divergence_key,
+        )
+        next_value = value_penalty(next_value, state.alpha, next_divergence)
+        metrics["next_divergence"] = jnp.mean(next_divergence)
+    return bellman_target(batch.reward, batch.discount, config.gamma, next_value), metrics
+
+
+def actor_loss(
+    actor_params: dict, config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """mean(alpha_ent log pi(a|s) + alpha D(s) - Qens(s, a)), a ~ pi; no Q term during warm start."""
+    action_key, divergence_key = jax.random.split(key)
+    pi = policy(config, actor_params, batch.obs, state.action_dim)
+    action, _, log_prob = pi.sample_and_log_prob(action_key)
+    q = ensemble_reduce(critic_net(config).apply(state.critic_params, batch.obs, action), config.ensemble_lam)
+    if config.regularized:
+        divergence = divergence_at(
+            config, state, actor_params, state.dual_params, batch.obs, batch.action, divergence_key
+        )
+    else:
+        divergence = jnp.zeros_like(q)
+    q_weight = jnp.where(state.step < config.warm_start_steps, 0.0, 1.0)
+    alpha_entropy = jnp.exp(state.log_alpha_entropy)
+    loss = jnp.mean(alpha_entropy * log_prob + state.alpha * divergence - q_weight * q)
+    metrics = {
+        "loss": loss,
+        "q": jnp.mean(q),
+        "divergence": jnp.mean(divergence),
+        "entropy": -jnp.mean(log_prob),
+    }
+    return loss, metrics
+
+
+# ----------------------------------------------------------------------------------------- update
+
+
+def pretrain_steps(config: BRACConfig) -> int:
+    """Maximum-likelihood steps of the behavior policy before BRAC's own updates."""
+    return config.behavior_steps if config.uses_behavior_policy else 0
+
+
+def pretrain_update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRACState, dict]:
+    behavior, metrics = bc.update(config.behavior, state.behavior, batch)
+    return state.replace(behavior=behavior), metrics
+
+
+def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRACState, dict[str, jax.Array]]:
+    """One BRAC update: dual critic (dual forms), critics, actor, alpha, entropy temperature, targets."""
+    key, dual_key, target_key, actor_key = jax.random.split(state.key, 4)
+    metrics: dict[str, jax.Array] = {}
+
+    if config.uses_dual_critic:
+        optimizer = optax.adam(config.dual_lr)
+
+        def dual_step(carry, step_key):
+            params, opt_state = carry
+            params, opt_state, step_metrics = gradient_step(
+                dual_loss, params, opt_state, optimizer, config, state, batch, step_key
+            )
+            return (params, opt_state), step_metrics
+
+        (dual_params, dual_opt), dual_metrics = jax.lax.scan(
+            dual_step, (state.dual_params, state.dual_opt), jax.random.split(dual_key, config.dual_steps)
+        )
+        state = state.replace(dual_params=dual_params, dual_opt=dual_opt)
+        metrics.update({f"dual/{k}": v[-1] for k, v in dual_metrics.items()})
+
+    target, target_metrics = critic_target(config, state, batch, target_key)
+    critic_params, critic_opt, critic_metrics = gradient_step(
+        critic_loss,
+        state.critic_params,
+        state.critic_opt,
+        optax.adam(config.critic_lr),
+        config,
+        batch,
+        target,
+    )
+    metrics.update({f"critic/{k}": v for k, v in {**critic_metrics, **target_metrics}.items()})
+
+    actor_params, actor_opt, actor_metrics = gradient_step(
+        actor_loss,
+        state.actor_params,
+        state.actor_opt,
+        optax.adam(config.policy_lr),
+        config,
+        state,
+        batch,
+        actor_key,
+    )
+    metrics.update({f"actor/{k}": v for k, v in actor_metrics.items()})
+
+    alpha, alpha_opt = state.alpha, state.alpha_opt
+    if config.tune_alpha:
+        grad = jax.grad(lagrange_loss)(alpha, actor_metrics["divergence"], config.target_divergence)
+        updates, alpha_opt = optax.adam(config.alpha_lr).update(grad, alpha_opt, alpha)
+        alpha = jnp.clip(optax.apply_updates(alpha, updates), 0.0, config.alpha_max)
+
+    log_alpha_entropy, alpha_entropy_opt = state.log_alpha_entropy, state.alpha_entropy_opt
+    if config.tune_entropy:
+        target_entropy = -state.action_dim if config.target_entropy is None else config.target_entropy
+        # raise the temperature while the entropy is below its target
+        grad = jax.grad(lagrange_loss)(log_alpha_entropy, -actor_metrics["entropy"], -target_entropy)
+        updates, alpha_entropy_opt = optax.adam(config.alpha_lr).update(
+            grad, alpha_entropy_opt, log_alpha_entropy
+        )
+        log_alpha_entropy = optax.apply_updates(log_alpha_entropy, updates)
+
+    metrics["alpha/value"] = alpha
+    metrics["alpha_entropy/value"] = jnp.exp(log_alpha_entropy)
+    state = state.replace(
+        actor_params=actor_params,
+        actor_opt=actor_opt,
+        critic_params=critic_params,
+        critic_target=polyak(state.critic_target, critic_params, config.tau),
+        critic_opt=critic_opt,
+        alpha=alpha,
+        alpha_opt=alpha_opt,
+        log_alpha_entropy=log_alpha_entropy,
+        alpha_entropy_opt=alpha_entropy_opt,
+        step=state.step + 1,
+        key=key,
+    )
+    return state, metrics
+
+
+def act(
+    config: BRACConfig, state: BRACState, obs: jax.Array, key: jax.Array, mode: str = "mode"
+) -> jax.Array:
+    """Unit-box actions [B, A]. ``mode``: 'mode' (tanh of the mean), 'sample', or 'max_q' (the best of
+    ``eval_samples`` policy samples under the critic ensemble)."""
+    pi = policy(config, state.actor_params, obs, state.action_dim)
+    if mode == "mode":
+        return pi.mode()
+    if mode == "sample":
+        return jnp.tanh(pi.sample_raw(key))
+    if mode != "max_q":
+        raise ConfigError(f"act mode must be 'mode', 'sample' or 'max_q', got {mode!r}")
+    candidates = jnp.tanh(pi.sample_raw(key, config.eval_samples))  # [N, B, A]
+    q = jax.vmap(lambda a: critic_net(config).apply(state.critic_params, obs, a))(candidates)  # [N, E, B]
+    best = jnp.argmax(ensemble_reduce(jnp.swapaxes(q, 0, 1), config.ensemble_lam), axis=0)  # [B]
+    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -1,0 +1,214 @@
+"""Divergences between the learned policy pi and the behavior policy pi_b, in primal and dual forms.
+
+Wu, Tucker & Nachum (2019), "Behavior Regularized Offline Reinforcement Learning", section 3.2:
+- kernel MMD (primal, from samples of both policies; Laplacian or Gaussian kernel);
+- KL: primal (samples of pi, log-probs under pi and pi_b), or dual (the f-divergence dual with a learned
+  critic c(s, a): E_pi[1 + log softplus(c)] - E_b[softplus(c)], tight at softplus(c) = pi / pi_b);
+- Wasserstein-1: dual only, E_pi[c] - E_b[c] with c kept 1-Lipschitz in the action by a one-sided
+  gradient penalty on interpolates (Gulrajani et al. 2017).
+
+All divergences share one interface and are looked up by name (``make_divergence``); asking for a form a
+divergence lacks is a ``ConfigError`` raised when the config is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import ClassVar
+
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+from brackit.errors import ConfigError
+
+FORMS = ("primal", "dual")
+
+
+@struct.dataclass
+class PrimalInputs:
+    """Everything a primal estimate may use, per state. XLA drops what a divergence does not read.
+
+    policy_actions / policy_raw: N samples of pi (squashed / pre-tanh) [N, B, A];
+    policy_log_prob: log pi(a_n | s) [N, B]; behavior_log_prob: log pi_b(a_n | s) at the same samples [N, B];
+    behavior_actions / behavior_raw: M samples of pi_b [M, B, A].
+    """
+
+    policy_actions: jax.Array
+    policy_raw: jax.Array
+    policy_log_prob: jax.Array
+    behavior_log_prob: jax.Array
+    behavior_actions: jax.Array
+    behavior_raw: jax.Array
+
+
+def laplacian_kernel(x: jax.Array, y: jax.Array, sigma: float) -> jax.Array:
+    """exp(-sum_a |x - y| / sigma) for every pair: x [N, B, A], y [M, B, A] -> [N, M, B]."""
+    return jnp.exp(-jnp.sum(jnp.abs(x[:, None] - y[None, :]), axis=-1) / sigma)
+
+
+def gaussian_kernel(x: jax.Array, y: jax.Array, sigma: float) -> jax.Array:
+    """exp(-sum_a (x - y)^2 / (2 sigma)) for every pair: x [N, B, A], y [M, B, A] -> [N, M, B]."""
+    return jnp.exp(-jnp.sum((x[:, None] - y[None, :]) ** 2, axis=-1) / (2.0 * sigma))
+
+
+KERNELS: dict[str, Callable[[jax.Array, jax.Array, float], jax.Array]] = {
+    "laplacian": laplacian_kernel,
+    "gaussian": gaussian_kernel,
+}
+
+
+def mmd_squared(x: jax.Array, y: jax.Array, kernel: str = "laplacian", sigma: float = 20.0) -> jax.Array:
+    """Biased (V-statistic) squared MMD per state: x [N, B, A], y [M, B, A] -> [B].
+
+    mean k(x, x') + mean k(y, y') - 2 mean k(x, y); zero when the sample sets are equal.
+    """
+    k = KERNELS[kernel]
+    return (
+        jnp.mean(k(x, x, sigma), axis=(0, 1))
+        + jnp.mean(k(y, y, sigma), axis=(0, 1))
+        - 2.0 * jnp.mean(k(x, y, sigma), axis=(0, 1))
+    )
+
+
+def kl_dual_estimate(c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
+    """Per-state KL(pi || pi_b) dual value: 1 + log(softplus(c(s, a_pi)) + 1e-8) - softplus(c(s, a_b))."""
+    return 1.0 + jnp.log(jax.nn.softplus(c_policy) + 1e-8) - jax.nn.softplus(c_behavior)
+
+
+def wasserstein_dual_estimate(c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
+    """Per-state W1 dual value: c(s, a_pi) - c(s, a_b)."""
+    return c_policy - c_behavior
+
+
+def gradient_penalty(
+    critic: Callable[[jax.Array, jax.Array], jax.Array],
+    key: jax.Array,
+    obs: jax.Array,
+    policy_action: jax.Array,
+    behavior_action: jax.Array,
+) -> jax.Array:
+    """One-sided penalty mean(max(||grad_a c(s, a~)|| - 1, 0)^2) at a~ = a_pi + u (a_b - a_pi)."""
+    u = jax.random.uniform(key, (*policy_action.shape[:-1], 1))
+    interpolate = policy_action + u * (behavior_action - policy_action)
+    grad = jax.grad(lambda a: jnp.sum(critic(obs, a)))(interpolate)
+    norm = jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-12)
+    return jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Divergence:
+    """Base class: a divergence with the forms it supports. Subclasses are frozen dataclasses."""
+
+    name: ClassVar[str]
+    forms: ClassVar[tuple[str, ...]]
+    form: str = "primal"
+
+    def __post_init__(self) -> None:
+        if self.form not in FORMS:
+            raise ConfigError(f"divergence form must be one of {FORMS}, got {self.form!r}")
+        if self.form not in self.forms:
+            others = [n for n, cls in DIVERGENCES.items() if self.form in cls.forms]
+            raise ConfigError(
+                f"divergence {self.name!r} has no {self.form} form (it supports {list(self.forms)}); "
+                f"set form to one of {list(self.forms)} or choose a divergence with a {self.form} form: {others}"
+            )
+
+    # Primal: per-state estimate [B] from samples and log-probs.
+    def primal(self, inputs: PrimalInputs) -> jax.Array:
+        raise NotImplementedError
+
+    # Dual: per-state value [B] of the dual objective (maximised over the critic) ...
+    def dual(self, c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
+        raise NotImplementedError
+
+    # ... and the critic's regulariser (added to the critic's loss).
+    def critic_penalty(
+        self,
+        critic: Callable[[jax.Array, jax.Array], jax.Array],
+        key: jax.Array,
+        obs: jax.Array,
+        policy_action: jax.Array,
+        behavior_action: jax.Array,
+    ) -> jax.Array:
+        return jnp.zeros(())
+
+    @property
+    def needs_behavior_policy(self) -> bool:
+        """Primal forms need a trained behavior policy; dual forms use dataset actions."""
+        return self.form == "primal"
+
+
+@dataclasses.dataclass(frozen=True)
+class MMD(Divergence):
+    """Kernel MMD. BRAC: Laplacian, sigma 20, on squashed actions, no square root.
+    BEAR: on pre-tanh samples (``on_raw``), ``sqrt(mmd2 + 1e-6)``; BEAR's Laplacian divides the L1
+    distance by 2 sigma, i.e. this kernel with ``sigma = 2 * sigma_bear``."""
+
+    name: ClassVar[str] = "mmd"
+    forms: ClassVar[tuple[str, ...]] = ("primal",)
+    kernel: str = "laplacian"
+    sigma: float = 20.0
+    use_sqrt: bool = False
+    on_raw: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.kernel not in KERNELS:
+            raise ConfigError(f"mmd kernel must be one of {list(KERNELS)}, got {self.kernel!r}")
+        if self.sigma <= 0:
+            raise ConfigError(f"mmd sigma must be > 0, got {self.sigma}")
+
+    def primal(self, inputs: PrimalInputs) -> jax.Array:
+        if self.on_raw:
+            x, y = inputs.policy_raw, inputs.behavior_raw
+        else:
+            x, y = inputs.policy_actions, inputs.behavior_actions
+        value = mmd_squared(x, y, self.kernel, self.sigma)
+        return jnp.sqrt(value + 1e-6) if self.use_sqrt else value
+
+
+@dataclasses.dataclass(frozen=True)
+class KL(Divergence):
+    """KL(pi || pi_b): primal mean_n(log pi(a_n) - log pi_b(a_n)), a_n ~ pi; or the f-divergence dual."""
+
+    name: ClassVar[str] = "kl"
+    forms: ClassVar[tuple[str, ...]] = ("primal", "dual")
+
+    def primal(self, inputs: PrimalInputs) -> jax.Array:
+        return jnp.mean(inputs.policy_log_prob - inputs.behavior_log_prob, axis=0)
+
+    def dual(self, c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
+        return kl_dual_estimate(c_policy, c_behavior)
+
+
+@dataclasses.dataclass(frozen=True)
+class Wasserstein(Divergence):
+    """Wasserstein-1 in the dual (Kantorovich-Rubinstein) form with a one-sided gradient penalty."""
+
+    name: ClassVar[str] = "w"
+    forms: ClassVar[tuple[str, ...]] = ("dual",)
+    form: str = "dual"
+    penalty_weight: float = 5.0
+
+    def dual(self, c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
+        return wasserstein_dual_estimate(c_policy, c_behavior)
+
+    def critic_penalty(self, critic, key, obs, policy_action, behavior_action) -> jax.Array:
+        return self.penalty_weight * gradient_penalty(critic, key, obs, policy_action, behavior_action)
+
+
+DIVERGENCES: dict[str, type[Divergence]] = {"mmd": MMD, "kl": KL, "w": Wasserstein}
+
+
+def make_divergence(name: str, form: str, **params: object) -> Divergence:
+    """Looks up a divergence by name and builds it; unknown names, forms or parameters are ConfigErrors."""
+    if name not in DIVERGENCES:
+        raise ConfigError(f"unknown divergence {name!r}; choose one of {list(DIVERGENCES)}")
+    cls = DIVERGENCES[name]
+    valid = {f.name for f in dataclasses.fields(cls)} - {"form"}
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise ConfigError(f"divergence {name!r} has no parameter {unknown[0]!r}; valid: {sorted(valid)}")
+    return cls(form=form, **params)

@@ -1,0 +1,157 @@
+"""Networks (flax.linen) and the tanh-squashed Gaussian distribution used by every algorithm.
+
+Shapes: obs [B, O], action [B, A]; a critic ensemble returns q [E, B]; ``N`` is samples per state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+LOG_2 = 0.6931471805599453
+
+
+class MLP(nn.Module):
+    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC's critics)."""
+
+    hidden: Sequence[int]
+    out_dim: int
+    layer_norm: bool = False
+    final_scale: float = 1.0  # scale of the last layer's init (small for policy heads)
+
+    @nn.compact
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for width in self.hidden:
+            x = nn.Dense(width)(x)
+            if self.layer_norm:
+                x = nn.LayerNorm()(x)
+            x = nn.relu(x)
+        init = nn.initializers.variance_scaling(self.final_scale, "fan_avg", "uniform")
+        return nn.Dense(self.out_dim, kernel_init=init)(x)
+
+
+class Critic(nn.Module):
+    """Q(s, a) -> [B]."""
+
+    hidden: Sequence[int]
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1, self.layer_norm)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+
+
+class CriticEnsemble(nn.Module):
+    """``num_critics`` independent critics as one vmapped module: q [E, ...batch]."""
+
+    hidden: Sequence[int]
+    num_critics: int = 2
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        ensemble = nn.vmap(
+            Critic,
+            variable_axes={"params": 0},
+            split_rngs={"params": True},
+            in_axes=None,
+            out_axes=0,
+            axis_size=self.num_critics,
+        )
+        return ensemble(self.hidden, self.layer_norm)(obs, action)
+
+
+class DualCritic(nn.Module):
+    """The critic c(s, a) -> [B] of a dual divergence estimate."""
+
+    hidden: Sequence[int]
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        return MLP(self.hidden, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+
+
+class GaussianHead(nn.Module):
+    """Maps obs [B, O] to the pre-tanh Gaussian (mean [B, A], log_std [B, A]), log_std clipped."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    log_std_min: float = -5.0
+    log_std_max: float = 0.0
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> TanhGaussian:
+        out = MLP(self.hidden, 2 * self.action_dim)(obs)
+        mean, log_std = jnp.split(out, 2, axis=-1)
+        return TanhGaussian(mean, jnp.clip(log_std, self.log_std_min, self.log_std_max))
+
+
+class DeterministicActor(nn.Module):
+    """TD3-style actor: tanh(f(s)) in [-1, 1]^A (scaled to the bounds by the caller)."""
+
+    hidden: Sequence[int]
+    action_dim: int
+    layer_norm: bool = False
+
+    @nn.compact
+    def __call__(self, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(MLP(self.hidden, self.action_dim, self.layer_norm)(obs))
+
+
+@struct.dataclass
+class TanhGaussian:
+    """Distribution of ``a = tanh(u)``, ``u ~ N(mean, exp(log_std)^2)`` on [-1, 1]^A (unit box).
+
+    Actions in the environment's bounds are ``low + (a + 1) / 2 * (high - low)``: an affine map whose
+    constant log-determinant cancels in every divergence and policy gradient, so it is left out.
+    """
+
+    mean: jax.Array
+    log_std: jax.Array
+
+    def sample_raw(self, key: jax.Array, num: int | None = None) -> jax.Array:
+        """Pre-tanh samples u: [B, A], or [N, B, A] when ``num`` is given."""
+        shape = self.mean.shape if num is None else (num, *self.mean.shape)
+        return self.mean + jnp.exp(self.log_std) * jax.random.normal(key, shape, self.mean.dtype)
+
+    def log_prob_raw(self, raw: jax.Array) -> jax.Array:
+        """log-density of ``tanh(raw)`` given the pre-tanh value ``raw`` [..., B, A] -> [..., B].
+
+        Uses log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), exact and stable for large |u|.
+        """
+        z = (raw - self.mean) * jnp.exp(-self.log_std)
+        gaussian = -0.5 * z**2 - self.log_std - 0.5 * jnp.log(2 * jnp.pi)
+        log_det = 2.0 * (LOG_2 - raw - jax.nn.softplus(-2.0 * raw))
+        return jnp.sum(gaussian - log_det, axis=-1)
+
+    def log_prob(self, action: jax.Array, eps: float = 1e-3) -> jax.Array:
+        """log-density of a unit-box action; clipped to within ``eps`` of the bounds first."""
+        return self.log_prob_raw(jnp.arctanh(jnp.clip(action, -1.0 + eps, 1.0 - eps)))
+
+    def sample_and_log_prob(
+        self, key: jax.Array, num: int | None = None
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """(actions, pre-tanh samples, log-probs): [(N,) B, A], [(N,) B, A], [(N,) B]."""
+        raw = self.sample_raw(key, num)
+        return jnp.tanh(raw), raw, self.log_prob_raw(raw)
+
+    def mode(self) -> jax.Array:
+        return jnp.tanh(self.mean)
+
+    def entropy_estimate(self, key: jax.Array) -> jax.Array:
+        """One-sample estimate of the entropy: [B]."""
+        return -self.log_prob_raw(self.sample_raw(key))
+
+
+def scale_action(unit_action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """Unit box [-1, 1] -> [low, high]."""
+    return low + (unit_action + 1.0) * 0.5 * (high - low)
+
+
+def unscale_action(action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
+    """[low, high] -> unit box [-1, 1]."""
+    return 2.0 * (action - low) / (high - low) - 1.0

@@ -1,0 +1,61 @@
+"""Pure math shared by the offline algorithms: ensemble reduction, Bellman targets, penalties,
+Lagrange multipliers, Polyak averaging and one optimizer step."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+def ensemble_reduce(q: jax.Array, lam: float) -> jax.Array:
+    """``lam * min_i q_i + (1 - lam) * max_i q_i`` over the ensemble axis 0: q [E, ...] -> [...].
+
+    lam = 1 is the pure min (BRAC); 0.75 is the soft clipped double-Q of BCQ and BEAR.
+    """
+    if lam == 1.0:
+        return jnp.min(q, axis=0)
+    return lam * jnp.min(q, axis=0) + (1.0 - lam) * jnp.max(q, axis=0)
+
+
+def bellman_target(reward: jax.Array, discount: jax.Array, gamma: float, next_value: jax.Array) -> jax.Array:
+    """y = r + gamma * discount * V(s'), with ``discount`` the continuation mask [B]; no gradient."""
+    return jax.lax.stop_gradient(reward + gamma * discount * next_value)
+
+
+def value_penalty(next_value: jax.Array, alpha: jax.Array, divergence: jax.Array) -> jax.Array:
+    """BRAC-v: the target's next value loses ``alpha * D(pi(.|s'), pi_b(.|s'))`` [B]."""
+    return next_value - alpha * divergence
+
+
+def lagrange_loss(multiplier: jax.Array, constraint_value: jax.Array, target: float) -> jax.Array:
+    """Loss whose descent raises the multiplier while the constraint ``value <= target`` is violated:
+    ``-multiplier * mean(value - target)`` (the constraint value is not differentiated)."""
+    return -multiplier * jnp.mean(jax.lax.stop_gradient(constraint_value) - target)
+
+
+def polyak(target: Any, online: Any, tau: float) -> Any:
+    """target <- (1 - tau) target + tau online, leaf by leaf."""
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def global_norm(tree: Any) -> jax.Array:
+    return optax.global_norm(tree)
+
+
+def gradient_step(
+    loss_fn: Callable[..., tuple[jax.Array, dict[str, jax.Array]]],
+    params: Any,
+    opt_state: Any,
+    optimizer: optax.GradientTransformation,
+    *args: Any,
+) -> tuple[Any, Any, dict[str, jax.Array]]:
+    """One optimizer step on ``loss_fn(params, *args) -> (loss, metrics)``; returns new params, state and
+    the metrics (with the gradient norm under ``grad_norm``)."""
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, *args)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, opt_state, {**metrics, "grad_norm": global_norm(grads)}
