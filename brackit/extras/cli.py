@@ -5,3 +5,8 @@ import typer
 app = typer.Typer(help="Companion papers ported to JAX.", no_args_is_help=True)
 
 # Each experiment module exposes ``app`` (a typer.Typer); add one line per module below.
+
+from brackit.extras import fedavg_cli, iht_cli  # noqa: E402
+
+app.add_typer(iht_cli.app, name="iht")
+app.add_typer(fedavg_cli.app, name="fedavg")
