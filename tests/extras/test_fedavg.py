@@ -112,3 +112,16 @@ def test_cnn_forward_shape() -> None:
     model = fedavg.CNN(widths=(2, 4, 8))
     params = model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))
     assert model.apply(params, jnp.zeros((3, 28, 28, 1))).shape == (3, 10)
+
+
+def test_cli_table_tiny(tmp_path) -> None:
+    from brackit.cli import main
+
+    args = ["extras", "fedavg", "table", "--budget", "tiny", "--out", str(tmp_path), "--target", "0.05"]
+    assert main(args) == 0
+    report = (tmp_path / "extras_fedavg_2nn.md").read_text()
+    assert "| FedSGD | 1 |" in report and "FedAvg E=1 B=10" in report
+    assert (tmp_path / "extras_fedavg_2nn.png").stat().st_size > 1000
+    assert (
+        main(["extras", "fedavg", "table", "--budget", "tiny", "--target", "2", "--out", str(tmp_path)]) == 2
+    )

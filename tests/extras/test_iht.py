@@ -120,3 +120,16 @@ def test_defense_pipeline_runs() -> None:
     assert 0.0 <= metrics["clean/projection_accuracy"] <= 1.0
     with pytest.raises(ConfigError, match="unknown"):
         iht.DefenseConfig(attacks=("cw",))
+
+
+def test_cli_recovery_and_defense_tiny(tmp_path) -> None:
+    from brackit.cli import main
+
+    assert main(["extras", "iht", "recovery", "--budget", "tiny", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "extras_iht_recovery.md").read_text()
+    assert "| 1 | 1.00 |" in report and "git commit" in report
+    assert (tmp_path / "extras_iht_recovery.png").stat().st_size > 1000
+    assert main(["extras", "iht", "defense", "--budget", "tiny", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "extras_iht_defense.md").read_text()
+    assert "| none | 0 |" in report and "| jsma | 5 |" in report
+    assert main(["extras", "iht", "recovery", "--budget", "huge", "--out", str(tmp_path)]) == 2
