@@ -19,6 +19,7 @@ Everything that trains is a pure function of an explicit state; one jitted call 
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -218,6 +219,12 @@ class FitConfig:
     """Give up after this many steps (a run that has not fitted reports ``steps_to_fit = -1``)."""
     eval_block: int = 1000
     """Images per block when measuring errors on a whole set (bounds memory for the CNN)."""
+    unroll: bool = False
+    """Unroll the chunk's ``lax.scan`` completely. XLA on CPU runs convolution gradients about 10x slower
+    inside a loop body than outside one, so the CNN uses short unrolled chunks (longer compile)."""
+    vmap_runs: bool = True
+    """Train the runs side by side with ``jax.vmap``; if False, one after the other with the same compiled
+    chunk (on CPU, vmapping a convolution over parameters becomes a slow grouped convolution)."""
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -296,7 +303,7 @@ def make_fit(config: FitConfig, num_classes: int, image_shape: tuple[int, ...]):
 
     def chunk(state: FitState, x: jax.Array, y: jax.Array, x_test: jax.Array, y_test: jax.Array):
         state, metrics = jax.lax.scan(
-            lambda s, _: update_step(s, x, y), state, None, length=config.chunk_steps
+            lambda s, _: update_step(s, x, y), state, None, length=config.chunk_steps, unroll=config.unroll
         )
         metrics = {"train/loss": metrics["train/loss"]}
         metrics["train/error"] = error_rate(network.apply, state.params, x, y, config.eval_block)
@@ -330,51 +337,83 @@ def fit_to_zero(
     num_classes: int,
     stop_when_fitted: bool = True,
 ) -> FitResult:
-    """Train ``R`` runs side by side until every run has zero training error (or ``max_steps``).
+    """Train ``R`` runs until every run has zero training error (or ``config.max_steps``).
 
     x_train: [R, N, H, W, C], y_train: [R, N], x_test: [R, M, H, W, C], y_test: [R, M], keys: [R].
-    One jitted, vmapped call per chunk; the Python loop only decides when to stop.
+    One jitted call per chunk, vmapped over the runs (or, with ``vmap_runs=False``, the same compiled
+    chunk called run by run); the Python loop only decides when to stop.
     """
-    import time
-
     runs = keys.shape[0]
     for name, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
         if array.shape[0] != runs:
             raise ConfigError(f"{name} has {array.shape[0]} runs on its leading axis, keys has {runs}")
     init, chunk = make_fit(config, num_classes, tuple(x_train.shape[2:]))
-    chunk = jax.jit(jax.vmap(chunk))
-    state = jax.jit(jax.vmap(init))(keys)
-    x_train, y_train = jnp.asarray(x_train, jnp.float32), jnp.asarray(y_train, jnp.int32)
-    x_test, y_test = jnp.asarray(x_test, jnp.float32), jnp.asarray(y_test, jnp.int32)
-    losses, train_errors, test_errors, ends = [], [], [], []
     start = time.perf_counter()
-    done = 0
-    while done < config.max_steps:
-        state, metrics = chunk(state, x_train, y_train, x_test, y_test)
-        done += config.chunk_steps
-        losses.append(np.asarray(metrics["train/loss"]))
-        train_errors.append(np.asarray(metrics["train/error"]))
-        test_errors.append(np.asarray(metrics["test/error"]))
-        ends.append(done)
-        fitted = (np.stack(train_errors, 1) == 0).any(1)
-        if stop_when_fitted and fitted.all():
-            break
+    if config.vmap_runs:
+        data = [jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test), jnp.asarray(y_test)]
+        histories = [
+            _train_runs(
+                config, jax.jit(jax.vmap(init)), jax.jit(jax.vmap(chunk)), keys, data, stop_when_fitted
+            )
+        ]
+    else:
+        init, chunk = jax.jit(init), jax.jit(chunk)
+        histories = []
+        for run in range(runs):
+            data = [jnp.asarray(a[run]) for a in (x_train, y_train, x_test, y_test)]
+            histories.append(_train_runs(config, init, chunk, keys[run], data, stop_when_fitted))
+        # Runs may stop at different chunks: pad each run's curves with its last value.
+        length = max(len(h["ends"]) for h in histories)
+        for h in histories:
+            pad = length - len(h["ends"])
+            for name, width in (
+                ("loss", pad * config.chunk_steps),
+                ("train_error", pad),
+                ("test_error", pad),
+            ):
+                h[name] = np.concatenate([h[name], np.repeat(h[name][:, -1:], width, axis=1)], axis=1)
+            h["ends"] = np.arange(1, length + 1) * config.chunk_steps
     seconds = time.perf_counter() - start
-    train_error, test_error = np.stack(train_errors, 1), np.stack(test_errors, 1)
-    ends = np.asarray(ends)
+    ends = histories[0]["ends"]
+    loss = np.concatenate([h["loss"] for h in histories], 0)
+    train_error = np.concatenate([h["train_error"] for h in histories], 0)
+    test_error = np.concatenate([h["test_error"] for h in histories], 0)
     zero = train_error == 0
     first = np.where(zero.any(1), zero.argmax(1), len(ends) - 1)
-    steps_to_fit = np.where(zero.any(1), ends[first], -1)
     return FitResult(
-        steps=np.arange(1, done + 1),
-        loss=np.concatenate(losses, 1),
+        steps=np.arange(1, loss.shape[1] + 1),
+        loss=loss,
         chunk_steps=ends,
         train_error=train_error,
         test_error=test_error,
-        steps_to_fit=steps_to_fit,
+        steps_to_fit=np.where(zero.any(1), ends[first], -1),
         test_error_at_fit=test_error[np.arange(runs), first],
         seconds=seconds,
     )
+
+
+def _train_runs(
+    config: FitConfig, init: Callable, chunk: Callable, keys: jax.Array, data: list, stop_when_fitted: bool
+) -> dict[str, np.ndarray]:
+    """Chunks until all runs in ``state`` fitted; curves with a leading run axis (added if single)."""
+    state = init(keys)
+    losses, train_errors, test_errors, ends = [], [], [], []
+    done = 0
+    while done < config.max_steps:
+        state, metrics = chunk(state, *data)
+        done += config.chunk_steps
+        losses.append(np.atleast_2d(np.asarray(metrics["train/loss"])))
+        train_errors.append(np.atleast_1d(np.asarray(metrics["train/error"])))
+        test_errors.append(np.atleast_1d(np.asarray(metrics["test/error"])))
+        ends.append(done)
+        if stop_when_fitted and (np.stack(train_errors, 1) == 0).any(1).all():
+            break
+    return {
+        "loss": np.concatenate(losses, 1),
+        "train_error": np.stack(train_errors, 1),
+        "test_error": np.stack(test_errors, 1),
+        "ends": np.asarray(ends),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------

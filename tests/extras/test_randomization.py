@@ -134,3 +134,23 @@ def test_fit_to_zero_vmaps_runs_and_fits_a_tiny_problem():
     assert np.all(np.isfinite(result.loss))
     # The test subset is part of the train set here, so it is fitted too.
     np.testing.assert_array_equal(result.test_error_at_fit, 0.0)
+
+
+def test_fit_to_zero_run_by_run_matches_the_vmapped_curves_shape():
+    rng = np.random.default_rng(1)
+    x = rng.random((2, 32, 6, 6, 1)).astype(np.float32)
+    y = rng.integers(0, 3, (2, 32)).astype(np.int32)
+    config = rz.FitConfig(
+        architecture="cnn",
+        learning_rate=0.05,
+        batch_size=16,
+        chunk_steps=5,
+        max_steps=400,
+        unroll=True,
+        vmap_runs=False,
+    )
+    result = rz.fit_to_zero(config, x, y, x, y, jax.random.split(jax.random.key(0), 2), 3)
+    assert result.train_error.shape == (2, len(result.chunk_steps))
+    assert result.loss.shape == (2, result.chunk_steps[-1])
+    assert np.all(result.steps_to_fit > 0) and np.all(result.steps_to_fit <= result.chunk_steps[-1])
+    np.testing.assert_array_equal(result.train_error[np.arange(2), result.steps_to_fit // 5 - 1], 0.0)
