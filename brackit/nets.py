@@ -155,3 +155,85 @@ def scale_action(unit_action: jax.Array, low: jax.Array, high: jax.Array) -> jax
 def unscale_action(action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
     """[low, high] -> unit box [-1, 1]."""
     return 2.0 * (action - low) / (high - low) - 1.0
+
+
+# ------------------------------------------------------------------ behavior models and perturbation (BCQ, BEAR)
+
+
+class VAE(nn.Module):
+    """Conditional VAE of the behavior policy (Fujimoto et al. 2019, BCQ section 4; reused by BEAR).
+
+    Encoder (s, a) -> Gaussian over z (mean, log_std [B, L], log_std clipped to [log_std_min, log_std_max]);
+    decoder (s, z) -> ``tanh`` action in the unit box [B, A]. ``latent_dim`` 0 means 2|A| (the paper's).
+    Call ``apply(params, obs, action, key)`` for (reconstruction, mean, log_std); ``method=VAE.sample`` for
+    draws of the behavior policy with z ~ N(0, 1) clipped to [-z_clip, z_clip] (the paper's decoding).
+    """
+
+    hidden: Sequence[int]
+    action_dim: int
+    latent_dim: int = 0
+    log_std_min: float = -4.0
+    log_std_max: float = 15.0
+    z_clip: float = 0.5
+
+    def setup(self) -> None:
+        self.encoder = MLP(self.hidden, 2 * self.latent)
+        self.decoder = MLP(self.hidden, self.action_dim)
+
+    @property
+    def latent(self) -> int:
+        return self.latent_dim or 2 * self.action_dim
+
+    def __call__(self, obs: jax.Array, action: jax.Array, key: jax.Array) -> tuple[jax.Array, ...]:
+        """(reconstruction [B, A], z mean [B, L], z log_std [B, L]); z is reparameterised from ``key``."""
+        mean, log_std = self.encode(obs, action)
+        z = mean + jnp.exp(log_std) * jax.random.normal(key, mean.shape, mean.dtype)
+        return self.decode(obs, z), mean, log_std
+
+    def encode(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = jnp.split(self.encoder(jnp.concatenate([obs, action], axis=-1)), 2, axis=-1)
+        return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
+
+    def decode_raw(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        """Pre-tanh decoder output [..., B, A] (BEAR's MMD may use it)."""
+        return self.decoder(jnp.concatenate([obs, z], axis=-1))
+
+    def decode(self, obs: jax.Array, z: jax.Array) -> jax.Array:
+        return jnp.tanh(self.decode_raw(obs, z))
+
+    def sample(self, obs: jax.Array, key: jax.Array, num: int | None = None) -> tuple[jax.Array, jax.Array]:
+        """(actions, pre-tanh actions) of the behavior model at obs [B, O]: [B, A], or [N, B, A] with ``num``."""
+        shape = (*obs.shape[:-1], self.latent) if num is None else (num, *obs.shape[:-1], self.latent)
+        z = jnp.clip(jax.random.normal(key, shape, obs.dtype), -self.z_clip, self.z_clip)
+        obs = obs if num is None else jnp.broadcast_to(obs, (num, *obs.shape))
+        raw = self.decode_raw(obs, z)
+        return jnp.tanh(raw), raw
+
+
+def standard_normal_kl(mean: jax.Array, log_std: jax.Array) -> jax.Array:
+    """KL(N(mean, exp(log_std)^2) || N(0, 1)) per element: 0.5 (mean^2 + std^2 - 1) - log_std."""
+    return 0.5 * (mean**2 + jnp.exp(2.0 * log_std) - 1.0) - log_std
+
+
+class Perturbation(nn.Module):
+    """BCQ's perturbation actor xi(s, a) = clip(a + phi * tanh(f(s, a)), -1, 1) in the unit box.
+
+    |xi(s, a) - a| <= phi in every coordinate (the paper's phi * max_action, with max_action 1 here).
+    """
+
+    hidden: Sequence[int]
+    action_dim: int
+    phi: float = 0.05
+
+    @nn.compact
+    def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
+        shift = jnp.tanh(MLP(self.hidden, self.action_dim)(jnp.concatenate([obs, action], axis=-1)))
+        return jnp.clip(action + self.phi * shift, -1.0, 1.0)
+
+
+def ensemble_member(ensemble_params: dict, index: int) -> dict:
+    """The parameters of critic ``index`` of a ``CriticEnsemble``, usable with ``Critic.apply``.
+
+    Lets a loss that reads one critic (BCQ's and TD3+BC's Q1) skip the others' forward and backward passes.
+    """
+    return {"params": jax.tree.map(lambda x: x[index], ensemble_params["params"]["VmapCritic_0"])}

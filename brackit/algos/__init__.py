@@ -12,8 +12,18 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-from brackit.algos import bc, brac
+from brackit.algos import bc, bcq, bear, brac, td3bc
 from brackit.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class SACOfflineConfig(brac.BRACConfig):
+    """Unregularized offline SAC: BRAC without a divergence, entropy temperature tuned toward -|A|."""
+
+    divergence: str = "none"
+    alpha_entropy: float = 1.0
+    tune_entropy: bool = True
+    warm_start_steps: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -39,6 +49,26 @@ ALGORITHMS: dict[str, Algorithm] = {
         brac.pretrain_steps,
         brac.pretrain_update,
         "BRAC (value or policy penalty, any divergence)",
+    ),
+    "sac_offline": Algorithm(
+        "sac_offline",
+        SACOfflineConfig,
+        brac.init,
+        brac.update,
+        brac.act,
+        brac.pretrain_steps,
+        brac.pretrain_update,
+        "unregularized offline SAC (BRAC with divergence 'none')",
+    ),
+    "bcq": Algorithm(
+        "bcq", bcq.BCQConfig, bcq.init, bcq.update, bcq.act, description="BCQ (VAE + perturbation)"
+    ),
+    "bear": Algorithm(
+        "bear", bear.BEARConfig, bear.init, bear.update, bear.act, description="BEAR (VAE + MMD)"
+    ),
+    "td3bc": Algorithm("td3bc", td3bc.TD3BCConfig, td3bc.init, td3bc.update, td3bc.act, description="TD3+BC"),
+    "rebrac": Algorithm(
+        "rebrac", td3bc.ReBRACConfig, td3bc.init, td3bc.update, td3bc.act, description="ReBRAC"
     ),
 }
 

@@ -1,0 +1,370 @@
+"""BEAR: bootstrapping error accumulation reduction (Kumar, Fu, Tucker & Levine 2019, Algorithm 1).
+
+- A conditional VAE models the behavior policy (as in BCQ; ``bcq.vae_loss``).
+- Tanh-Gaussian actor; an ensemble of critics with Polyak targets; the actor also has a Polyak target,
+  which proposes the actions of the critic target (as in the authors' code).
+- Critic target: ``num_target_samples`` target-actor samples at s', critics reduced by
+  ``lam min + (1 - lam) max``, max over the samples (section 5, "Practical algorithm").
+- Actor (eq. 1 as a Lagrangian): ``-min_i Q_i(s, a_pi) + exp(log_lagrange) D(pi(.|s), pi_b(.|s))``; for the
+  first ``warm_start_steps`` only the divergence term.
+- The log-multiplier descends ``-exp(log_lagrange) (D - epsilon)`` (``ops.lagrange_loss``): it grows while
+  D exceeds epsilon; clipped to [log_lagrange_min, log_lagrange_max].
+
+Divergence: any primal divergence of ``brackit.divergences`` that needs only samples of pi_b, since a VAE
+gives samples but no log-density. The default is BEAR's MMD with a Laplacian kernel and ``sqrt(mmd2 + 1e-6)``,
+here on the squashed actions: the VAE is trained to reconstruct squashed actions, so its pre-tanh output is
+unconstrained wherever tanh saturates, and comparing squashed samples compares the two policies on the
+actions they actually take. ``mmd_on_raw=True`` gives the authors' choice (pre-tanh samples of both, the
+VAE's pre-tanh decoder output). ``mmd_sigma`` 20 with our kernel exp(-|x - y|_1 / sigma) is the authors'
+sigma 10 with their exp(-|x - y|_1 / (2 sigma)).
+
+Actions are in the unit box [-1, 1]^A.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from brackit.algos.bcq import vae_loss
+from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
+from brackit.errors import ConfigError
+from brackit.nets import VAE, Critic, CriticEnsemble, GaussianHead, TanhGaussian, ensemble_member
+from brackit.ops import bellman_target, ensemble_reduce, gradient_step, lagrange_loss, polyak
+from brackit.types import Transition
+
+ACT_MODES = ("max_q", "mode", "sample")
+
+
+def _reads_behavior_log_prob(divergence: Divergence) -> bool:
+    """Whether a primal divergence uses log pi_b: evaluated once on tiny inputs with log pi_b = NaN."""
+    with jax.ensure_compile_time_eval():  # eager even if a config is built under a trace
+        ones = jnp.zeros((2, 1, 1))
+        inputs = PrimalInputs(
+            policy_actions=ones,
+            policy_raw=ones,
+            policy_log_prob=jnp.zeros((2, 1)),
+            behavior_log_prob=jnp.full((2, 1), jnp.nan),
+            behavior_actions=ones,
+            behavior_raw=ones,
+        )
+        return bool(jnp.any(jnp.isnan(divergence.primal(inputs))))
+
+
+@dataclasses.dataclass(frozen=True)
+class BEARConfig:
+    divergence: str = "mmd"
+    """A primal divergence from ``brackit.divergences`` that needs only samples of pi_b (the VAE has no
+    log-density): 'mmd'."""
+    mmd_kernel: str = "laplacian"
+    """'laplacian' (BEAR's choice for Hopper and Walker2d) or 'gaussian' (HalfCheetah)."""
+    mmd_sigma: float = 20.0
+    """Kernel width in ``brackit.divergences`` units (= the authors' sigma 10, see the module docstring)."""
+    mmd_sqrt: bool = True
+    """Use sqrt(mmd2 + 1e-6), as BEAR does."""
+    mmd_on_raw: bool = False
+    """Compare pre-tanh samples (the authors' code) instead of squashed actions (default; see above)."""
+    num_divergence_samples: int = 5
+    """Samples of pi and of the VAE per state for the divergence."""
+    epsilon: float = 0.05
+    """Divergence threshold the Lagrange multiplier enforces."""
+    initial_log_lagrange: float = 0.0
+    log_lagrange_min: float = -5.0
+    log_lagrange_max: float = 10.0
+    lagrange_lr: float = 1e-3
+    warm_start_steps: int = 20_000
+    """Steps during which the actor minimises only the divergence term."""
+    ensemble_lam: float = 0.75
+    """Target critic reduction ``lam * min + (1 - lam) * max``."""
+    num_target_samples: int = 10
+    """Target-actor samples at s' in the critic target (max over them)."""
+    num_act_samples: int = 10
+    """Actor samples when acting with mode 'max_q' (argmax Q1)."""
+    num_critics: int = 2
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak rate of the target actor and target critics, every step."""
+    batch_size: int = 256
+    critic_lr: float = 1e-3
+    actor_lr: float = 1e-4
+    vae_lr: float = 1e-3
+    critic_hidden: tuple[int, ...] = (400, 300)
+    actor_hidden: tuple[int, ...] = (400, 300)
+    vae_hidden: tuple[int, ...] = (750, 750)
+    latent_dim: int = 0
+    """VAE latent size; 0 means 2|A|."""
+    kl_weight: float = 0.5
+    """VAE loss = reconstruction + kl_weight * KL."""
+    log_std_min: float = -5.0
+    log_std_max: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.check_divergence()
+        if self.num_divergence_samples < 1 or self.num_target_samples < 1 or self.num_act_samples < 1:
+            raise ConfigError("num_divergence_samples, num_target_samples and num_act_samples must be >= 1")
+        if self.epsilon < 0:
+            raise ConfigError(f"epsilon must be >= 0, got {self.epsilon}")
+        if not self.log_lagrange_min <= self.initial_log_lagrange <= self.log_lagrange_max:
+            raise ConfigError("initial_log_lagrange must lie in [log_lagrange_min, log_lagrange_max]")
+        if not 0.0 <= self.ensemble_lam <= 1.0:
+            raise ConfigError(f"ensemble_lam must be in [0, 1], got {self.ensemble_lam}")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
+        if min(self.critic_lr, self.actor_lr, self.vae_lr, self.lagrange_lr) <= 0 or self.batch_size <= 0:
+            raise ConfigError("learning rates and batch_size must be positive")
+        if self.num_critics < 1 or self.latent_dim < 0 or self.kl_weight < 0:
+            raise ConfigError("num_critics must be >= 1, latent_dim and kl_weight >= 0")
+
+    def make_divergence(self) -> Divergence:
+        """The divergence object (unknown names or parameters are ConfigErrors)."""
+        if self.divergence not in DIVERGENCES:
+            raise ConfigError(f"divergence must be one of {list(DIVERGENCES)}, got {self.divergence!r}")
+        params: dict[str, object] = {}
+        if self.divergence == "mmd":
+            params = {
+                "kernel": self.mmd_kernel,
+                "sigma": self.mmd_sigma,
+                "use_sqrt": self.mmd_sqrt,
+                "on_raw": self.mmd_on_raw,
+            }
+        return make_divergence(self.divergence, "primal", **params)
+
+    def check_divergence(self) -> None:
+        """A ConfigError naming the usable divergences if this one needs log-densities of pi_b."""
+        if _reads_behavior_log_prob(self.make_divergence()):
+            usable = [
+                name
+                for name, cls in DIVERGENCES.items()
+                if "primal" in cls.forms and not _reads_behavior_log_prob(make_divergence(name, "primal"))
+            ]
+            raise ConfigError(
+                f"divergence {self.divergence!r} needs log pi_b(a|s), but BEAR's behavior model is a VAE, "
+                f"which gives samples and no log-density; set divergence to one of {usable}, or use BRAC "
+                f"(algorithm 'brac'), whose behavior model is a tanh-Gaussian"
+            )
+
+
+@struct.dataclass
+class BEARState:
+    vae_params: dict
+    vae_opt: optax.OptState
+    actor_params: dict
+    actor_target: dict
+    actor_opt: optax.OptState
+    critic_params: dict
+    critic_target: dict
+    critic_opt: optax.OptState
+    log_lagrange: jax.Array
+    lagrange_opt: optax.OptState
+    step: jax.Array
+    key: jax.Array
+    action_dim: int = struct.field(pytree_node=False)
+
+
+# ----------------------------------------------------------------------------------------- networks
+
+
+def vae_net(config: BEARConfig, action_dim: int) -> VAE:
+    return VAE(config.vae_hidden, action_dim, config.latent_dim)
+
+
+def actor_net(config: BEARConfig, action_dim: int) -> GaussianHead:
+    return GaussianHead(config.actor_hidden, action_dim, config.log_std_min, config.log_std_max)
+
+
+def critic_net(config: BEARConfig) -> CriticEnsemble:
+    return CriticEnsemble(config.critic_hidden, config.num_critics)
+
+
+def init(config: BEARConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BEARState:
+    key, vae_key, vae_noise_key, actor_key, critic_key = jax.random.split(key, 5)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    vae_params = vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
+    actor_params = actor_net(config, action_dim).init(actor_key, obs)
+    critic_params = critic_net(config).init(critic_key, obs, action)
+    log_lagrange = jnp.asarray(config.initial_log_lagrange, jnp.float32)
+    return BEARState(
+        vae_params=vae_params,
+        vae_opt=optax.adam(config.vae_lr).init(vae_params),
+        actor_params=actor_params,
+        actor_target=actor_params,
+        actor_opt=optax.adam(config.actor_lr).init(actor_params),
+        critic_params=critic_params,
+        critic_target=critic_params,
+        critic_opt=optax.adam(config.critic_lr).init(critic_params),
+        log_lagrange=log_lagrange,
+        lagrange_opt=optax.adam(config.lagrange_lr).init(log_lagrange),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        action_dim=action_dim,
+    )
+
+
+def policy(config: BEARConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
+    return actor_net(config, action_dim).apply(actor_params, obs)
+
+
+# ----------------------------------------------------------------------------------------- losses
+
+
+def critic_target(config: BEARConfig, state: BEARState, batch: Transition, key: jax.Array) -> jax.Array:
+    """y = r + gamma discount max_n Qens'(s', a_n), a_n ~ pi'(.|s') (target actor), n < num_target_samples."""
+    n = config.num_target_samples
+    pi = policy(config, state.actor_target, batch.next_obs, state.action_dim)
+    next_actions = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
+    next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
+    next_q = critic_net(config).apply(state.critic_target, next_obs, next_actions)  # [E, N, B]
+    next_value = jnp.max(ensemble_reduce(next_q, config.ensemble_lam), axis=0)
+    return bellman_target(batch.reward, batch.discount, config.gamma, next_value)
+
+
+def critic_loss(
+    critic_params: dict, config: BEARConfig, batch: Transition, target: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
+    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
+    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
+    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+
+
+def actor_loss(
+    actor_params: dict,
+    config: BEARConfig,
+    state: BEARState,
+    critic_params: dict,
+    obs: jax.Array,
+    behavior_actions: jax.Array,
+    behavior_raw: jax.Array,
+    key: jax.Array,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """mean(-q_weight min_i Q_i(s, a_1) + exp(log_lagrange) D(s)), a_1..a_N ~ pi(.|s) (D uses all N).
+
+    behavior_actions / behavior_raw: VAE samples at s [M, B, A] (constants). q_weight is 0 in warm start.
+    """
+    pi = policy(config, actor_params, obs, state.action_dim)
+    actions, raw, log_prob = pi.sample_and_log_prob(key, config.num_divergence_samples)
+    divergence = config.make_divergence().primal(
+        PrimalInputs(
+            policy_actions=actions,
+            policy_raw=raw,
+            policy_log_prob=log_prob,
+            behavior_log_prob=jnp.zeros_like(log_prob),  # never read (checked by the config)
+            behavior_actions=behavior_actions,
+            behavior_raw=behavior_raw,
+        )
+    )  # [B]
+    q = jnp.min(critic_net(config).apply(critic_params, obs, actions[0]), axis=0)  # [B]
+    q_weight = jnp.where(state.step < config.warm_start_steps, 0.0, 1.0)
+    lagrange = jnp.exp(state.log_lagrange)
+    loss = jnp.mean(-q_weight * q + lagrange * divergence)
+    return loss, {
+        "loss": loss,
+        "q": jnp.mean(q),
+        "divergence": jnp.mean(divergence),
+        "entropy": -jnp.mean(log_prob),
+    }
+
+
+# ----------------------------------------------------------------------------------------- update
+
+
+def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEARState, dict[str, jax.Array]]:
+    """One BEAR step: VAE, critics, actor, Lagrange multiplier, then the Polyak targets."""
+    key, vae_key, target_key, behavior_key, actor_key = jax.random.split(state.key, 5)
+    vae = vae_net(config, state.action_dim)
+    vae_params, vae_opt, vae_metrics = gradient_step(
+        vae_loss,
+        state.vae_params,
+        state.vae_opt,
+        optax.adam(config.vae_lr),
+        vae,
+        config.kl_weight,
+        batch,
+        vae_key,
+    )
+
+    target = critic_target(config, state, batch, target_key)
+    critic_params, critic_opt, critic_metrics = gradient_step(
+        critic_loss,
+        state.critic_params,
+        state.critic_opt,
+        optax.adam(config.critic_lr),
+        config,
+        batch,
+        target,
+    )
+
+    behavior_actions, behavior_raw = vae.apply(
+        vae_params, batch.obs, behavior_key, config.num_divergence_samples, method=VAE.sample
+    )
+    actor_params, actor_opt, actor_metrics = gradient_step(
+        actor_loss,
+        state.actor_params,
+        state.actor_opt,
+        optax.adam(config.actor_lr),
+        config,
+        state,
+        critic_params,
+        batch.obs,
+        behavior_actions,
+        behavior_raw,
+        actor_key,
+    )
+
+    # raise the multiplier while the divergence exceeds epsilon
+    grad = jax.grad(lambda log_l: lagrange_loss(jnp.exp(log_l), actor_metrics["divergence"], config.epsilon))(
+        state.log_lagrange
+    )
+    updates, lagrange_opt = optax.adam(config.lagrange_lr).update(
+        grad, state.lagrange_opt, state.log_lagrange
+    )
+    log_lagrange = jnp.clip(
+        optax.apply_updates(state.log_lagrange, updates), config.log_lagrange_min, config.log_lagrange_max
+    )
+
+    metrics = {
+        **{f"vae/{k}": v for k, v in vae_metrics.items()},
+        **{f"critic/{k}": v for k, v in critic_metrics.items()},
+        **{f"actor/{k}": v for k, v in actor_metrics.items()},
+        "lagrange/value": jnp.exp(log_lagrange),
+    }
+    state = state.replace(
+        vae_params=vae_params,
+        vae_opt=vae_opt,
+        actor_params=actor_params,
+        actor_target=polyak(state.actor_target, actor_params, config.tau),
+        actor_opt=actor_opt,
+        critic_params=critic_params,
+        critic_target=polyak(state.critic_target, critic_params, config.tau),
+        critic_opt=critic_opt,
+        log_lagrange=log_lagrange,
+        lagrange_opt=lagrange_opt,
+        step=state.step + 1,
+        key=key,
+    )
+    return state, metrics
+
+
+def act(
+    config: BEARConfig, state: BEARState, obs: jax.Array, key: jax.Array, mode: str = "max_q"
+) -> jax.Array:
+    """Unit-box actions [B, A]. 'max_q': of ``num_act_samples`` actor samples the one with the largest Q1
+    (BEAR's rule); 'mode': tanh of the actor's mean; 'sample': one actor sample."""
+    if mode not in ACT_MODES:
+        raise ConfigError(f"BEAR act mode must be one of {ACT_MODES}, got {mode!r}")
+    pi = policy(config, state.actor_params, obs, state.action_dim)
+    if mode == "mode":
+        return pi.mode()
+    if mode == "sample":
+        return jnp.tanh(pi.sample_raw(key))
+    n = config.num_act_samples
+    candidates = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
+    q1 = Critic(config.critic_hidden).apply(
+        ensemble_member(state.critic_params, 0), jnp.broadcast_to(obs, (n, *obs.shape)), candidates
+    )  # [N, B]
+    best = jnp.argmax(q1, axis=0)
+    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -1,0 +1,252 @@
+"""The TD3+BC family: TD3+BC (Fujimoto & Gu 2021) and ReBRAC (Tarasov et al. 2023), one module.
+
+- Deterministic actor pi(s) = tanh(f(s)) in the unit box; twin critics with Polyak targets for both.
+- Actor (ReBRAC eq. 3; TD3+BC eq. 3): ``mean(beta_actor * ||pi(s) - a||^2 - lam * Q(s, pi(s)))`` with
+  ``lam = stop_grad(q_scale / mean|Q|)``, so the loss does not depend on the scale of the rewards.
+  Q is the min over the critics (ReBRAC) or the first critic (TD3+BC); the behavior-cloning term sums over
+  the action dimensions (ReBRAC) or averages over them (TD3+BC's mean squared error).
+- Critic target (TD3, target policy smoothing): ``a~' = clip(pi'(s') + clip(N(0, noise^2), +-noise_clip),
+  -1, 1)``, ``y = r + gamma discount (min_i Q'_i(s', a~') - beta_critic ||a~' - a'||^2)`` with a' the
+  dataset's next action (ReBRAC's critic penalty; beta_critic = 0 is TD3+BC).
+- The actor and both targets are updated every ``policy_freq`` steps (``lax.cond`` on the step counter).
+
+``ReBRACConfig`` holds the ReBRAC defaults (REFERENCE: 3x256, LayerNorm in the critic, batch 1024, lr 1e-3);
+``TD3BCConfig`` is the same config with TD3+BC's defaults (alpha 2.5, 2x256, lr 3e-4, batch 256, no critic
+penalty, no LayerNorm). TD3+BC's observation normalisation is a dataset transform and is not done here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from brackit.errors import ConfigError
+from brackit.nets import Critic, CriticEnsemble, DeterministicActor, ensemble_member
+from brackit.ops import bellman_target, gradient_step, polyak
+from brackit.types import Transition
+
+ACTOR_Q = ("min", "first")
+BC_REDUCTIONS = ("sum", "mean")
+
+
+@dataclasses.dataclass(frozen=True)
+class ReBRACConfig:
+    beta_actor: float = 1.0
+    """Weight of ||pi(s) - a||^2 in the actor loss (tuned per dataset in the paper; 1.0 is a safe start)."""
+    beta_critic: float = 1.0
+    """Weight of ||a~' - a'||^2 subtracted in the critic target (0 disables; tuned per dataset)."""
+    q_scale: float = 1.0
+    """lam = q_scale / mean|Q|: 1 for ReBRAC, alpha = 2.5 for TD3+BC."""
+    actor_q: str = "min"
+    """Q in the actor loss: 'min' over the critics (ReBRAC) or the 'first' critic (TD3+BC)."""
+    bc_reduction: str = "sum"
+    """||pi(s) - a||^2 summed ('sum', ReBRAC) or averaged ('mean', TD3+BC's MSE) over action dimensions."""
+    policy_noise: float = 0.2
+    """Std of the target policy smoothing noise (unit-box actions)."""
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+    """The actor and the targets are updated every ``policy_freq`` critic steps."""
+    num_critics: int = 2
+    critic_layer_norm: bool = True
+    actor_layer_norm: bool = False
+    critic_hidden: tuple[int, ...] = (256, 256, 256)
+    actor_hidden: tuple[int, ...] = (256, 256, 256)
+    gamma: float = 0.99
+    tau: float = 0.005
+    batch_size: int = 1024
+    critic_lr: float = 1e-3
+    actor_lr: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if self.actor_q not in ACTOR_Q:
+            raise ConfigError(f"actor_q must be one of {ACTOR_Q}, got {self.actor_q!r}")
+        if self.bc_reduction not in BC_REDUCTIONS:
+            raise ConfigError(f"bc_reduction must be one of {BC_REDUCTIONS}, got {self.bc_reduction!r}")
+        if (
+            min(self.beta_actor, self.beta_critic, self.policy_noise, self.noise_clip) < 0
+            or self.q_scale <= 0
+        ):
+            raise ConfigError(
+                "beta_actor, beta_critic, policy_noise and noise_clip must be >= 0, q_scale > 0"
+            )
+        if self.policy_freq < 1 or self.num_critics < 1:
+            raise ConfigError("policy_freq and num_critics must be >= 1")
+        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
+            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
+        if min(self.critic_lr, self.actor_lr) <= 0 or self.batch_size <= 0:
+            raise ConfigError("learning rates and batch_size must be positive")
+
+
+@dataclasses.dataclass(frozen=True)
+class TD3BCConfig(ReBRACConfig):
+    """TD3+BC (Fujimoto & Gu 2021): the same algorithm with the paper's defaults."""
+
+    beta_actor: float = 1.0
+    beta_critic: float = 0.0
+    q_scale: float = 2.5
+    actor_q: str = "first"
+    bc_reduction: str = "mean"
+    critic_layer_norm: bool = False
+    critic_hidden: tuple[int, ...] = (256, 256)
+    actor_hidden: tuple[int, ...] = (256, 256)
+    batch_size: int = 256
+    critic_lr: float = 3e-4
+    actor_lr: float = 3e-4
+
+
+@struct.dataclass
+class TD3BCState:
+    actor_params: dict
+    actor_target: dict
+    actor_opt: optax.OptState
+    critic_params: dict
+    critic_target: dict
+    critic_opt: optax.OptState
+    step: jax.Array
+    key: jax.Array
+    action_dim: int = struct.field(pytree_node=False)
+
+
+# ----------------------------------------------------------------------------------------- networks
+
+
+def actor_net(config: ReBRACConfig, action_dim: int) -> DeterministicActor:
+    return DeterministicActor(config.actor_hidden, action_dim, config.actor_layer_norm)
+
+
+def critic_net(config: ReBRACConfig) -> CriticEnsemble:
+    return CriticEnsemble(config.critic_hidden, config.num_critics, config.critic_layer_norm)
+
+
+def init(config: ReBRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> TD3BCState:
+    key, actor_key, critic_key = jax.random.split(key, 3)
+    obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
+    actor_params = actor_net(config, action_dim).init(actor_key, obs)
+    critic_params = critic_net(config).init(critic_key, obs, action)
+    return TD3BCState(
+        actor_params=actor_params,
+        actor_target=actor_params,
+        actor_opt=optax.adam(config.actor_lr).init(actor_params),
+        critic_params=critic_params,
+        critic_target=critic_params,
+        critic_opt=optax.adam(config.critic_lr).init(critic_params),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        action_dim=action_dim,
+    )
+
+
+# ----------------------------------------------------------------------------------------- losses
+
+
+def behavior_penalty(config: ReBRACConfig, action: jax.Array, dataset_action: jax.Array) -> jax.Array:
+    """||action - dataset_action||^2 per state [B], summed or averaged over the action dimensions."""
+    squared = (action - dataset_action) ** 2
+    return jnp.sum(squared, axis=-1) if config.bc_reduction == "sum" else jnp.mean(squared, axis=-1)
+
+
+def critic_target(
+    config: ReBRACConfig, state: TD3BCState, batch: Transition, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """y = r + gamma discount (min_i Q'_i(s', a~') - beta_critic ||a~' - a'||^2): [B]."""
+    next_action = actor_net(config, state.action_dim).apply(state.actor_target, batch.next_obs)
+    noise = config.policy_noise * jax.random.normal(key, next_action.shape, next_action.dtype)
+    next_action = jnp.clip(next_action + jnp.clip(noise, -config.noise_clip, config.noise_clip), -1.0, 1.0)
+    next_q = jnp.min(critic_net(config).apply(state.critic_target, batch.next_obs, next_action), axis=0)
+    penalty = behavior_penalty(config, next_action, batch.next_action)
+    target = bellman_target(batch.reward, batch.discount, config.gamma, next_q - config.beta_critic * penalty)
+    return target, {"next_penalty": jnp.mean(penalty)}
+
+
+def critic_loss(
+    critic_params: dict, config: ReBRACConfig, batch: Transition, target: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
+    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
+    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
+    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+
+
+def actor_loss(
+    actor_params: dict, config: ReBRACConfig, critic_params: dict, batch: Transition, action_dim: int
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """mean(beta_actor ||pi(s) - a||^2 - lam Q(s, pi(s))), lam = stop_grad(q_scale / mean|Q|)."""
+    action = actor_net(config, action_dim).apply(actor_params, batch.obs)
+    if config.actor_q == "min":
+        q = jnp.min(critic_net(config).apply(critic_params, batch.obs, action), axis=0)
+    else:  # only critic 1 is run
+        q = Critic(config.critic_hidden, config.critic_layer_norm).apply(
+            ensemble_member(critic_params, 0), batch.obs, action
+        )
+    lam = jax.lax.stop_gradient(config.q_scale / (jnp.mean(jnp.abs(q)) + 1e-8))
+    penalty = behavior_penalty(config, action, batch.action)
+    loss = jnp.mean(config.beta_actor * penalty - lam * q)
+    return loss, {"loss": loss, "q": jnp.mean(q), "lam": lam, "bc_penalty": jnp.mean(penalty)}
+
+
+# ----------------------------------------------------------------------------------------- update
+
+
+def update(
+    config: ReBRACConfig, state: TD3BCState, batch: Transition
+) -> tuple[TD3BCState, dict[str, jax.Array]]:
+    """One critic step; every ``policy_freq``-th step also an actor step and the Polyak targets.
+
+    On steps without an actor update the ``actor/*`` metrics are 0 and ``actor/updated`` is 0, so a chunk's
+    mean of ``actor/updated`` is the fraction of steps that updated the actor.
+    """
+    key, target_key = jax.random.split(state.key)
+    target, target_metrics = critic_target(config, state, batch, target_key)
+    critic_params, critic_opt, critic_metrics = gradient_step(
+        critic_loss,
+        state.critic_params,
+        state.critic_opt,
+        optax.adam(config.critic_lr),
+        config,
+        batch,
+        target,
+    )
+
+    def actor_and_targets(state: TD3BCState) -> tuple[TD3BCState, dict[str, jax.Array]]:
+        actor_params, actor_opt, metrics = gradient_step(
+            actor_loss,
+            state.actor_params,
+            state.actor_opt,
+            optax.adam(config.actor_lr),
+            config,
+            critic_params,
+            batch,
+            state.action_dim,
+        )
+        state = state.replace(
+            actor_params=actor_params,
+            actor_opt=actor_opt,
+            actor_target=polyak(state.actor_target, actor_params, config.tau),
+            critic_target=polyak(state.critic_target, critic_params, config.tau),
+        )
+        return state, {**metrics, "updated": jnp.ones(())}
+
+    def skip(state: TD3BCState) -> tuple[TD3BCState, dict[str, jax.Array]]:
+        shapes = jax.eval_shape(actor_and_targets, state)[1]
+        return state, jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+
+    state, actor_metrics = jax.lax.cond(state.step % config.policy_freq == 0, actor_and_targets, skip, state)
+    metrics = {
+        **{f"critic/{k}": v for k, v in {**critic_metrics, **target_metrics}.items()},
+        **{f"actor/{k}": v for k, v in actor_metrics.items()},
+    }
+    state = state.replace(critic_params=critic_params, critic_opt=critic_opt, step=state.step + 1, key=key)
+    return state, metrics
+
+
+def act(
+    config: ReBRACConfig, state: TD3BCState, obs: jax.Array, key: jax.Array, mode: str = "mode"
+) -> jax.Array:
+    """The deterministic policy's unit-box actions [B, A]; ``mode`` 'mode' or 'max_q' (synonyms here)."""
+    if mode not in ("mode", "max_q"):
+        raise ConfigError(f"TD3+BC act mode must be 'mode' or 'max_q', got {mode!r}")
+    return actor_net(config, state.action_dim).apply(state.actor_params, obs)
