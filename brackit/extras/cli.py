@@ -10,3 +10,7 @@ from brackit.extras import fedavg_cli, iht_cli  # noqa: E402
 
 app.add_typer(iht_cli.app, name="iht")
 app.add_typer(fedavg_cli.app, name="fedavg")
+
+from brackit.extras import randomization_cli  # noqa: E402
+
+app.add_typer(randomization_cli.app, name="randomization")

