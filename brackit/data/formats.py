@@ -18,13 +18,10 @@ killed write never leaves a file under the target name.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,52 +37,12 @@ from brackit.data.dataset import (
     make_dataset,
 )
 from brackit.errors import DatasetError
+from brackit.files import atomic_path, atomic_write_text
 
 FORMATS = ("npz", "minari")
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MINARI_WRITE_VERSION = "0.5.4"  # a version that minari's loader (0.4.0-0.5.4) accepts
-
-
-# ----------------------------------------------------------------------------------------- atomic I/O
-
-
-@contextlib.contextmanager
-def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
-    """Yields a temporary sibling path; on success it replaces ``target`` by a rename.
-
-    On any error (or a kill) the target is untouched and the temporary is removed when possible.
-    """
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if directory:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
-        tmp = Path(name)
-    try:
-        yield tmp
-        if directory:
-            if target.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-                os.replace(target, trash / "old")
-                os.replace(tmp, target)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-        else:
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
-
-
-def atomic_write_text(target: str | os.PathLike, text: str) -> None:
-    with atomic_path(target) as tmp:
-        tmp.write_text(text)
 
 
 # ----------------------------------------------------------------------------------------- detection
