@@ -101,13 +101,10 @@ def test_vmap_over_seeds_equals_single_runs(divergence, form):
     fns = make_train(get_algorithm("brac"), config, OBS, ACT, chunk_steps=3)
     dataset = tiny_dataset()
     seeds = [0, 1, 2]
-    with jax.disable_jit():
-        states = jax.vmap(fns.init)(jnp.stack([jax.random.key(s) for s in seeds]))
-        states, metrics = jax.vmap(fns.chunk, in_axes=(0, None))(states, dataset)
-        singles = []
-        for seed in seeds:
-            single, _ = fns.chunk(fns.init(jax.random.key(seed)), dataset)
-            singles.append(single)
+    init, chunk = jax.jit(fns.init), jax.jit(fns.chunk)
+    states = jax.vmap(init)(jnp.stack([jax.random.key(s) for s in seeds]))
+    states, metrics = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None)))(states, dataset)
+    singles = [chunk(init(jax.random.key(seed)), dataset)[0] for seed in seeds]
     assert metrics["critic/loss"].shape == (3,)
     assert states.critic_params["params"]["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"].shape[0] == 3
     for index, single in enumerate(singles):
