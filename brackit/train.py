@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -110,7 +111,7 @@ def apply_sweep(states: Any, runs: list[dict[str, Any]], names: Sequence[str]) -
 
 def train(
     algorithm: str,
-    data: OfflineDataset | str,
+    data: OfflineDataset | str | os.PathLike,
     config: Any = None,
     *,
     steps: int,
@@ -135,7 +136,7 @@ def train(
         config = make_config(algorithm, **overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
-    dataset = load_dataset(data, env_id=env_id) if isinstance(data, str) else data
+    dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
     env_id = env_id or dataset.card.env_id
     dataset = to_unit_box(dataset)
     if steps <= 0 or chunk_steps <= 0:

@@ -227,3 +227,27 @@ def test_bc_recovers_behavior_mean():
     actions = bc.act(config, result.run_state(0), dataset.transitions.obs[:200], jax.random.key(0))
     assert abs(float(jnp.mean(actions))) < 0.05
     assert result.history[-1]["bc/loss"][0] < result.history[0]["bc/loss"][0]
+
+
+def test_readme_quickstart_from_a_path(tmp_path):
+    """The README's few lines: train BRAC-v on a dataset file by path, several seeds at once."""
+    from brackit.data import save_dataset
+
+    save_dataset(tiny_dataset(), tmp_path / "tiny.npz")
+    import brackit.train
+
+    result = brackit.train.train(
+        "brac",
+        tmp_path / "tiny.npz",
+        penalty="value",
+        divergence="kl",
+        form="primal",
+        steps=4,
+        chunk_steps=2,
+        seeds=(0, 1),
+        behavior_steps=2,
+        **SMALL,
+    )
+    assert result.config.penalty == "value"
+    assert result.history[-1]["critic/loss"].shape == (2,)
+    assert np.all(np.isfinite(result.history[-1]["critic/loss"]))
