@@ -400,11 +400,16 @@ def _pretrain_chunks(init, chunk, keys, images, labels, sizes, chunks: int):
 
 def encode(config: PretrainConfig, params: Any, images: np.ndarray, block: int = 500) -> np.ndarray:
     """Frozen features of one run: images [N, H, W, C] -> [N, features], ``block`` images at a time."""
-    model = config.model()
-    apply = jax.jit(lambda x: model.apply(params, x, method=Model.encode))
+    apply = _encoder(config)
     return np.concatenate(
-        [np.asarray(apply(jnp.asarray(images[i : i + block]))) for i in range(0, len(images), block)]
+        [np.asarray(apply(params, jnp.asarray(images[i : i + block]))) for i in range(0, len(images), block)]
     )
+
+
+@functools.cache
+def _encoder(config: PretrainConfig):
+    model = config.model()
+    return jax.jit(lambda params, images: model.apply(params, images, method=Model.encode))
 
 
 def unstack(tree: Any, index: int) -> Any:
@@ -503,3 +508,177 @@ def coarse_labels(labels: np.ndarray, num_groups: int) -> np.ndarray:
     if num_groups not in GRANULARITIES:
         raise ConfigError(f"label granularity {num_groups} not in {sorted(GRANULARITIES)}")
     return np.asarray(GRANULARITIES[num_groups], np.int32)[np.asarray(labels)]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The study (Cole et al. 2022, scaled to MNIST 5k).
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyConfig:
+    """The four axes of Cole et al. on one small dataset."""
+
+    pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
+    """SimCLR settings; the supervised baseline uses the same encoder, steps and augmentations."""
+    pretrain_sizes: tuple[int, ...] = (500, 1000, 2000, 4000)
+    """Nested unlabelled pretraining subsets (prefixes of one random order); the largest must be all
+    training images, and that run is also the clean SimCLR run of the other axes."""
+    label_sizes: tuple[int, ...] = (50, 100, 500, 1000, 4000)
+    """Nested, class-balanced labelled subsets for the linear probe."""
+    corruptions: tuple[str, ...] = CORRUPTIONS
+    """Corruptions of the pretraining images (the probe always sees clean images)."""
+    salt_pepper_fraction: float = 0.1
+    """Fraction of pixels hit by salt-and-pepper noise."""
+    granularities: tuple[int, ...] = (2, 5, 10)
+    """Numbers of label groups for the granularity axis (see ``GRANULARITIES``)."""
+    probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.pretrain.objective != "simclr":
+            raise ConfigError("StudyConfig.pretrain must have objective='simclr'")
+        if list(self.pretrain_sizes) != sorted(set(self.pretrain_sizes)):
+            raise ConfigError(f"pretrain_sizes must be strictly increasing, got {self.pretrain_sizes}")
+        if "clean" not in self.corruptions:
+            raise ConfigError("corruptions must include 'clean' (the reference of the other axes)")
+        for name in self.corruptions:
+            if name not in CORRUPTIONS:
+                raise ConfigError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
+        for groups in self.granularities:
+            if groups not in GRANULARITIES:
+                raise ConfigError(f"granularity {groups} not in {sorted(GRANULARITIES)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyResult:
+    """Test accuracies of linear probes (fractions in [0, 1]) along each axis, plus run times."""
+
+    pretrain_size: dict[int, float]  # SimCLR, all labels
+    label_size: dict[int, dict[str, float]]  # size -> {simclr, random_init, pixels}
+    corruption: dict[str, dict[str, float]]  # corruption -> {simclr, supervised}
+    granularity: dict[int, dict[str, float]]  # groups -> {simclr, supervised, random_init}
+    final_loss: dict[str, float]  # run name -> mean pretraining loss over its last chunk
+    seconds: dict[str, float]
+
+
+def run_study(
+    config: StudyConfig, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
+) -> StudyResult:
+    """Pretrain the SimCLR and supervised encoders of every axis and fit the linear probes.
+
+    x_train: [N, H, W, C] with N = max(pretrain_sizes); images are shuffled once with ``seed`` so that
+    every prefix is a random subset.
+    """
+    import time
+
+    if len(x_train) != config.pretrain_sizes[-1]:
+        raise ConfigError(f"the largest pretraining size must be all {len(x_train)} train images")
+    rng = np.random.default_rng(config.seed)
+    order = rng.permutation(len(x_train))
+    x_train, y_train = np.asarray(x_train, np.float32)[order], np.asarray(y_train, np.int32)[order]
+    key = jax.random.key(config.seed)
+    corrupt_key, simclr_key, supervised_key, random_key = jax.random.split(key, 4)
+    seconds, final_loss = {}, {}
+    probe = jax.jit(
+        jax.vmap(functools.partial(linear_probe_accuracy, config.probe), in_axes=(None, 0, 0, None, 0))
+    )
+
+    def probe_all(features_train: np.ndarray, features_test: np.ndarray, labels_train, masks, labels_test):
+        return np.asarray(probe(features_train, labels_train, masks, features_test, labels_test))
+
+    full_mask = np.ones((1, len(y_train)), np.float32)
+
+    # Corruption axis (includes the clean runs): SimCLR and supervised pretraining on corrupted images.
+    corrupted = np.stack(
+        [
+            corrupt_images(corrupt_key, x_train, name, config.salt_pepper_fraction)
+            for name in config.corruptions
+        ]
+    )
+    labels_stack = np.broadcast_to(y_train, (len(config.corruptions), len(y_train)))
+    encoders: dict[tuple[str, str], Any] = {}
+    for objective, objective_key in (("simclr", simclr_key), ("supervised", supervised_key)):
+        pretrain_config = dataclasses.replace(config.pretrain, objective=objective)
+        start = time.perf_counter()
+        keys = jax.random.split(objective_key, len(config.corruptions))
+        states, history = pretrain(pretrain_config, corrupted, labels_stack, keys, shared_images=False)
+        seconds[f"{objective} x {len(config.corruptions)} corruptions"] = time.perf_counter() - start
+        for i, name in enumerate(config.corruptions):
+            encoders[objective, name] = (pretrain_config, unstack(states.params, i))
+            final_loss[f"{objective}/{name}"] = float(
+                history["pretrain/loss"][i, -config.pretrain.chunk_steps :].mean()
+            )
+
+    def features(objective: str, name: str) -> tuple[np.ndarray, np.ndarray]:
+        pretrain_config, params = encoders[objective, name]
+        return encode(pretrain_config, params, x_train), encode(pretrain_config, params, x_test)
+
+    clean = {objective: features(objective, "clean") for objective in OBJECTIVES}
+    corruption = {
+        name: {
+            objective: float(probe_all(*features(objective, name), y_train[None], full_mask, y_test[None])[0])
+            for objective in OBJECTIVES
+        }
+        for name in config.corruptions
+    }
+
+    # Pretraining-set size: nested prefixes; the largest is the clean SimCLR run above.
+    start = time.perf_counter()
+    smaller = np.asarray(config.pretrain_sizes[:-1])
+    pretrain_size = {}
+    if len(smaller):
+        keys = jax.random.split(jax.random.fold_in(simclr_key, 1), len(smaller))
+        states, history = pretrain(config.pretrain, x_train, y_train, keys, num_images=smaller)
+        for i, size in enumerate(smaller):
+            params = unstack(states.params, i)
+            train_features = encode(config.pretrain, params, x_train)
+            test_features = encode(config.pretrain, params, x_test)
+            pretrain_size[int(size)] = float(
+                probe_all(train_features, test_features, y_train[None], full_mask, y_test[None])[0]
+            )
+            final_loss[f"simclr/pretrain_size={size}"] = float(
+                history["pretrain/loss"][i, -config.pretrain.chunk_steps :].mean()
+            )
+    pretrain_size[config.pretrain_sizes[-1]] = corruption["clean"]["simclr"]
+    seconds["simclr pretraining-size runs"] = time.perf_counter() - start
+
+    # Labelled-set size: SimCLR features vs a random-init encoder vs raw pixels, nested balanced subsets.
+    random_params = config.pretrain.model().init(random_key, jnp.zeros((1, *x_train.shape[1:])))
+    random_features = (
+        encode(config.pretrain, random_params, x_train),
+        encode(config.pretrain, random_params, x_test),
+    )
+    pixel_features = (x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
+    masks = labelled_masks(y_train, config.label_sizes, config.seed)
+    repeat = lambda labels: np.broadcast_to(labels, (len(masks), len(labels)))  # noqa: E731
+    label_size_accuracy = {
+        name: probe_all(*feats, repeat(y_train), masks, repeat(y_test))
+        for name, feats in (
+            ("simclr", clean["simclr"]),
+            ("random_init", random_features),
+            ("pixels", pixel_features),
+        )
+    }
+    label_size = {
+        size: {name: float(acc[i]) for name, acc in label_size_accuracy.items()}
+        for i, size in enumerate(config.label_sizes)
+    }
+
+    # Label granularity: probes on coarse groupings of the digits, clean encoders.
+    coarse_train = np.stack([coarse_labels(y_train, g) for g in config.granularities])
+    coarse_test = np.stack([coarse_labels(y_test, g) for g in config.granularities])
+    all_masks = np.ones((len(config.granularities), len(y_train)), np.float32)
+    granularity_accuracy = {
+        name: probe_all(*feats, coarse_train, all_masks, coarse_test)
+        for name, feats in (
+            ("simclr", clean["simclr"]),
+            ("supervised", clean["supervised"]),
+            ("random_init", random_features),
+        )
+    }
+    granularity = {
+        g: {name: float(acc[i]) for name, acc in granularity_accuracy.items()}
+        for i, g in enumerate(config.granularities)
+    }
+    return StudyResult(pretrain_size, label_size, corruption, granularity, final_loss, seconds)
