@@ -14,3 +14,7 @@ app.add_typer(fedavg_cli.app, name="fedavg")
 from brackit.extras import randomization_cli  # noqa: E402
 
 app.add_typer(randomization_cli.app, name="randomization")
+
+from brackit.extras import simclr_cli  # noqa: E402
+
+app.add_typer(simclr_cli.app, name="simclr")

@@ -476,9 +476,10 @@ def linear_probe_accuracy(
 
 
 def labelled_masks(labels: np.ndarray, sizes: tuple[int, ...], seed: int) -> np.ndarray:
-    """Nested, class-balanced labelled subsets: [len(sizes), N] float32 masks (size n takes n // K per class).
+    """Nested, class-balanced labelled subsets: [len(sizes), N] float32 masks.
 
-    Raises ``ConfigError`` if a size asks for more images of a class than there are.
+    Size n takes n // K images of each class (all of a class that has fewer), so a mask may hold slightly
+    fewer than n rows; ``run_study`` reports the actual counts.
     """
     labels = np.asarray(labels)
     classes = np.unique(labels)
@@ -487,10 +488,10 @@ def labelled_masks(labels: np.ndarray, sizes: tuple[int, ...], seed: int) -> np.
     masks = np.zeros((len(sizes), len(labels)), np.float32)
     for row, size in enumerate(sizes):
         per_class = size // len(classes)
-        if per_class < 1 or any(per_class > len(order) for order in orders.values()):
-            raise ConfigError(f"labelled-set size {size} is not between {len(classes)} and the data size")
+        if per_class < 1 or size > len(labels):
+            raise ConfigError(f"labelled-set size {size} is not between {len(classes)} and {len(labels)}")
         for order in orders.values():
-            masks[row, order[:per_class]] = 1.0
+            masks[row, order[:per_class]] = 1.0  # a class with fewer images contributes all of them
     return masks
 
 
@@ -555,7 +556,7 @@ class StudyResult:
     """Test accuracies of linear probes (fractions in [0, 1]) along each axis, plus run times."""
 
     pretrain_size: dict[int, float]  # SimCLR, all labels
-    label_size: dict[int, dict[str, float]]  # size -> {simclr, random_init, pixels}
+    label_size: dict[int, dict[str, float]]  # actual labelled count -> {simclr, random_init, pixels}
     corruption: dict[str, dict[str, float]]  # corruption -> {simclr, supervised}
     granularity: dict[int, dict[str, float]]  # groups -> {simclr, supervised, random_init}
     final_loss: dict[str, float]  # run name -> mean pretraining loss over its last chunk
@@ -661,8 +662,8 @@ def run_study(
         )
     }
     label_size = {
-        size: {name: float(acc[i]) for name, acc in label_size_accuracy.items()}
-        for i, size in enumerate(config.label_sizes)
+        int(mask.sum()): {name: float(acc[i]) for name, acc in label_size_accuracy.items()}
+        for i, mask in enumerate(masks)
     }
 
     # Label granularity: probes on coarse groupings of the digits, clean encoders.
