@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -25,6 +27,80 @@ def _register() -> None:
 
 
 _register()
+
+
+@app.command("train")
+def train_command(
+    algorithm: Annotated[str, typer.Argument(help="Algorithm name (brackit.algos.ALGORITHMS).")],
+    data: Annotated[str, typer.Option(help="Dataset path: brackit .npz, D4RL .hdf5 or Minari directory.")],
+    steps: Annotated[int, typer.Option(help="Training updates per run.")] = 100_000,
+    seeds: Annotated[int, typer.Option(help="Number of seeds (0..K-1), run as one vmapped program.")] = 1,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Config field: key=value (repeatable).")
+    ] = None,
+    logdir: Annotated[Path, typer.Option(help="Run directory (config, metrics, checkpoints).")] = Path(
+        "runs/run"
+    ),
+    chunk_steps: Annotated[int, typer.Option(help="Updates per jitted chunk.")] = 1000,
+    eval_every: Annotated[int, typer.Option(help="Evaluate every N steps (0: only at the end).")] = 0,
+    eval_episodes: Annotated[int, typer.Option(help="Episodes per seed and evaluation.")] = 10,
+    checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: only at the end).")] = 0,
+    resume: Annotated[bool, typer.Option(help="Continue the run in LOGDIR from its checkpoint.")] = False,
+    env_id: Annotated[str | None, typer.Option(help="Gymnasium id (default: the dataset card's).")] = None,
+) -> None:
+    """Train an algorithm on an offline dataset; K seeds run as one vmapped program."""
+    from brackit.progress import TrainProgressBar
+    from brackit.run import parse_overrides, run_training
+
+    overrides = parse_overrides(algorithm, set_ or [])
+    with TrainProgressBar(steps) as bar:
+        result = run_training(
+            algorithm,
+            data,
+            logdir=logdir,
+            steps=steps,
+            seeds=tuple(range(seeds)),
+            overrides=overrides,
+            chunk_steps=chunk_steps,
+            eval_every=eval_every or steps,
+            eval_episodes=eval_episodes,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            env_id=env_id,
+            logger=bar.update,
+        )
+    final = result.final_eval()
+    if final is not None:
+        returns = final["eval/return_mean"]
+        print(f"final return over {len(returns)} seeds: {returns.mean():.1f} ± {returns.std():.1f}")
+    print(f"run directory: {logdir}")
+
+
+@app.command("eval")
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.npz written by `brackit train`.")],
+    episodes: Annotated[int, typer.Option(help="Episodes per run.")] = 10,
+    mode: Annotated[str, typer.Option(help="Action selection: mode, sample or max_q.")] = "mode",
+    seed: Annotated[int, typer.Option(help="Evaluation seed.")] = 0,
+) -> None:
+    """Evaluate a saved policy: raw and D4RL-normalized returns per run."""
+    from brackit.algos import get_algorithm
+    from brackit.errors import ConfigError
+    from brackit.evaluation import evaluate
+    from brackit.run import load_run
+    from brackit.train import batched_act, run_grid
+
+    spec, config, states = load_run(checkpoint)
+    if spec.env_id is None:
+        raise ConfigError(f"{checkpoint}: the run has no env id to evaluate on")
+    act = batched_act(get_algorithm(spec.algorithm), config)
+    result = evaluate(act, states, spec.env_id, episodes, seed=seed, mode=mode)
+    summary = result.summary()
+    for index, run in enumerate(run_grid(spec.seeds, spec.sweep)):
+        line = f"{run}: return {summary['eval/return_mean'][index]:.1f} ± {summary['eval/return_std'][index]:.1f}"
+        if "eval/score_mean" in summary:
+            line += f", normalized score {summary['eval/score_mean'][index]:.1f}"
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ import numpy as np
 
 from brackit.algos import Algorithm, get_algorithm, make_config
 from brackit.data import OfflineDataset, load_dataset
-from brackit.errors import ConfigError
+from brackit.errors import BrackitError, ConfigError
 from brackit.evaluation import evaluate
 from brackit.nets import unscale_action
 
@@ -109,6 +109,32 @@ def apply_sweep(states: Any, runs: list[dict[str, Any]], names: Sequence[str]) -
     return states
 
 
+@dataclasses.dataclass
+class Progress:
+    """Where a run stands after a chunk: its phase ('pretrain' or 'train'), the steps done in that phase,
+    the states (leading run axis) and the history so far. A checkpoint stores exactly this."""
+
+    phase: str
+    step: int
+    states: Any
+    history: list[dict[str, Any]]
+
+
+class NonFiniteError(BrackitError):
+    """A training metric became NaN or inf; the message names the step, the metric and the run."""
+
+
+def check_finite(entry: dict[str, Any], runs: list[dict[str, Any]]) -> None:
+    for name, value in entry.items():
+        array = np.asarray(value)
+        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
+            run = runs[int(np.argmax(~np.isfinite(array).reshape(len(runs), -1).all(axis=1)))]
+            raise NonFiniteError(
+                f"non-finite {name} at {entry['phase']} step {entry['step']} (run {run}); "
+                "the last checkpoint before it is intact"
+            )
+
+
 def train(
     algorithm: str,
     data: OfflineDataset | str | os.PathLike,
@@ -123,13 +149,20 @@ def train(
     eval_mode: str = "mode",
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
+    on_chunk: Callable[[Progress], None] | None = None,
+    resume: Progress | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains ``algorithm`` on a dataset (object or path) for every seed x sweep value as one program.
 
     ``config`` is the algorithm's config (or None for defaults, with ``overrides`` as fields). ``sweep``
     maps scalar state fields to values (e.g. ``{"alpha": [0.1, 1.0]}``). Evaluation runs every
-    ``eval_every`` steps and at the end when ``eval_every`` > 0 and an env id is known.
+    ``eval_every`` steps and at the end when ``eval_every`` > 0 and an env id is known. A pretraining
+    phase (e.g. BRAC's behavior policy) runs first, in chunks of the same size.
+
+    ``on_chunk(progress)`` is called after every chunk (checkpointing hooks in here); ``resume`` continues
+    from such a progress record, giving bit-identical results to an uninterrupted run. A non-finite
+    metric raises ``NonFiniteError`` before ``on_chunk`` sees that chunk.
     """
     algo = get_algorithm(algorithm)
     if config is None:
@@ -147,60 +180,57 @@ def train(
             f"steps ({steps}) and eval_every ({eval_every}) must be multiples of chunk_steps ({chunk_steps})"
         )
     runs = run_grid(seeds, sweep)
-    fns = make_train(algo, config, dataset.card.obs_dim, dataset.card.action_dim, chunk_steps)
-    keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
-    states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
-    history: list[dict[str, Any]] = []
+    obs_dim, action_dim = dataset.card.obs_dim, dataset.card.action_dim
+    if resume is None:
+        fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
+        keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
+        states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
+        progress = Progress("pretrain", 0, states, [])
+    else:
+        progress = dataclasses.replace(resume, history=list(resume.history))
 
-    def record(entry: dict[str, Any]) -> None:
-        history.append(entry)
-        if logger is not None:
-            logger(entry)
-
-    pretrain = algo.pretrain_steps(config)
-    if pretrain:
-        pre_fns = make_train(
-            algo, config, dataset.card.obs_dim, dataset.card.action_dim, min(chunk_steps, pretrain)
-        )
-        pre_chunk = jax.jit(jax.vmap(pre_fns.pretrain_chunk, in_axes=(0, None)))
-        done = 0
-        while done < pretrain:
-            if pretrain - done < pre_fns.chunk_steps:  # a last, shorter chunk
-                pre_fns = make_train(
-                    algo, config, dataset.card.obs_dim, dataset.card.action_dim, pretrain - done
-                )
-                pre_chunk = jax.jit(jax.vmap(pre_fns.pretrain_chunk, in_axes=(0, None)))
+    def run_phase(phase: str, total: int, evaluate_every: int) -> None:
+        if progress.phase == "train" and phase == "pretrain":
+            return  # finished before the resume point
+        done = progress.step if progress.phase == phase else 0
+        act = batched_act(algo, config)
+        compiled: dict[int, Callable[..., Any]] = {}
+        while done < total:
+            length = min(chunk_steps, total - done)
+            if length not in compiled:
+                fns = make_train(algo, config, obs_dim, action_dim, length)
+                body = fns.pretrain_chunk if phase == "pretrain" else fns.chunk
+                compiled[length] = jax.jit(jax.vmap(body, in_axes=(0, None)))
             start = time.perf_counter()
-            states, metrics = pre_chunk(states, dataset)
-            done += pre_fns.chunk_steps
-            record(
-                {
-                    "phase": "pretrain",
-                    "step": done,
-                    **_host(metrics),
-                    "time/seconds": time.perf_counter() - start,
-                }
-            )
+            states, metrics = compiled[length](progress.states, dataset)
+            done += length
+            seconds = time.perf_counter() - start
+            entry = {"phase": phase, "step": done, **_host(metrics), "time/seconds": seconds}
+            entry["time/updates_per_s"] = length * len(runs) / max(seconds, 1e-9)
+            check_finite(entry, runs)
+            if env_id is not None and evaluate_every and (done % evaluate_every == 0 or done == total):
+                entry.update(
+                    evaluate(act, states, env_id, eval_episodes, seed=done, mode=eval_mode).summary()
+                )
+            progress.phase, progress.step, progress.states = phase, done, states
+            progress.history.append(entry)
+            if logger is not None:
+                logger(entry)
+            if on_chunk is not None:
+                on_chunk(progress)
 
-    chunk = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None)))
-    act = _batched_act(algo, config)
-    for step in range(chunk_steps, steps + 1, chunk_steps):
-        start = time.perf_counter()
-        states, metrics = chunk(states, dataset)
-        entry = {"phase": "train", "step": step, **_host(metrics)}
-        entry["time/seconds"] = time.perf_counter() - start
-        if env_id is not None and eval_every and (step % eval_every == 0 or step == steps):
-            returns = evaluate(act, states, env_id, eval_episodes, seed=step, mode=eval_mode)
-            entry.update(returns.summary())
-        record(entry)
-    return TrainResult(algorithm, config, states, runs, history, env_id)
+    run_phase("pretrain", algo.pretrain_steps(config), 0)
+    if progress.phase == "pretrain":
+        progress.phase, progress.step = "train", 0
+    run_phase("train", steps, eval_every)
+    return TrainResult(algorithm, config, progress.states, runs, progress.history, env_id)
 
 
 def _host(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 
-def _batched_act(algo: Algorithm, config: Any) -> Callable[[Any, jax.Array, jax.Array, str], jax.Array]:
+def batched_act(algo: Algorithm, config: Any) -> Callable[[Any, jax.Array, jax.Array, str], jax.Array]:
     """act over runs: states [R, ...], obs [R, E, O], keys [R] -> unit-box actions [R, E, A]."""
 
     def act(states: Any, obs: jax.Array, keys: jax.Array, mode: str) -> jax.Array:

@@ -1,0 +1,155 @@
+"""Checkpoints without pickle: every leaf of the training state in one npz, the rest in JSON.
+
+A checkpoint holds the state pytree (leaves keyed by their tree path; PRNG keys stored as their raw
+data), the phase and step reached, the metrics history and the run's metadata (algorithm, config,
+dataset sha256, runs). Restoring rebuilds the state's structure from the algorithm's ``init`` and fills
+it leaf by leaf, checking every path, shape and dtype. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from brackit.errors import BrackitError
+from brackit.files import atomic_path
+
+FORMAT_VERSION = 1
+_KEY_PREFIX = "key::"
+
+
+class CheckpointError(BrackitError, ValueError):
+    """A checkpoint that cannot be used: names the file and what is wrong."""
+
+
+# ----------------------------------------------------------------------------------------- configs
+
+
+def config_to_dict(config: Any) -> dict[str, Any]:
+    """A config dataclass (possibly nested) as plain JSON-able values."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def config_from_dict(config_cls: type, data: dict[str, Any]) -> Any:
+    """Inverse of ``config_to_dict``: lists back to tuples, nested dataclasses rebuilt."""
+    hints = typing.get_type_hints(config_cls)
+    kwargs = {}
+    for field in dataclasses.fields(config_cls):
+        if field.name not in data:
+            continue
+        kwargs[field.name] = _coerce(hints[field.name], data[field.name])
+    return config_cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any) -> Any:
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(hint):
+        return config_from_dict(hint, value)
+    origin = typing.get_origin(hint)
+    if origin is tuple:
+        return tuple(value)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        for option in typing.get_args(hint):
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value)
+            except (TypeError, ValueError):
+                continue
+    return value
+
+
+# ----------------------------------------------------------------------------------------- pytrees
+
+
+def _leaf_items(tree: Any) -> list[tuple[str, np.ndarray]]:
+    items = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        name = jax.tree_util.keystr(path)
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            items.append((_KEY_PREFIX + name, np.asarray(jax.random.key_data(leaf))))
+        else:
+            items.append((name, np.asarray(leaf)))
+    return items
+
+
+def save_checkpoint(
+    path: str | Path,
+    states: Any,
+    *,
+    phase: str,
+    step: int,
+    history: list[dict[str, Any]],
+    metadata: dict[str, Any],
+) -> Path:
+    """Writes the states and a JSON record (phase, step, history, metadata) into one npz, atomically."""
+    path = Path(path)
+    arrays = {f"leaf{index:05d}": value for index, (_, value) in enumerate(_leaf_items(states))}
+    names = [name for name, _ in _leaf_items(states)]
+    record = {
+        "format_version": FORMAT_VERSION,
+        "phase": phase,
+        "step": int(step),
+        "leaf_names": names,
+        "history": [{k: np.asarray(v).tolist() for k, v in entry.items()} for entry in history],
+        "metadata": metadata,
+    }
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez(handle, record_json=np.array(json.dumps(record)), **arrays)
+    return path
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """The JSON part of a checkpoint (phase, step, history, metadata) without its arrays."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return json.loads(str(npz["record_json"]))
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as error:
+        raise CheckpointError(f"{path}: not a readable brackit checkpoint ({error})") from error
+
+
+def load_states(path: str | Path, template: Any) -> Any:
+    """The saved states, in the structure of ``template`` (e.g. fresh states from ``init``)."""
+    path = Path(path)
+    record = read_record(path)
+    if record.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: format_version {record.get('format_version')}, expected {FORMAT_VERSION}"
+        )
+    template_items = _leaf_items(template)
+    names = record["leaf_names"]
+    if names != [name for name, _ in template_items]:
+        missing = sorted(set(n for n, _ in template_items) - set(names))
+        raise CheckpointError(
+            f"{path}: the state's structure differs from this algorithm/config's (first missing leaf: "
+            f"{missing[0] if missing else '?'})"
+        )
+    leaves = []
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for index, (name, expected) in enumerate(template_items):
+                value = npz[f"leaf{index:05d}"]
+                if value.shape != expected.shape or value.dtype != expected.dtype:
+                    raise CheckpointError(
+                        f"{path}: leaf {name}: expected {expected.dtype}{list(expected.shape)}, "
+                        f"found {value.dtype}{list(value.shape)}"
+                    )
+                leaves.append(
+                    jax.random.wrap_key_data(value) if name.startswith(_KEY_PREFIX) else jnp.asarray(value)
+                )
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError) as error:
+        if isinstance(error, CheckpointError):
+            raise
+        raise CheckpointError(f"{path}: corrupted checkpoint ({error})") from error
+    treedef = jax.tree_util.tree_structure(template)
+    return jax.tree_util.tree_unflatten(treedef, leaves)

@@ -1,0 +1,280 @@
+"""Training runs in a log directory: config on disk, metrics as JSONL, checkpoints, resume after a kill.
+
+    logdir/run.json          what the run is (algorithm, full config, dataset sha256, seeds, steps ...)
+    logdir/metrics.jsonl     one line per chunk (rewritten atomically from the checkpointed history)
+    logdir/checkpoint.npz    the latest checkpoint (every ``checkpoint_every`` steps and at the end)
+
+A logdir that holds a different run is refused, never overwritten. ``resume=True`` continues from the
+checkpoint; because every bit of randomness lives in the checkpointed state, the result is bit-identical
+to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import typing
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from brackit.algos import config_fields, get_algorithm
+from brackit.checkpoint import config_from_dict, config_to_dict, load_states, read_record, save_checkpoint
+from brackit.data import OfflineDataset, load_dataset
+from brackit.errors import BrackitError, ConfigError
+from brackit.files import atomic_write_text
+from brackit.train import Progress, TrainResult, apply_sweep, make_train, run_grid, train
+
+
+class RunError(BrackitError):
+    """A log directory that cannot be used for this run."""
+
+
+# ----------------------------------------------------------------------------------------- --set parsing
+
+
+def parse_overrides(algorithm: str, assignments: Sequence[str]) -> dict[str, Any]:
+    """``["alpha=0.5", "critic_hidden=64,64", "behavior.hidden=32,32"]`` -> typed config overrides.
+
+    An unknown field or a value of the wrong type is a ConfigError that lists the valid fields.
+    """
+    config_cls = get_algorithm(algorithm).config_cls
+    overrides: dict[str, Any] = {}
+    for assignment in assignments:
+        if "=" not in assignment:
+            raise ConfigError(f"--set expects key=value, got {assignment!r}")
+        key, raw = assignment.split("=", 1)
+        parts = key.strip().split(".")
+        overrides = _assign(config_cls, overrides, parts, raw.strip(), algorithm)
+    return overrides
+
+
+def _assign(
+    config_cls: type, overrides: dict[str, Any], parts: list[str], raw: str, where: str
+) -> dict[str, Any]:
+    fields = config_fields(config_cls)
+    name = parts[0]
+    if name not in fields:
+        raise ConfigError(f"{where} has no config field {name!r}; valid fields: {', '.join(fields)}")
+    hint = fields[name]
+    if len(parts) > 1:
+        if not dataclasses.is_dataclass(hint):
+            raise ConfigError(f"{where}.{name} is not a nested config; use {name}=VALUE")
+        nested = overrides.get(name) or hint()
+        nested_overrides = _assign(hint, {}, parts[1:], raw, f"{where}.{name}")
+        overrides[name] = dataclasses.replace(nested, **nested_overrides)
+        return overrides
+    overrides[name] = parse_value(hint, raw, f"{where}.{name}")
+    return overrides
+
+
+def parse_value(hint: Any, raw: str, where: str) -> Any:
+    """Parses ``raw`` as a value of type ``hint`` (bool, int, float, str, tuple[int, ...], X | None)."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if raw.lower() in ("none", "null"):
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return parse_value(hint, raw, where)
+    try:
+        if hint is bool:
+            if raw.lower() in ("true", "1", "yes"):
+                return True
+            if raw.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+        if hint is str:
+            return raw
+        if origin is tuple:
+            items = [item for item in raw.strip("()[] ").split(",") if item.strip()]
+            return tuple(parse_value(args[0], item.strip(), where) for item in items)
+    except ValueError as error:
+        raise ConfigError(f"{where} expects {getattr(hint, '__name__', hint)}, got {raw!r}") from error
+    raise ConfigError(f"{where} cannot be set from the command line")
+
+
+# ----------------------------------------------------------------------------------------- runs
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run; stored as logdir/run.json and compared on resume."""
+
+    algorithm: str
+    config: dict[str, Any]
+    data: str
+    dataset_sha256: str
+    env_id: str | None
+    seeds: tuple[int, ...]
+    sweep: dict[str, list[float]]
+    steps: int
+    chunk_steps: int
+    eval_every: int
+    eval_episodes: int
+    eval_mode: str
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunSpec:
+        data = json.loads(text)
+        data["seeds"] = tuple(data["seeds"])
+        return cls(**data)
+
+
+def _differences(old: RunSpec, new: RunSpec) -> list[str]:
+    a, b = json.loads(old.to_json()), json.loads(new.to_json())
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key == "data":
+            continue  # the same content at another path is the same run
+        if a.get(key) != b.get(key):
+            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
+                out += [
+                    f"{key}.{k}: {a[key].get(k)!r} != {b[key].get(k)!r}"
+                    for k in sorted(set(a[key]) | set(b[key]))
+                    if a[key].get(k) != b[key].get(k)
+                ]
+            else:
+                out.append(f"{key}: {a.get(key)!r} != {b.get(key)!r}")
+    return out
+
+
+def run_training(
+    algorithm: str,
+    data: str | Path | OfflineDataset,
+    *,
+    logdir: str | Path,
+    steps: int,
+    seeds: Sequence[int] = (0,),
+    overrides: dict[str, Any] | None = None,
+    sweep: dict[str, Sequence[float]] | None = None,
+    chunk_steps: int = 1000,
+    eval_every: int = 0,
+    eval_episodes: int = 10,
+    eval_mode: str = "mode",
+    checkpoint_every: int = 0,
+    resume: bool = False,
+    env_id: str | None = None,
+    logger: Callable[[dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Runs (or resumes) a training run in ``logdir``; see the module docstring."""
+    logdir = Path(logdir)
+    algo = get_algorithm(algorithm)
+    config = algo.config_cls(**(overrides or {}))
+    dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
+    chunk_steps = min(chunk_steps, steps)
+    if checkpoint_every and checkpoint_every % chunk_steps:
+        raise ConfigError(
+            f"checkpoint_every ({checkpoint_every}) must be a multiple of chunk_steps ({chunk_steps})"
+        )
+    spec = RunSpec(
+        algorithm=algorithm,
+        config=config_to_dict(config),
+        data=str(data) if not isinstance(data, OfflineDataset) else "<in memory>",
+        dataset_sha256=dataset.card.sha256,
+        env_id=env_id or dataset.card.env_id,
+        seeds=tuple(int(s) for s in seeds),
+        sweep={k: [float(v) for v in values] for k, values in (sweep or {}).items()},
+        steps=steps,
+        chunk_steps=chunk_steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        eval_mode=eval_mode,
+    )
+    spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
+    progress = None
+    if spec_path.exists():
+        old = RunSpec.from_json(spec_path.read_text())
+        differences = _differences(old, spec)
+        if differences:
+            raise RunError(
+                f"{logdir} holds a different run ({'; '.join(differences[:3])}); choose another --logdir"
+            )
+        if checkpoint_path.exists():
+            if not resume:
+                raise RunError(f"{logdir} already holds this run; pass --resume to continue it")
+            progress = restore_progress(checkpoint_path, config, dataset, spec)
+    logdir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(spec_path, spec.to_json() + "\n")
+
+    def on_chunk(progress: Progress) -> None:
+        atomic_write_text(logdir / "metrics.jsonl", "".join(_jsonl(entry) for entry in progress.history))
+        finished = progress.phase == "train" and progress.step == steps
+        due = checkpoint_every and progress.step % checkpoint_every == 0
+        if finished or due:
+            save_checkpoint(
+                checkpoint_path,
+                progress.states,
+                phase=progress.phase,
+                step=progress.step,
+                history=progress.history,
+                metadata={
+                    "run": json.loads(spec.to_json()),
+                    "dims": [dataset.card.obs_dim, dataset.card.action_dim],
+                },
+            )
+
+    return train(
+        algorithm,
+        dataset,
+        config,
+        steps=steps,
+        seeds=seeds,
+        sweep=sweep,
+        chunk_steps=chunk_steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        eval_mode=eval_mode,
+        env_id=env_id,
+        logger=logger,
+        on_chunk=on_chunk,
+        resume=progress,
+    )
+
+
+def _jsonl(entry: dict[str, Any]) -> str:
+    return json.dumps({k: np.asarray(v).tolist() for k, v in entry.items()}) + "\n"
+
+
+def template_states(spec: RunSpec, config: Any, obs_dim: int, action_dim: int) -> Any:
+    """Fresh states with the run's structure (the skeleton a checkpoint is loaded into)."""
+    fns = make_train(get_algorithm(spec.algorithm), config, obs_dim, action_dim, 1)
+    runs = run_grid(spec.seeds, spec.sweep)
+    keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
+    return apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(spec.sweep))
+
+
+def restore_progress(path: Path, config: Any, dataset: OfflineDataset, spec: RunSpec) -> Progress:
+    record = read_record(path)
+    states = load_states(path, template_states(spec, config, dataset.card.obs_dim, dataset.card.action_dim))
+    history = [{k: np.asarray(v) for k, v in entry.items()} for entry in record["history"]]
+    for entry in history:
+        entry["phase"], entry["step"] = str(entry["phase"]), int(entry["step"])
+    return Progress(record["phase"], record["step"], states, history)
+
+
+def load_run(checkpoint: str | Path) -> tuple[RunSpec, Any, Any]:
+    """(spec, config, states) of a saved run, for evaluation."""
+    checkpoint = Path(checkpoint)
+    record = read_record(checkpoint)
+    spec = RunSpec.from_json(json.dumps(record["metadata"]["run"]))
+    config = config_from_dict(get_algorithm(spec.algorithm).config_cls, spec.config)
+    return spec, config, load_states(checkpoint, template_states(spec, config, *_dims(record, checkpoint)))
+
+
+def _dims(record: dict[str, Any], path: Path) -> tuple[int, int]:
+    dims = record["metadata"].get("dims")
+    if dims is None:
+        raise RunError(f"{path}: checkpoint metadata lacks the obs/action dims")
+    return int(dims[0]), int(dims[1])
