@@ -154,3 +154,22 @@ def test_fit_to_zero_run_by_run_matches_the_vmapped_curves_shape():
     assert result.loss.shape == (2, result.chunk_steps[-1])
     assert np.all(result.steps_to_fit > 0) and np.all(result.steps_to_fit <= result.chunk_steps[-1])
     np.testing.assert_array_equal(result.train_error[np.arange(2), result.steps_to_fit // 5 - 1], 0.0)
+
+
+def test_cli_run_tiny_writes_report_and_plots(tmp_path):
+    from brackit.cli import main
+
+    assert main(["extras", "randomization", "run", "--budget", "tiny", "--out", str(tmp_path)]) == 0
+    report = (tmp_path / "extras_randomization.md").read_text()
+    for section in ("Figure 1a", "Figure 1b and 1c", "Theorem 1", "Implicit regularization"):
+        assert section in report
+    assert "| 100 | 784 | 984 | 984 |" in report  # n, d, parameters, 2n + d
+    for plot in ("extras_randomization_fig1a.png", "extras_randomization_fig1bc.png"):
+        assert (tmp_path / plot).stat().st_size > 1000
+
+
+def test_cli_rejects_an_unknown_budget(tmp_path, capsys):
+    from brackit.cli import main
+
+    assert main(["extras", "randomization", "run", "--budget", "huge", "--out", str(tmp_path)]) == 2
+    assert "budget" in capsys.readouterr().err
