@@ -46,16 +46,16 @@ class Budget:
 
 BUDGET_SIZES = {
     "tiny": Budget(
-        train_size=128,
+        train_size=64,
         test_size=64,
         cnn_train_size=32,
         corruptions=(0.0, 0.25, 0.5, 0.75, 1.0),  # as many runs as settings: one compiled chunk for both
         cnn_corruptions=(1.0,),
-        max_steps=100,
+        max_steps=50,
         chunk_steps=25,
         cnn_chunk_steps=5,
-        theorem_points=100,
-        min_norm_steps=2000,
+        theorem_points=60,
+        min_norm_steps=1000,
         architectures=("mlp1x512",),
     ),
     "small": Budget(

@@ -163,7 +163,7 @@ def test_cli_run_tiny_writes_report_and_plots(tmp_path):
     report = (tmp_path / "extras_randomization.md").read_text()
     for section in ("Figure 1a", "Figure 1b and 1c", "Theorem 1", "Implicit regularization"):
         assert section in report
-    assert "| 100 | 784 | 984 | 984 |" in report  # n, d, parameters, 2n + d
+    assert "| 60 | 784 | 904 | 904 |" in report  # n, d, parameters, 2n + d
     for plot in ("extras_randomization_fig1a.png", "extras_randomization_fig1bc.png"):
         assert (tmp_path / plot).stat().st_size > 1000
 
