@@ -146,7 +146,7 @@ def test_fit_to_zero_run_by_run_matches_the_vmapped_curves_shape():
         batch_size=16,
         chunk_steps=5,
         max_steps=400,
-        unroll=True,
+        unroll=False,
         vmap_runs=False,
     )
     result = rz.fit_to_zero(config, x, y, x, y, jax.random.split(jax.random.key(0), 2), 3)
