@@ -1,5 +1,6 @@
 """Offline datasets: the container, validation, on-device sampling and file formats."""
 
+from brackit.data.build import build
 from brackit.data.dataset import DatasetCard, Episode, OfflineDataset, arrays_from_episodes, make_dataset
 from brackit.data.formats import FORMATS, detect_format, load_dataset, save_dataset
 from brackit.errors import DatasetError
@@ -11,6 +12,7 @@ __all__ = [
     "Episode",
     "OfflineDataset",
     "arrays_from_episodes",
+    "build",
     "detect_format",
     "load_dataset",
     "make_dataset",

@@ -54,3 +54,50 @@ def convert(
     dataset = load_dataset(src, env_id=env_id)
     out = save_dataset(dataset, dst, format=format)
     print(f"wrote {out} ({dataset.card.num_transitions} transitions, sha256 {dataset.card.sha256[:12]})")
+
+
+@app.command()
+def build(
+    name: Annotated[
+        str, typer.Argument(help="TASK-MIX, e.g. hopper-eps1 (tasks: ant, halfcheetah, hopper, walker2d).")
+    ],
+    size: Annotated[int, typer.Option(help="Transitions in all.")] = 1_000_000,
+    seed: Annotated[int, typer.Option(help="Seed of resets and action noise.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option(help="Output path (default: TASK-MIX.npz, or TASK-MIX for minari).")
+    ] = None,
+    format: Annotated[str, typer.Option(help="Output format: npz or minari.")] = "npz",
+    num_envs: Annotated[int, typer.Option(help="Environments stepped together (part of the recipe).")] = 16,
+    workers: Annotated[int, typer.Option(help="Subprocesses stepping them (does not change the data).")] = 2,
+    behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
+) -> None:
+    """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
+    import shlex
+    import sys
+
+    from brackit.data import save_dataset
+    from brackit.data.build import build as build_dataset
+    from brackit.data.build import parse_name
+
+    task, mix = parse_name(name)
+    out = out or Path(f"{name}.npz" if format == "npz" else name)
+    argv = sys.argv[sys.argv.index("build") + 1 :] if "build" in sys.argv else [name]
+    command = shlex.join(["brackit", "data", "build", *argv])
+    dataset = build_dataset(
+        task,
+        mix,
+        size=size,
+        seed=seed,
+        behavior_dir=behavior_dir,
+        num_envs=num_envs,
+        workers=workers,
+        command=command,
+    )
+    path = save_dataset(dataset, out, format=format)
+    segments = ", ".join(
+        f"{s['name']} {s['size']} (return {s['mean_episode_return'] or float('nan'):.1f})"
+        for s in dataset.card.extra["segments"]
+    )
+    print(
+        f"wrote {path} ({dataset.card.num_transitions} transitions, sha256 {dataset.card.sha256[:12]}): {segments}"
+    )
