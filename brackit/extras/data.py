@@ -63,7 +63,8 @@ class ImageDataset:
 def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Indices ``(train, test)`` such that each class sends ``round(test_fraction * n_c)`` items to test.
 
-    Deterministic in ``seed``; both index arrays are sorted.
+    Deterministic in ``seed``. Both index arrays come in a random order, so a prefix such as
+    ``x_train[:n]`` is a random subset (the source files are sorted by class).
     """
     if not 0.0 < test_fraction < 1.0:
         raise DataError("test_fraction", "a fraction strictly between 0 and 1", repr(test_fraction))
@@ -73,9 +74,9 @@ def stratified_split(labels: np.ndarray, test_fraction: float, seed: int) -> tup
         members = np.flatnonzero(labels == label)
         num_test = round(test_fraction * members.size)
         test_parts.append(rng.permutation(members)[:num_test])
-    test = np.sort(np.concatenate(test_parts))
+    test = np.concatenate(test_parts)
     train = np.setdiff1d(np.arange(labels.size), test)
-    return train, test
+    return rng.permutation(train), rng.permutation(test)
 
 
 def _split(

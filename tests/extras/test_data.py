@@ -130,3 +130,9 @@ def test_idx_mismatched_pair(tmp_path: pathlib.Path) -> None:
         data.load_idx_dataset(images, labels, images, labels)
     with pytest.raises(data.DataError, match="label file"):
         data.load_idx_dataset(images, images, images, labels)
+
+
+def test_split_order_is_random_not_by_class():
+    labels = np.repeat(np.arange(10), 20)  # sorted by class, like the mnist_5k file
+    train, _ = data.stratified_split(labels, 0.2, seed=0)
+    assert len(np.unique(labels[train[:20]])) > 3  # a prefix mixes classes
