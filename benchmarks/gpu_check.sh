@@ -4,7 +4,7 @@
 # Usage: bash benchmarks/gpu_check.sh [OUT_DIR]     (OUT_DIR defaults to benchmarks/results)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out="${1:-benchmarks/results}"
+out="$(realpath -m "${1:-benchmarks/results}")"
 mkdir -p "$out"
 python=${PYTHON:-python}
 export XLA_PYTHON_CLIENT_PREALLOCATE=false PYTHONUNBUFFERED=1
@@ -17,4 +17,4 @@ start=$(date +%s)
 "$python" -m pytest -q -p no:cacheprovider tests/test_divergences.py tests/test_nets_ops.py tests/algos/test_brac.py \
   2>&1 | tail -n 5
 echo "tests: $(( $(date +%s) - start )) s"
-(cd benchmarks && "$python" throughput.py --steps 2000 --out "$OLDPWD/$out/throughput_gpu.md") | grep -E "^\||ceiling"
+(cd benchmarks && "$python" throughput.py --steps 2000 --out "$out/throughput_gpu.md") | grep -E "^\||ceiling"

@@ -129,3 +129,22 @@ def test_one_update_moves_every_network_and_target(preset, overrides):
 
 def test_vmap_over_seeds_equals_single_runs():
     assert_vmap_equals_single_runs("rebrac", td3bc.ReBRACConfig(**SMALL))
+
+
+def test_sac_offline_is_brac_without_a_divergence():
+    from test_bcq import tiny_dataset
+
+    from brackit.algos import make_config
+    from brackit.train import make_train
+
+    config = make_config("sac_offline", critic_hidden=(16, 16), actor_hidden=(16, 16), batch_size=B)
+    assert config.divergence == "none" and config.tune_entropy and config.warm_start_steps == 0
+    algorithm = get_algorithm("sac_offline")
+    assert algorithm.pretrain_steps(config) == 0
+    fns = make_train(algorithm, config, OBS, ACT, chunk_steps=2)
+    with jax.disable_jit():
+        state = fns.init(jax.random.key(0))
+        new_state, metrics = fns.chunk(state, tiny_dataset())
+    assert np.isfinite(float(metrics["critic/loss"])) and float(metrics["actor/divergence"]) == 0.0
+    assert float(new_state.log_alpha_entropy) != float(state.log_alpha_entropy)
+    assert not leaves_equal(state.actor_params, new_state.actor_params)
