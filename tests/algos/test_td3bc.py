@@ -102,7 +102,7 @@ def test_actor_and_targets_update_every_policy_freq_steps():
     [
         (td3bc.ReBRACConfig, {}),
         (td3bc.TD3BCConfig, {}),
-        (td3bc.ReBRACConfig, {"critic_layer_norm": False, "actor_layer_norm": True, "num_critics": 3}),
+        (td3bc.ReBRACConfig, {"critic_layer_norm": False, "actor_layer_norm": True}),
     ],
 )
 def test_one_update_moves_every_network_and_target(preset, overrides):
