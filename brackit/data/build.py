@@ -183,22 +183,21 @@ def _worker(connection: Any, env_id: str, count: int) -> None:
 
 
 class EnvPool:
-    """``num_envs`` environments, stepped in this process (``workers`` 0) or split over subprocesses."""
+    """``num_envs`` environments split into ``workers + 1`` groups: the first is stepped in this process,
+    each other one by a subprocess, all at the same time (the main process steps its share while the
+    workers step theirs). ``workers`` 0: everything in this process."""
 
     def __init__(self, env_id: str, num_envs: int, workers: int):
         import gymnasium as gym
 
         self.num_envs = num_envs
-        workers = min(workers, num_envs)
-        self.bounds = np.linspace(0, num_envs, workers + 1).astype(int) if workers else None
-        self.local: list[Any] = []
+        workers = min(workers, num_envs - 1)
+        self.bounds = np.linspace(0, num_envs, workers + 2).astype(int)
+        self.local = [gym.make(env_id) for _ in range(self.bounds[1])]
         self.connections: list[Any] = []
         self.processes: list[Any] = []
-        if workers == 0:
-            self.local = [gym.make(env_id) for _ in range(num_envs)]
-            return
         context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
-        for start, stop in zip(self.bounds[:-1], self.bounds[1:], strict=True):
+        for start, stop in zip(self.bounds[1:-1], self.bounds[2:], strict=True):
             parent, child = context.Pipe()
             process = context.Process(target=_worker, args=(child, env_id, int(stop - start)), daemon=True)
             process.start()
@@ -206,19 +205,21 @@ class EnvPool:
             self.connections.append(parent)
             self.processes.append(process)
 
+    def _remote(self) -> list[tuple[Any, int, int]]:
+        return list(zip(self.connections, self.bounds[1:-1], self.bounds[2:], strict=True))
+
     def reset(self, seeds: np.ndarray) -> np.ndarray:
-        if self.local:
-            return np.stack([env.reset(seed=int(s))[0] for env, s in zip(self.local, seeds, strict=True)])
-        for connection, start, stop in zip(self.connections, self.bounds[:-1], self.bounds[1:], strict=True):
+        for connection, start, stop in self._remote():
             connection.send(("reset", seeds[start:stop]))
-        return np.concatenate([connection.recv() for connection in self.connections])
+        local = [env.reset(seed=int(s))[0] for env, s in zip(self.local, seeds, strict=False)]
+        return np.concatenate([np.stack(local), *(connection.recv() for connection in self.connections)])
 
     def step(self, actions: np.ndarray, mask: np.ndarray, next_seeds: np.ndarray) -> tuple[np.ndarray, ...]:
-        if self.local:
-            return _step_group(self.local, actions, mask, next_seeds)
-        for connection, start, stop in zip(self.connections, self.bounds[:-1], self.bounds[1:], strict=True):
+        for connection, start, stop in self._remote():
             connection.send(("step", actions[start:stop], mask[start:stop], next_seeds[start:stop]))
-        parts = [connection.recv() for connection in self.connections]
+        stop = self.bounds[1]
+        parts = [_step_group(self.local, actions[:stop], mask[:stop], next_seeds[:stop])]
+        parts += [connection.recv() for connection in self.connections]
         return tuple(np.concatenate(arrays) for arrays in zip(*parts, strict=True))
 
     def close(self) -> None:
@@ -298,9 +299,9 @@ def collect_segment(
                 log_std,
                 segment.kind,
                 params,
-                jnp.asarray(obs),
+                obs,
                 key,
-                jnp.int32(step),
+                np.int32(step),
                 noise,
                 low_j,
                 high_j,

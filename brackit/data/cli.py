@@ -73,7 +73,6 @@ def build(
 ) -> None:
     """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
     import shlex
-    import sys
 
     from brackit.data import save_dataset
     from brackit.data.build import build as build_dataset
@@ -81,8 +80,22 @@ def build(
 
     task, mix = parse_name(name)
     out = out or Path(f"{name}.npz" if format == "npz" else name)
-    argv = sys.argv[sys.argv.index("build") + 1 :] if "build" in sys.argv else [name]
-    command = shlex.join(["brackit", "data", "build", *argv])
+    command = shlex.join(
+        [
+            "brackit",
+            "data",
+            "build",
+            name,
+            "--size",
+            str(size),
+            "--seed",
+            str(seed),
+            "--num-envs",
+            str(num_envs),
+        ]
+        + ["--format", format, "--out", str(out)]
+        + ([] if behavior_dir is None else ["--behavior-dir", str(behavior_dir)])
+    )
     dataset = build_dataset(
         task,
         mix,

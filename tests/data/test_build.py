@@ -144,3 +144,30 @@ def test_shipped_policy_matches_its_card(task):
     # the same reset seeds as the card's first episodes; CPU/GPU rounding lets trajectories drift apart
     tolerance = 4 * card["eval_return_std"] / np.sqrt(episodes) + 0.05 * abs(card["eval_return_mean"])
     assert abs(returns.mean() - card["eval_return_mean"]) < tolerance, (returns, card["eval_return_mean"])
+
+
+def test_cli_build_writes_the_dataset(tmp_path, capsys):
+    from brackit.cli import main
+    from brackit.data import load_dataset
+
+    out = tmp_path / "h.npz"
+    argv = [
+        "data",
+        "build",
+        "hopper-random",
+        "--size",
+        "120",
+        "--num-envs",
+        "2",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    dataset = load_dataset(out)
+    assert dataset.card.num_transitions == 120 and dataset.card.extra["mix"] == "random"
+    assert dataset.card.extra["command"] == (
+        f"brackit data build hopper-random --size 120 --seed 0 --num-envs 2 --format npz --out {out}"
+    )
+    assert main(["data", "build", "hopper-eps5", "--size", "10"]) != 0
