@@ -412,7 +412,11 @@ def _make_vector_env(env_id: str, config: SACConfig) -> Any:
         env_id,
         num_envs=config.num_envs,
         vectorization_mode=config.vector_mode,
-        vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
+        vector_kwargs={
+            "autoreset_mode": gym.vector.AutoresetMode.SAME_STEP,
+            # never fork a process that runs JAX
+            **({"context": "spawn"} if config.vector_mode == "async" else {}),
+        },
     )
 
 
