@@ -19,7 +19,11 @@ fixed order, so the same (task, mix, size, seed, num_envs) gives the same sha256
 or without worker processes.
 
 Speed: one batched policy call per vector step over ``num_envs`` environments; with ``workers`` > 0 the
-environments are split over that many subprocesses that step their share in parallel.
+environments are split into ``workers + 1`` groups, one stepped by this process and the others by
+subprocesses at the same time. On the shared 2-core machine this was written on, ``workers`` 0 was the
+fastest (benchmarks/results/dataset_build.md): the pipes cost more than a second core gave back while other
+jobs kept both cores busy. Give ``workers`` 1 or more where cores are idle. With workers, call ``build`` from
+a script guarded by ``if __name__ == "__main__":`` (the subprocesses are spawned, never forked).
 """
 
 from __future__ import annotations
@@ -370,7 +374,7 @@ def build(
     behavior_dir: str | Path | None = None,
     env_id: str | None = None,
     num_envs: int = 16,
-    workers: int = 2,
+    workers: int = 0,
     progress: bool = True,
     command: str | None = None,
 ) -> OfflineDataset:

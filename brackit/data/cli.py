@@ -68,7 +68,9 @@ def build(
     ] = None,
     format: Annotated[str, typer.Option(help="Output format: npz or minari.")] = "npz",
     num_envs: Annotated[int, typer.Option(help="Environments stepped together (part of the recipe).")] = 16,
-    workers: Annotated[int, typer.Option(help="Subprocesses stepping them (does not change the data).")] = 2,
+    workers: Annotated[
+        int, typer.Option(help="Subprocesses stepping a share of them beside this one (data unchanged).")
+    ] = 0,
     behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
 ) -> None:
     """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
