@@ -36,16 +36,18 @@ import shlex
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brackit.behavior import TASKS, BehaviorPolicy, load_task_policy
 from brackit.data.dataset import Episode, OfflineDataset, arrays_from_episodes, make_dataset
 from brackit.errors import ConfigError, DatasetError
 from brackit.nets import scale_action
+
+if TYPE_CHECKING:  # brackit.behavior imports the algorithms: loaded only when a build runs
+    from brackit.behavior import BehaviorPolicy
 
 KINDS = ("random", "policy", "epsilon", "gaussian")
 
@@ -92,6 +94,8 @@ def segment_sizes(size: int, segments: tuple[Segment, ...]) -> list[int]:
 
 def parse_name(name: str) -> tuple[str, str]:
     """'hopper-eps1' -> ('hopper', 'eps1'), validated."""
+    from brackit.behavior import TASKS
+
     task, _, mix = name.partition("-")
     if task not in TASKS or mix not in MIXES:
         raise ConfigError(
@@ -340,6 +344,7 @@ def random_behavior_policy(
 ) -> BehaviorPolicy:
     """A randomly initialised actor of the behavior policy's size (benchmarks and tests, not a real one)."""
     from brackit.algos import sac
+    from brackit.behavior import BehaviorPolicy
     from brackit.data.dataset import env_spaces
 
     obs_dim, action_dim, _, _ = env_spaces(env_id)
@@ -387,6 +392,8 @@ def build(
     stepped together (it changes the data: it is part of the recipe, recorded in the card); ``workers``
     subprocesses step them (it does not change the data).
     """
+    from brackit.behavior import TASKS, load_task_policy
+
     if mix not in MIXES:
         raise ConfigError(f"mix must be one of {list(MIXES)}, got {mix!r}")
     if env_id is None:
