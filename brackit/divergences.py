@@ -43,14 +43,24 @@ class PrimalInputs:
     behavior_raw: jax.Array
 
 
+def _pairwise_differences(x: jax.Array, y: jax.Array) -> jax.Array:
+    """x [N, B, A], y [M, B, A] -> x_n - y_m as [N, M, A, B].
+
+    The batch axis goes last so that the sum over the (small) action axis runs over contiguous rows:
+    with A last, XLA's CPU code for the kernel and its gradient was about 3x slower.
+    """
+    x, y = jnp.swapaxes(x, -1, -2), jnp.swapaxes(y, -1, -2)
+    return x[:, None] - y[None, :]
+
+
 def laplacian_kernel(x: jax.Array, y: jax.Array, sigma: float) -> jax.Array:
     """exp(-sum_a |x - y| / sigma) for every pair: x [N, B, A], y [M, B, A] -> [N, M, B]."""
-    return jnp.exp(-jnp.sum(jnp.abs(x[:, None] - y[None, :]), axis=-1) / sigma)
+    return jnp.exp(-jnp.sum(jnp.abs(_pairwise_differences(x, y)), axis=-2) / sigma)
 
 
 def gaussian_kernel(x: jax.Array, y: jax.Array, sigma: float) -> jax.Array:
     """exp(-sum_a (x - y)^2 / (2 sigma)) for every pair: x [N, B, A], y [M, B, A] -> [N, M, B]."""
-    return jnp.exp(-jnp.sum((x[:, None] - y[None, :]) ** 2, axis=-1) / (2.0 * sigma))
+    return jnp.exp(-jnp.sum(_pairwise_differences(x, y) ** 2, axis=-2) / (2.0 * sigma))
 
 
 KERNELS: dict[str, Callable[[jax.Array, jax.Array, float], jax.Array]] = {

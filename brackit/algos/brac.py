@@ -368,7 +368,10 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
             return (params, opt_state), step_metrics
 
         (dual_params, dual_opt), dual_metrics = jax.lax.scan(
-            dual_step, (state.dual_params, state.dual_opt), jax.random.split(dual_key, config.dual_steps)
+            dual_step,
+            (state.dual_params, state.dual_opt),
+            jax.random.split(dual_key, config.dual_steps),
+            unroll=True,  # a few steps: unrolled, XLA fuses them with the rest of the update
         )
         state = state.replace(dual_params=dual_params, dual_opt=dual_opt)
         metrics.update({f"dual/{k}": v[-1] for k, v in dual_metrics.items()})
