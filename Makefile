@@ -20,7 +20,7 @@ demo: venv
 test: venv
 	$(BIN)/ruff check brackit tests benchmarks
 	$(BIN)/ruff format --check brackit tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 format: venv
 	$(BIN)/ruff format brackit tests benchmarks
