@@ -1,7 +1,7 @@
 """``make demo``: the main job on the embedded default, end to end on a 2-core CPU in a few minutes.
 
-1. Collects a small Hopper-v5 dataset with a uniform random behavior policy (the shipped SAC behavior
-   policies and the BRAC-protocol mixtures come with the dataset builds) and writes it as brackit npz.
+1. Builds a small Hopper-v5 ``eps1`` dataset by the BRAC protocol from the shipped SAC behavior policy
+   (20% uniform random, 40% policy samples, 40% epsilon-greedy) and writes it as brackit npz.
 2. Loads it back and prints its card and statistics.
 3. Trains BC and BRAC-v (KL, primal) with 2 vmapped seeds each, evaluates them on Hopper-v5, and writes a
    Markdown report whose path it prints.
@@ -36,30 +36,19 @@ def main(argv: list[str] | None = None) -> Path:
     from rich.table import Table
 
     from brackit.algos import bc, brac
-    from brackit.data import arrays_from_episodes, load_dataset, make_dataset, save_dataset
-    from brackit.data.collect import collect_episodes, uniform_policy
-    from brackit.data.dataset import env_spaces
+    from brackit.data import build, load_dataset, save_dataset
     from brackit.files import atomic_write_text
     from brackit.train import train
 
     console = Console()
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / "hopper-random.npz"
+    path = args.out / "hopper-eps1.npz"
 
     console.rule("1. dataset")
     start = time.perf_counter()
-    _, _, low, high = env_spaces(ENV_ID)
-    episodes = collect_episodes(ENV_ID, uniform_policy(low, high), args.transitions, seed=0)
-    dataset = make_dataset(
-        arrays_from_episodes(episodes),
-        path=path,
-        source_format="collected",
-        env_id=ENV_ID,
-        behavior="uniform random",
-        extra={"command": "python -m brackit.demo", "seed": 0},
-    )
+    dataset = build("hopper", "eps1", size=args.transitions, seed=0, command="python -m brackit.demo")
     save_dataset(dataset, path)
-    console.print(f"collected {dataset.size} transitions in {time.perf_counter() - start:.1f} s -> {path}")
+    console.print(f"built {dataset.size} transitions in {time.perf_counter() - start:.1f} s -> {path}")
 
     console.rule("2. brackit data info")
     dataset = load_dataset(path)
@@ -96,14 +85,14 @@ def main(argv: list[str] | None = None) -> Path:
 
     behavior_return = dataset.stats()["episode_return_mean"]
     table = Table(
-        title=f"{ENV_ID}, {dataset.size} random-policy transitions, {args.steps} updates, {len(seeds)} seeds"
+        title=f"{ENV_ID} eps1, {dataset.size} transitions, {args.steps} updates, {len(seeds)} seeds"
     )
     for column in ("algorithm", "return (mean ± std over seeds)", "D4RL score", "wall time (s)"):
         table.add_column(column)
     lines = [
         f"# brackit demo: {ENV_ID}",
         "",
-        f"Dataset: {path} ({dataset.size} transitions from a uniform random policy; "
+        f"Dataset: {path} ({dataset.size} transitions, BRAC-protocol eps1 mix of the shipped SAC policy; "
         f"mean episode return {behavior_return:.1f}).",
         f"Training: {args.steps} updates, seeds {list(seeds)} vmapped; evaluation: {args.eval_episodes} episodes "
         "per seed, deterministic (mode) actions.",
