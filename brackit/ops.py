@@ -26,6 +26,12 @@ def bellman_target(reward: jax.Array, discount: jax.Array, gamma: float, next_va
     return jax.lax.stop_gradient(reward + gamma * discount * next_value)
 
 
+def ensemble_td_loss(q: jax.Array, target: jax.Array) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Sum over critics of mean_B (Q_i(s, a) - y)^2: q [E, B], target [B] -> (loss, metrics)."""
+    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
+    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+
+
 def value_penalty(next_value: jax.Array, alpha: jax.Array, divergence: jax.Array) -> jax.Array:
     """BRAC-v: the target's next value loses ``alpha * D(pi(.|s'), pi_b(.|s'))`` [B]."""
     return next_value - alpha * divergence

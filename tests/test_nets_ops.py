@@ -67,3 +67,13 @@ def test_action_scaling_round_trip():
     a = jnp.array([[1.5, 0.25]])
     np.testing.assert_allclose(scale_action(unscale_action(a, low, high), low, high), a, rtol=1e-6)
     np.testing.assert_allclose(scale_action(jnp.array([[-1.0, 1.0]]), low, high), [[-2.0, 1.0]])
+
+
+def test_ensemble_td_loss_by_hand():
+    from brackit.ops import ensemble_td_loss
+
+    q = jnp.array([[1.0, 2.0], [3.0, 0.0]])  # [E=2, B=2]
+    loss, metrics = ensemble_td_loss(q, jnp.array([1.0, 1.0]))
+    # critic 0: mean(0, 1) = 0.5; critic 1: mean(4, 1) = 2.5
+    assert float(loss) == pytest.approx(3.0)
+    assert float(metrics["q_mean"]) == pytest.approx(1.5)

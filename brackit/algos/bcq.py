@@ -24,7 +24,7 @@ from flax import struct
 
 from brackit.errors import ConfigError
 from brackit.nets import VAE, Critic, CriticEnsemble, Perturbation, ensemble_member, standard_normal_kl
-from brackit.ops import bellman_target, ensemble_reduce, gradient_step, polyak
+from brackit.ops import bellman_target, ensemble_reduce, ensemble_td_loss, gradient_step, polyak
 from brackit.types import Transition
 
 ACT_MODES = ("max_q", "mode")
@@ -175,10 +175,8 @@ def critic_target(config: BCQConfig, state: BCQState, batch: Transition, key: ja
 def critic_loss(
     critic_params: dict, config: BCQConfig, batch: Transition, target: jax.Array
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
-    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
-    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
-    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
+    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
 
 
 def actor_loss(

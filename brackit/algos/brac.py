@@ -28,7 +28,15 @@ from brackit.algos import bc
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import CriticEnsemble, DualCritic, GaussianHead, TanhGaussian
-from brackit.ops import bellman_target, ensemble_reduce, gradient_step, lagrange_loss, polyak, value_penalty
+from brackit.ops import (
+    bellman_target,
+    ensemble_reduce,
+    ensemble_td_loss,
+    gradient_step,
+    lagrange_loss,
+    polyak,
+    value_penalty,
+)
 from brackit.types import Transition
 
 PENALTIES = ("value", "policy")
@@ -280,10 +288,8 @@ def dual_loss(
 def critic_loss(
     critic_params: dict, config: BRACConfig, batch: Transition, target: jax.Array
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
-    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
-    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
-    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
+    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
 
 
 def critic_target(

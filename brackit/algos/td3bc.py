@@ -26,7 +26,7 @@ from flax import struct
 
 from brackit.errors import ConfigError
 from brackit.nets import Critic, CriticEnsemble, DeterministicActor, ensemble_member
-from brackit.ops import bellman_target, gradient_step, polyak
+from brackit.ops import bellman_target, ensemble_td_loss, gradient_step, polyak
 from brackit.types import Transition
 
 ACTOR_Q = ("min", "first")
@@ -165,10 +165,8 @@ def critic_target(
 def critic_loss(
     critic_params: dict, config: ReBRACConfig, batch: Transition, target: jax.Array
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """sum over critics of mean_B (Q_i(s, a) - y)^2; q [E, B], target [B]."""
-    q = critic_net(config).apply(critic_params, batch.obs, batch.action)
-    loss = jnp.sum(jnp.mean((q - target[None]) ** 2, axis=1))
-    return loss, {"loss": loss, "q_mean": jnp.mean(q), "target_mean": jnp.mean(target)}
+    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
+    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
 
 
 def actor_loss(
