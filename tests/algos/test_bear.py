@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_bcq import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal
+from algo_helpers import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal
 
 from brackit.algos import bear, make_config
 from brackit.errors import ConfigError

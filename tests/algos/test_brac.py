@@ -8,14 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from algo_helpers import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal, tiny_dataset
 
-from brackit.algos import bc, brac, get_algorithm, make_config
+from brackit.algos import bc, brac, make_config
 from brackit.data import Episode, arrays_from_episodes, make_dataset
 from brackit.errors import ConfigError
-from brackit.train import make_train, train
-from brackit.types import Transition
+from brackit.train import train
 
-OBS, ACT, B = 3, 2, 16
 SMALL = {
     "critic_hidden": (16, 16),
     "actor_hidden": (16, 16),
@@ -25,26 +24,6 @@ SMALL = {
     "warm_start_steps": 0,
 }
 FORMS = [("kl", "primal"), ("mmd", "primal"), ("kl", "dual"), ("w", "dual")]
-
-
-def batch(seed: int = 0) -> Transition:
-    rng = np.random.default_rng(seed)
-    f = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)  # noqa: E731
-    u = lambda *shape: jnp.asarray(rng.uniform(-0.9, 0.9, size=shape), jnp.float32)  # noqa: E731
-    return Transition(
-        f(B, OBS), u(B, ACT), f(B), jnp.asarray(rng.integers(0, 2, B), jnp.float32), f(B, OBS), u(B, ACT)
-    )
-
-
-def host(leaf) -> np.ndarray:
-    if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-        leaf = jax.random.key_data(leaf)
-    return np.asarray(leaf)
-
-
-def leaves_equal(a, b) -> bool:
-    pairs = zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True)
-    return all(np.array_equal(host(x), host(y)) for x, y in pairs)
 
 
 @pytest.mark.parametrize(
@@ -80,40 +59,9 @@ def test_one_update_every_configuration(penalty, divergence, form, tune_alpha):
     assert int(new_state.step) == 1
 
 
-def tiny_dataset(seed: int = 0, episodes: int = 4, steps: int = 20):
-    rng = np.random.default_rng(seed)
-    eps = [
-        Episode(
-            rng.normal(size=(steps + 1, OBS)).astype(np.float32),
-            rng.uniform(-0.9, 0.9, size=(steps, ACT)).astype(np.float32),
-            rng.normal(size=steps).astype(np.float32),
-            np.r_[np.zeros(steps - 1, bool), True],
-            np.zeros(steps, bool),
-        )
-        for _ in range(episodes)
-    ]
-    return make_dataset(arrays_from_episodes(eps), path="<tiny>", source_format="test")
-
-
 @pytest.mark.parametrize(("divergence", "form"), [("kl", "primal"), ("w", "dual")])
 def test_vmap_over_seeds_equals_single_runs(divergence, form):
-    config = brac.BRACConfig(divergence=divergence, form=form, **SMALL)
-    fns = make_train(get_algorithm("brac"), config, OBS, ACT, chunk_steps=3)
-    dataset = tiny_dataset()
-    seeds = [0, 1, 2]
-    init, chunk = jax.jit(fns.init), jax.jit(fns.chunk)
-    states = jax.vmap(init)(jnp.stack([jax.random.key(s) for s in seeds]))
-    states, metrics = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None)))(states, dataset)
-    singles = [chunk(init(jax.random.key(seed)), dataset)[0] for seed in seeds]
-    assert metrics["critic/loss"].shape == (3,)
-    assert states.critic_params["params"]["VmapCritic_0"]["MLP_0"]["Dense_0"]["kernel"].shape[0] == 3
-    for index, single in enumerate(singles):
-        batched = jax.tree.map(lambda x, i=index: x[i], states)
-        for x, y in zip(jax.tree.leaves(batched), jax.tree.leaves(single), strict=True):
-            np.testing.assert_allclose(host(x), host(y), rtol=2e-5, atol=2e-6)
-    # different seeds give different parameters
-    kernels = states.actor_params["params"]["MLP_0"]["Dense_0"]["kernel"]
-    assert not np.allclose(kernels[0], kernels[1])
+    assert_vmap_equals_single_runs("brac", brac.BRACConfig(divergence=divergence, form=form, **SMALL))
 
 
 def test_config_errors_name_the_field():

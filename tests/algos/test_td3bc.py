@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_bcq import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal
+from algo_helpers import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal
 
 from brackit.algos import get_algorithm, td3bc
 from brackit.errors import ConfigError
@@ -132,7 +132,7 @@ def test_vmap_over_seeds_equals_single_runs():
 
 
 def test_sac_offline_is_brac_without_a_divergence():
-    from test_bcq import tiny_dataset
+    from algo_helpers import tiny_dataset
 
     from brackit.algos import make_config
     from brackit.train import make_train
