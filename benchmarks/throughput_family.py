@@ -103,15 +103,16 @@ def measure(name: str, seeds: int, chunk_steps: int, repeats: int, dataset) -> d
     if seeds == 1:
         states, chunk = jax.jit(fns.init)(keys[0]), fns.chunk
     else:
-        states, chunk = jax.jit(jax.vmap(fns.init))(keys), jax.vmap(fns.chunk, in_axes=(0, None))
+        states, chunk = jax.jit(jax.vmap(fns.init))(keys), jax.vmap(fns.chunk, in_axes=(0, None, None))
+    step = jnp.int32(0)  # unbatched step counter, as brackit.train passes it: lax.cond stays a branch
     start = time.perf_counter()
-    compiled = jax.jit(chunk).lower(states, dataset).compile()
+    compiled = jax.jit(chunk).lower(states, dataset, step).compile()
     compile_s = time.perf_counter() - start
-    states, _ = jax.block_until_ready(compiled(states, dataset))  # warm-up
+    states, _ = jax.block_until_ready(compiled(states, dataset, step))  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        states, _ = jax.block_until_ready(compiled(states, dataset))
+        states, _ = jax.block_until_ready(compiled(states, dataset, step))
         times.append(time.perf_counter() - start)
     best = min(times)
     flops = update_flops(name, config, dataset) * seeds
@@ -164,9 +165,9 @@ def main(argv: list[str] | None = None) -> None:
         " actor every 2nd step",
         "- updates/s: best of the timed chunks after one warm-up chunk (median in brackets); with 8 seeds,"
         " updates of all seeds together; GFLOP per update from XLA's cost analysis of one update (for TD3+BC"
-        " and ReBRAC it includes the actor step, which runs every 2nd step: with 1 seed ``lax.cond`` skips it"
-        " and the GFLOP/s column overstates the work done; vmapped over seeds the cond becomes a select that"
-        " computes both branches, so there the column is the arithmetic actually done)",
+        " and ReBRAC it includes the actor step, which runs every 2nd step: ``lax.cond`` on the unbatched step"
+        " counter skips it, with 1 seed and vmapped over seeds alike, so for these two the GFLOP/s column"
+        " overstates the work done)",
         "",
         "| algorithm | seeds | steps/chunk | compile (s) | updates/s | GFLOP/update | GFLOP/s | of ceiling |"
         " vs d3rlpy |",

@@ -121,6 +121,8 @@ class RunSpec:
     eval_every: int
     eval_episodes: int
     eval_mode: str
+    label: str = ""
+    """A free name for the run group (``study`` sets it; ``report`` groups and titles by it)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -129,6 +131,7 @@ class RunSpec:
     def from_json(cls, text: str) -> RunSpec:
         data = json.loads(text)
         data["seeds"] = tuple(data["seeds"])
+        data.setdefault("label", "")
         return cls(**data)
 
 
@@ -167,6 +170,7 @@ def run_training(
     resume: bool = False,
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
+    label: str = "",
 ) -> TrainResult:
     """Runs (or resumes) a training run in ``logdir``; see the module docstring."""
     logdir = Path(logdir)
@@ -191,6 +195,7 @@ def run_training(
         eval_every=eval_every,
         eval_episodes=eval_episodes,
         eval_mode=eval_mode,
+        label=label,
     )
     spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
     progress = None

@@ -38,12 +38,18 @@ def to_unit_box(dataset: OfflineDataset) -> OfflineDataset:
 
 @dataclasses.dataclass(frozen=True)
 class TrainFunctions:
-    """Pure functions of one run; vmap them over runs. ``chunk`` and ``pretrain_chunk`` return the new
-    state and the chunk's metrics averaged over its steps (flat dict, namespaced keys)."""
+    """Pure functions of one run; vmap them over runs. ``chunk(state, dataset, step=None)`` and
+    ``pretrain_chunk`` return the new state and the chunk's metrics averaged over its steps (flat dict,
+    namespaced keys).
+
+    ``step``, when given, is the number of training updates done before the chunk, passed *unbatched*
+    (``in_axes=None`` under vmap) and written into ``state.step``: all runs share it, so a ``lax.cond`` on
+    the step counter (TD3+BC's delayed actor) stays a real branch under vmap instead of becoming a
+    select that computes both sides."""
 
     init: Callable[[jax.Array], Any]
-    chunk: Callable[[Any, OfflineDataset], tuple[Any, dict[str, jax.Array]]]
-    pretrain_chunk: Callable[[Any, OfflineDataset], tuple[Any, dict[str, jax.Array]]]
+    chunk: Callable[..., tuple[Any, dict[str, jax.Array]]]
+    pretrain_chunk: Callable[..., tuple[Any, dict[str, jax.Array]]]
     chunk_steps: int
 
 
@@ -55,8 +61,11 @@ def make_train(
     def init(key: jax.Array) -> Any:
         return algorithm.init(config, key, obs_dim, action_dim)
 
-    def scanned(update: Callable[..., Any]) -> Callable[..., Any]:
-        def run(state: Any, dataset: OfflineDataset) -> tuple[Any, dict[str, jax.Array]]:
+    def scanned(update: Callable[..., Any], counts_steps: bool) -> Callable[..., Any]:
+        def run(state: Any, dataset: OfflineDataset, step: Any = None) -> tuple[Any, dict[str, jax.Array]]:
+            if counts_steps and step is not None and hasattr(state, "step"):
+                state = state.replace(step=jnp.asarray(step, state.step.dtype))
+
             def body(state, _):
                 key, batch_key = jax.random.split(state.key)
                 batch = dataset.sample(batch_key, config.batch_size)
@@ -69,7 +78,7 @@ def make_train(
         return run
 
     pretrain = algorithm.pretrain_update or (lambda config, state, batch: (state, {}))
-    return TrainFunctions(init, scanned(algorithm.update), scanned(pretrain), chunk_steps)
+    return TrainFunctions(init, scanned(algorithm.update, True), scanned(pretrain, False), chunk_steps)
 
 
 @dataclasses.dataclass
@@ -151,6 +160,7 @@ def train(
     logger: Callable[[dict[str, Any]], None] | None = None,
     on_chunk: Callable[[Progress], None] | None = None,
     resume: Progress | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains ``algorithm`` on a dataset (object or path) for every seed x sweep value as one program.
@@ -163,6 +173,10 @@ def train(
     ``on_chunk(progress)`` is called after every chunk (checkpointing hooks in here); ``resume`` continues
     from such a progress record, giving bit-identical results to an uninterrupted run. A non-finite
     metric raises ``NonFiniteError`` before ``on_chunk`` sees that chunk.
+
+    ``devices`` (a count or a list; None: one device) shards the run axis across devices with
+    ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. After
+    ``jax.distributed.initialize`` the global device list spans hosts (see ``brackit.devices``).
     """
     algo = get_algorithm(algorithm)
     if config is None:
@@ -180,14 +194,18 @@ def train(
             f"steps ({steps}) and eval_every ({eval_every}) must be multiples of chunk_steps ({chunk_steps})"
         )
     runs = run_grid(seeds, sweep)
+    placement = RunPlacement.create(devices, len(runs))
+    dataset = placement.replicate(dataset)
     obs_dim, action_dim = dataset.card.obs_dim, dataset.card.action_dim
     if resume is None:
         fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
         keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
         states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
-        progress = Progress("pretrain", 0, states, [])
+        progress = Progress("pretrain", 0, placement.shard(states), [])
     else:
-        progress = dataclasses.replace(resume, history=list(resume.history))
+        progress = dataclasses.replace(
+            resume, states=placement.shard(resume.states), history=list(resume.history)
+        )
 
     def run_phase(phase: str, total: int, evaluate_every: int) -> None:
         if progress.phase == "train" and phase == "pretrain":
@@ -200,9 +218,9 @@ def train(
             if length not in compiled:
                 fns = make_train(algo, config, obs_dim, action_dim, length)
                 body = fns.pretrain_chunk if phase == "pretrain" else fns.chunk
-                compiled[length] = jax.jit(jax.vmap(body, in_axes=(0, None)))
+                compiled[length] = placement.jit(jax.vmap(body, in_axes=(0, None, None)))
             start = time.perf_counter()
-            states, metrics = compiled[length](progress.states, dataset)
+            states, metrics = compiled[length](progress.states, dataset, jnp.int32(done))
             done += length
             seconds = time.perf_counter() - start
             entry = {"phase": phase, "step": done, **_host(metrics), "time/seconds": seconds}
@@ -224,6 +242,55 @@ def train(
         progress.phase, progress.step = "train", 0
     run_phase("train", steps, eval_every)
     return TrainResult(algorithm, config, progress.states, runs, progress.history, env_id)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPlacement:
+    """Where the runs live: one device (``mesh`` None) or a 1-D mesh whose ``runs`` axis shards the
+    leading run axis of every state leaf and metric; the dataset is replicated on every device."""
+
+    mesh: jax.sharding.Mesh | None
+
+    @classmethod
+    def create(cls, devices: int | Sequence[jax.Device] | None, num_runs: int) -> RunPlacement:
+        if devices is None or (isinstance(devices, int) and devices == 1):
+            return cls(None)
+        available = jax.devices()
+        if isinstance(devices, int):
+            if not 1 <= devices <= len(available):
+                raise ConfigError(
+                    f"devices={devices}: this process sees {len(available)} {available[0].platform} "
+                    f"device(s); choose 1..{len(available)}"
+                )
+            devices = available[:devices]
+        devices = list(devices)
+        if num_runs % len(devices):
+            raise ConfigError(
+                f"devices={len(devices)} needs the number of runs (seeds x sweep values = {num_runs}) "
+                f"to be a multiple of {len(devices)}"
+            )
+        return cls(jax.sharding.Mesh(np.asarray(devices), ("runs",)))
+
+    def _sharding(self, spec: jax.sharding.PartitionSpec) -> jax.sharding.NamedSharding:
+        assert self.mesh is not None
+        return jax.sharding.NamedSharding(self.mesh, spec)
+
+    def shard(self, states: Any) -> Any:
+        """Leading run axis split across the mesh (a no-op on one device)."""
+        if self.mesh is None:
+            return states
+        return jax.device_put(states, self._sharding(jax.sharding.PartitionSpec("runs")))
+
+    def replicate(self, tree: Any) -> Any:
+        if self.mesh is None:
+            return tree
+        return jax.device_put(tree, self._sharding(jax.sharding.PartitionSpec()))
+
+    def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``jax.jit`` whose outputs (states and per-run metrics) keep the run axis sharded."""
+        if self.mesh is None:
+            return jax.jit(fn)
+        return jax.jit(fn, out_shardings=self._sharding(jax.sharding.PartitionSpec("runs")))
 
 
 def _host(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:

@@ -1,0 +1,83 @@
+"""The run axis sharded across devices gives the numbers of the one-device path; the step counter stays
+unbatched under vmap so a ``lax.cond`` on it remains a branch."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+from algos.algo_helpers import ACT, OBS, tiny_dataset
+from test_run import pendulum_dataset
+
+from brackit.algos import get_algorithm, make_config
+from brackit.errors import ConfigError
+from brackit.train import RunPlacement, make_train, train
+
+SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import jax, numpy as np
+    from brackit.train import train
+
+    tiny = dict(critic_hidden=(8, 8), actor_hidden=(8, 8), batch_size=8)
+    out = {}
+    for devices in (None, 4):
+        result = train("td3bc", sys.argv[1], steps=4, seeds=(0, 1, 2, 3), chunk_steps=2, eval_every=4,
+                       eval_episodes=1, devices=devices, **tiny)
+        leaves = jax.tree.leaves(result.states)
+        out[str(devices)] = {
+            "devices": sorted({len(leaf.sharding.device_set) for leaf in leaves}),
+            "params": [np.asarray(leaf).tolist() for leaf in leaves if leaf.dtype == np.float32],
+            "returns": result.final_eval()["eval/return_mean"].tolist(),
+        }
+    print(json.dumps(out))
+    """
+)
+
+
+def test_sharded_runs_match_the_single_device_path(tmp_path: Path):
+    data = pendulum_dataset(tmp_path / "pendulum.npz")
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(data)], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["None"]["devices"] == [1] and out["4"]["devices"] == [4]
+    single, sharded = out["None"], out["4"]
+    assert len(single["params"]) == len(sharded["params"]) > 0
+    for a, b in zip(single["params"], sharded["params"], strict=True):
+        assert jnp.allclose(jnp.asarray(a), jnp.asarray(b), rtol=1e-5, atol=1e-6)
+    assert jnp.allclose(jnp.asarray(single["returns"]), jnp.asarray(sharded["returns"]), rtol=1e-4)
+
+
+def test_bad_device_requests_are_clear_errors(tmp_path: Path):
+    with pytest.raises(ConfigError, match="device"):
+        RunPlacement.create(len(jax.devices()) + 1, 4)
+    if len(jax.devices()) == 1:
+        assert RunPlacement.create(1, 3).mesh is None
+    with pytest.raises(ConfigError, match="multiple of"):
+        RunPlacement.create(jax.devices() * 2, 3)  # two entries, three runs
+    with pytest.raises(ConfigError, match="device"):
+        train("bc", tiny_dataset(), steps=1, seeds=(0,), devices=0)
+
+
+def test_step_counter_is_unbatched_so_the_delayed_actor_stays_a_cond():
+    config = make_config("td3bc", critic_hidden=(8,), actor_hidden=(8,), batch_size=4)
+    fns = make_train(get_algorithm("td3bc"), config, OBS, ACT, chunk_steps=2)
+    states = jax.vmap(fns.init)(jnp.stack([jax.random.key(s) for s in range(2)]))
+    dataset = tiny_dataset()
+    batched = str(jax.make_jaxpr(jax.vmap(fns.chunk, in_axes=(0, None)))(states, dataset))
+    unbatched = str(jax.make_jaxpr(jax.vmap(fns.chunk, in_axes=(0, None, None)))(states, dataset, 0))
+    assert "cond[" in unbatched and "cond[" not in batched  # vmapped predicate: select of both branches
+    new_states, _ = jax.vmap(fns.chunk, in_axes=(0, None, None))(states, dataset, jnp.int32(6))
+    assert new_states.step.tolist() == [8, 8]
+    assert json.dumps(new_states.step.shape) == "[2]"
