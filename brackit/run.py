@@ -171,8 +171,13 @@ def run_training(
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
     label: str = "",
+    devices: int | Sequence[Any] | None = None,
+    tensorboard: bool | None = None,
 ) -> TrainResult:
-    """Runs (or resumes) a training run in ``logdir``; see the module docstring."""
+    """Runs (or resumes) a training run in ``logdir``; see the module docstring.
+
+    ``devices`` shards the runs across devices (``brackit.train.train``). ``tensorboard`` writes event
+    files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it)."""
     logdir = Path(logdir)
     algo = get_algorithm(algorithm)
     config = algo.config_cls(**(overrides or {}))
@@ -212,9 +217,12 @@ def run_training(
             progress = restore_progress(checkpoint_path, config, dataset, spec)
     logdir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(spec_path, spec.to_json() + "\n")
+    board = TensorBoard.open(logdir, run_grid(spec.seeds, spec.sweep), tensorboard)
 
     def on_chunk(progress: Progress) -> None:
         atomic_write_text(logdir / "metrics.jsonl", "".join(_jsonl(entry) for entry in progress.history))
+        if board is not None:
+            board.write(progress.history[-1])
         finished = progress.phase == "train" and progress.step == steps
         due = checkpoint_every and progress.step % checkpoint_every == 0
         if finished or due:
@@ -230,22 +238,72 @@ def run_training(
                 },
             )
 
-    return train(
-        algorithm,
-        dataset,
-        config,
-        steps=steps,
-        seeds=seeds,
-        sweep=sweep,
-        chunk_steps=chunk_steps,
-        eval_every=eval_every,
-        eval_episodes=eval_episodes,
-        eval_mode=eval_mode,
-        env_id=env_id,
-        logger=logger,
-        on_chunk=on_chunk,
-        resume=progress,
-    )
+    try:
+        return train(
+            algorithm,
+            dataset,
+            config,
+            steps=steps,
+            seeds=seeds,
+            sweep=sweep,
+            chunk_steps=chunk_steps,
+            eval_every=eval_every,
+            eval_episodes=eval_episodes,
+            eval_mode=eval_mode,
+            env_id=env_id,
+            logger=logger,
+            on_chunk=on_chunk,
+            resume=progress,
+            devices=devices,
+        )
+    finally:
+        if board is not None:
+            board.close()
+
+
+class TensorBoard:
+    """One tensorboardX writer per run (``logdir/tensorboard/seed0``, ``.../alpha0.1-seed0``)."""
+
+    def __init__(self, logdir: Path, runs: list[dict[str, Any]]) -> None:
+        from tensorboardX import SummaryWriter
+
+        self.writers = [SummaryWriter(str(logdir / "tensorboard" / run_name(run))) for run in runs]
+
+    @classmethod
+    def open(cls, logdir: Path, runs: list[dict[str, Any]], enabled: bool | None) -> TensorBoard | None:
+        if enabled is False:
+            return None
+        try:
+            return cls(logdir, runs)
+        except ImportError as error:
+            if enabled:
+                raise ConfigError(
+                    "tensorboard output needs tensorboardX: pip install 'brackit[tensorboard]'"
+                ) from error
+            return None
+
+    def write(self, entry: dict[str, Any]) -> None:
+        prefix = "" if entry["phase"] == "train" else f"{entry['phase']}/"
+        for index, writer in enumerate(self.writers):
+            for name, value in entry.items():
+                array = np.asarray(value)
+                if name in ("phase", "step") or array.dtype.kind not in "fiu":
+                    continue
+                scalar = array.reshape(-1)[index] if array.size == len(self.writers) else array.reshape(-1)[0]
+                writer.add_scalar(prefix + name, float(scalar), int(entry["step"]))
+            writer.flush()
+
+    def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+
+
+def run_name(run: dict[str, Any]) -> str:
+    """``{"seed": 0, "alpha": 0.1}`` -> ``alpha0.1-seed0`` (sweep values first, then the seed)."""
+    parts = [
+        f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(run.items()) if k != "seed"
+    ]
+    return "-".join([*parts, f"seed{run['seed']}"])
 
 
 def _jsonl(entry: dict[str, Any]) -> str:

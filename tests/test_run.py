@@ -116,6 +116,29 @@ def test_eval_command_prints_raw_and_normalized(tmp_path, capsys):
     assert main(["eval", str(tmp_path / "run" / "checkpoint.npz"), "--episodes", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 2 and all("return -" in line for line in out)  # Pendulum returns are negative
+    # TensorBoard events (tensorboardX is a dev dependency): one directory per seed, the same numbers
+    metrics = json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])
+    for seed in (0, 1):
+        scalars = tensorboard_scalars(tmp_path / "run" / "tensorboard" / f"seed{seed}")
+        assert scalars["eval/return_mean"] == [(2, pytest.approx(metrics["eval/return_mean"][seed]))]
+        assert any(k.startswith("pretrain/") for k in scalars)  # the behavior policy fit comes first
+
+
+def tensorboard_scalars(directory: Path) -> dict[str, list[tuple[int, float]]]:
+    """Reads tfevents records (length, crc, Event proto, crc) with tensorboardX's own protos."""
+    from tensorboardX.proto import event_pb2
+
+    out: dict[str, list[tuple[int, float]]] = {}
+    for path in sorted(directory.glob("events.out.tfevents.*")):
+        data = path.read_bytes()
+        offset = 0
+        while offset < len(data):
+            length = int.from_bytes(data[offset : offset + 8], "little")
+            event = event_pb2.Event.FromString(data[offset + 12 : offset + 12 + length])
+            offset += 12 + length + 4
+            for value in event.summary.value:
+                out.setdefault(value.tag, []).append((event.step, value.simple_value))
+    return out
 
 
 def test_non_finite_loss_stops_with_step_and_metric(tmp_path):
