@@ -221,9 +221,10 @@ def train(
                 compiled[length] = placement.jit(jax.vmap(body, in_axes=(0, None, None)))
             start = time.perf_counter()
             states, metrics = compiled[length](progress.states, dataset, jnp.int32(done))
+            metrics = _host(jax.block_until_ready(metrics))  # dispatch is asynchronous: wait for the chunk
             done += length
             seconds = time.perf_counter() - start
-            entry = {"phase": phase, "step": done, **_host(metrics), "time/seconds": seconds}
+            entry = {"phase": phase, "step": done, **metrics, "time/seconds": seconds}
             entry["time/updates_per_s"] = length * len(runs) / max(seconds, 1e-9)
             check_finite(entry, runs)
             if env_id is not None and evaluate_every and (done % evaluate_every == 0 or done == total):
