@@ -103,6 +103,35 @@ def eval_command(
         print(line)
 
 
+@app.command("bench")
+def bench_command(
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Preset to run (repeatable; default: all of brackit.bench.PRESETS)."),
+    ] = None,
+    seeds: Annotated[
+        list[int] | None, typer.Option(help="Seed count, vmapped (repeatable; default: 1 and 8).")
+    ] = None,
+    steps: Annotated[
+        int, typer.Option(help="Updates per timed chunk with one seed (2/S of it with S).")
+    ] = 100,
+    repeats: Annotated[int, typer.Option(help="Timed chunks after one warm-up chunk.")] = 3,
+    out: Annotated[Path | None, typer.Option(help="Also write the markdown report to this file.")] = None,
+    tiny: Annotated[
+        bool,
+        typer.Option("--tiny", help="Smoke test: 8-8 networks, 1,000 transitions; the numbers mean nothing."),
+    ] = False,
+) -> None:
+    """Training throughput: updates/s, GFLOP/s and % of the float32 matmul ceiling for named presets."""
+    from brackit.bench import bench_report
+
+    report = bench_report(only, seeds or (1, 8), steps, repeats, tiny=tiny)
+    print(report, end="")
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2."""
     try:

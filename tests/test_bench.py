@@ -1,0 +1,107 @@
+"""brackit.bench and ``brackit bench``: tiny presets (8-8 networks, 1,000 transitions, 2-step chunks)."""
+
+import math
+
+import pytest
+
+from brackit import bench
+from brackit.cli import main
+from brackit.errors import ConfigError
+
+TINY = {"hidden": (8, 8), "dataset_size": 1_000}
+
+
+@pytest.fixture(scope="module")
+def rows():
+    # td3bc: its delayed actor is a lax.cond on the unbatched step, the case brackit.train cares about.
+    return bench.run_bench(["BC", "td3bc"], seeds=(1, 2), steps=2, repeats=1, **TINY)
+
+
+def test_one_row_per_preset_and_seed_count(rows):
+    assert [(row["name"], row["seeds"]) for row in rows] == [("BC", 1), ("BC", 2), ("td3bc", 1), ("td3bc", 2)]
+    for row in rows:
+        for key in ("compile_s", "updates_per_s", "median_updates_per_s", "gflop_per_update", "gflops"):
+            assert math.isfinite(row[key]) and row[key] > 0, (row["name"], key, row[key])
+        assert row["steps"] == 2
+        assert row["median_updates_per_s"] == row["updates_per_s"]  # one timed chunk
+    assert [row["d3rlpy_updates_per_s"] for row in rows] == [None, None, 100.0, 100.0]
+
+
+def test_flops_per_update_are_per_seed(rows):
+    by_name = {}
+    for row in rows:
+        by_name.setdefault(row["name"], set()).add(row["gflop_per_update"])
+    assert all(len(values) == 1 for values in by_name.values())
+    assert by_name["td3bc"] != by_name["BC"]
+
+
+def test_hidden_shrinks_every_hidden_field():
+    config = bench.bench_config("bear", bench.PRESETS["bear"].overrides, hidden=(8, 8))
+    assert (config.critic_hidden, config.actor_hidden, config.vae_hidden) == ((8, 8),) * 3
+    assert config.num_target_samples == 10  # the preset's other overrides stay
+
+
+def test_markdown_table_arithmetic():
+    row = {
+        "name": "bcq",
+        "seeds": 8,
+        "steps": 25,
+        "compile_s": 3.0,
+        "updates_per_s": 60.0,
+        "median_updates_per_s": 50.0,
+        "gflop_per_update": 0.5,
+        "gflops": 30.0,
+        "d3rlpy_updates_per_s": 30.0,
+    }
+    table = bench.markdown_table([row, {**row, "name": "rebrac", "d3rlpy_updates_per_s": None}], 40.0, 120.0)
+    lines = table.splitlines()
+    assert len(lines) == 4
+    # 30 GFLOP/s of the larger ceiling 120 is 25%; 60 updates/s against d3rlpy's 30 is 2x.
+    assert lines[2] == "| bcq | 8 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 25% | 2.00x |"
+    assert lines[3].endswith("| 25% | - |")
+
+
+def test_every_preset_builds_a_valid_config():
+    for preset in bench.PRESETS.values():
+        bench.bench_config(preset.algorithm, preset.overrides)
+    assert {"BC", "BRAC-p W dual", "bear", "bcq", "td3bc", "rebrac"} <= set(bench.PRESETS)
+
+
+def test_chunk_steps_for():
+    assert bench.chunk_steps_for(500, 1) == 500
+    assert bench.chunk_steps_for(500, 8) == 125
+    assert bench.chunk_steps_for(20, 8) == 10
+    assert bench.chunk_steps_for(2, 8) == 2
+
+
+def test_unknown_preset_is_a_config_error_listing_the_valid_ones():
+    with pytest.raises(ConfigError, match="'BRAC-v KL primal'"):
+        bench.run_bench(["nope"])
+
+
+def test_cli_bench_tiny(tmp_path, capsys):
+    out = tmp_path / "bench.md"
+    argv = [
+        "bench",
+        "--only",
+        "BC",
+        "--seeds",
+        "1",
+        "--steps",
+        "2",
+        "--repeats",
+        "1",
+        "--tiny",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    report = out.read_text()
+    assert report == capsys.readouterr().out
+    assert "- command: `brackit bench --only BC --seeds 1 --steps 2 --repeats 1 --tiny`" in report
+    assert "| BC | 1 | 2 |" in report
+
+
+def test_cli_bench_unknown_name_exits_2(capsys):
+    assert main(["bench", "--only", "nope", "--tiny"]) == 2
+    assert "unknown benchmark preset 'nope'" in capsys.readouterr().err
