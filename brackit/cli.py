@@ -103,6 +103,24 @@ def eval_command(
         print(line)
 
 
+@app.command("report")
+def report_command(
+    logdirs: Annotated[
+        list[Path], typer.Argument(help="Run directories, or directories searched recursively for run.json.")
+    ],
+    out: Annotated[Path, typer.Option(help="Where report.md, report.json and the PNG curves go.")] = Path(
+        "report"
+    ),
+    bootstrap_samples: Annotated[int, typer.Option(help="Bootstrap resamples for the IQM intervals.")] = 2000,
+) -> None:
+    """Tables (final and best return, D4RL score, IQM with 95% CIs) and learning curves of runs."""
+    from brackit.report import load_runs, write_report
+
+    path = write_report(load_runs(logdirs), out, bootstrap_samples=bootstrap_samples)
+    print(path.read_text(), end="")
+    print(f"report: {path}")
+
+
 @app.command("bench")
 def bench_command(
     only: Annotated[
