@@ -32,7 +32,16 @@ _register()
 @app.command("train")
 def train_command(
     algorithm: Annotated[str, typer.Argument(help="Algorithm name (brackit.algos.ALGORITHMS).")],
-    data: Annotated[str, typer.Option(help="Dataset path: brackit .npz, D4RL .hdf5 or Minari directory.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="Dataset path (brackit .npz, D4RL .hdf5, Minari directory) or TASK-MIX (e.g. hopper-eps1: "
+            "built by the BRAC protocol on first use and cached in $BRACKIT_DATA_DIR or ~/.cache/brackit)."
+        ),
+    ],
+    data_size: Annotated[
+        int | None, typer.Option(help="Transitions of a TASK-MIX dataset (default 1,000,000).")
+    ] = None,
     steps: Annotated[int, typer.Option(help="Training updates per run.")] = 100_000,
     seeds: Annotated[int, typer.Option(help="Number of seeds (0..K-1), run as one vmapped program.")] = 1,
     set_: Annotated[
@@ -49,10 +58,12 @@ def train_command(
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id (default: the dataset card's).")] = None,
 ) -> None:
     """Train an algorithm on an offline dataset; K seeds run as one vmapped program."""
+    from brackit.data.resolve import resolve_data
     from brackit.progress import TrainProgressBar
     from brackit.run import parse_overrides, run_training
 
     overrides = parse_overrides(algorithm, set_ or [])
+    data = str(resolve_data(data, size=data_size))
     with TrainProgressBar(steps) as bar:
         result = run_training(
             algorithm,
@@ -148,6 +159,39 @@ def bench_command(
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(report)
+
+
+@app.command("study")
+def study_command(
+    spec: Annotated[str, typer.Argument(help="A study TOML file or a preset name (brac-paper).")],
+    out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<study name>).")] = None,
+    budget: Annotated[str, typer.Option(help="tiny, laptop or paper (the study's own values).")] = "paper",
+    tasks: Annotated[str | None, typer.Option(help="Only these tasks, e.g. hopper,walker2d.")] = None,
+    mixes: Annotated[str | None, typer.Option(help="Only these mixes, e.g. eps1,gaussian3.")] = None,
+    variants: Annotated[
+        str | None, typer.Option(help="Only these variants: names or globs (brac-v-*).")
+    ] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Cache of built TASK-MIX datasets.")] = None,
+    dry_run: Annotated[
+        bool, typer.Option(help="Print the plan and each group's state; train nothing.")
+    ] = False,
+) -> None:
+    """Run a study: variants x datasets x seeds, batched into vmapped programs; finished groups are skipped."""
+    from brackit.study import load_spec, plan_study, print_plan, rich_group_progress, run_study
+
+    study = load_spec(spec)
+    out = out or Path("runs") / study.name
+
+    def split(text: str | None) -> list[str] | None:
+        return [item.strip() for item in text.split(",") if item.strip()] if text else None
+
+    filters = {"tasks": split(tasks), "mixes": split(mixes), "variants": split(variants)}
+    if dry_run:
+        print_plan(plan_study(study, out, budget=budget, **filters), data_dir=data_dir)
+        return
+    results = run_study(study, out, budget=budget, data_dir=data_dir, progress=rich_group_progress, **filters)
+    done = sum(result.status != "skipped" for result in results)
+    print(f"{done} groups trained, {len(results) - done} already finished; index: {out / 'study.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:

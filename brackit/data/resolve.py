@@ -1,0 +1,78 @@
+"""``--data PATH|TASK-MIX``: a dataset path, or the name of a BRAC-protocol dataset built once and cached.
+
+A name ``TASK-MIX`` (e.g. ``hopper-eps1``, see ``brackit.data.build``) is built from the shipped behavior
+policy with ``size`` transitions (the paper's 1M by default) and ``seed``, then cached as
+``<cache_dir>/<task>-<mix>-<size>-s<seed>.npz``; the next call returns the cached file (``load_dataset``
+validates it when a run loads it). ``cache_dir`` defaults to ``$BRACKIT_DATA_DIR``, else
+``~/.cache/brackit/datasets``. The write is atomic, so a killed build never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from brackit.data.build import MIXES, build
+from brackit.data.formats import save_dataset
+from brackit.errors import ConfigError
+
+DEFAULT_SIZE = 1_000_000
+"""Transitions per dataset in the BRAC paper."""
+CACHE_ENV = "BRACKIT_DATA_DIR"
+
+
+def default_cache_dir() -> Path:
+    """``$BRACKIT_DATA_DIR`` if set, else ``~/.cache/brackit/datasets``."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "brackit" / "datasets"
+
+
+def parse_task_mix(name: str) -> tuple[str, str]:
+    """``'hopper-eps1'`` -> ``('hopper', 'eps1')``; anything else is a ConfigError listing the valid names."""
+    from brackit.behavior import TASKS
+
+    task, _, mix = name.partition("-")
+    if task not in TASKS or mix not in MIXES:
+        raise ConfigError(
+            f"{name!r} is neither an existing dataset path nor a TASK-MIX name "
+            f"(TASK one of {', '.join(sorted(TASKS))}; MIX one of {', '.join(MIXES)})"
+        )
+    return task, mix
+
+
+def is_task_mix(name: str) -> bool:
+    try:
+        parse_task_mix(name)
+    except ConfigError:
+        return False
+    return True
+
+
+def cache_path(task: str, mix: str, size: int, seed: int, cache_dir: Path | None = None) -> Path:
+    return (cache_dir or default_cache_dir()) / f"{task}-{mix}-{size}-s{seed}.npz"
+
+
+def resolve_data(
+    data: str | os.PathLike,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    cache_dir: Path | None = None,
+    progress: bool = True,
+) -> Path:
+    """The path of ``data``: an existing path as is, else the cached (built on first use) TASK-MIX dataset.
+
+    ``size`` and ``seed`` apply to TASK-MIX names only.
+    """
+    path = Path(data).expanduser()
+    if path.exists():
+        return path
+    task, mix = parse_task_mix(str(data))
+    size = DEFAULT_SIZE if size is None else size
+    if size < 1:
+        raise ConfigError(f"dataset size must be >= 1, got {size}")
+    target = cache_path(task, mix, size, seed, None if cache_dir is None else Path(cache_dir))
+    if target.exists():
+        return target
+    dataset = build(task, mix, size=size, seed=seed, progress=progress)
+    return save_dataset(dataset, target)

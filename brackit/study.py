@@ -1,0 +1,797 @@
+"""Studies: grids of runs (variants x datasets x seeds) from a TOML file or a preset, batched and resumable.
+
+A study file (TOML; every key is checked, and an error names the file, the key and what was expected)::
+
+    name = "my-study"                      # required
+    datasets = ["hopper-eps1", "data/walker.npz"]   # TASK-MIX names (built and cached) or paths
+    dataset_size = 1000000                 # transitions per TASK-MIX dataset (default 1M, the paper's)
+    dataset_seed = 0                       # seed of the TASK-MIX builds
+    steps = 500000                         # training updates per run
+    seeds = 5                              # seeds 0..seeds-1 of every variant
+    eval_every = 5000                      # 0: evaluate only at the end
+    eval_episodes = 20                     # 0: no evaluation
+    chunk_steps = 1000                     # updates per jitted chunk (divides steps and eval_every)
+    checkpoint_every = 0                   # 0: at every evaluation (or only at the end)
+
+    [[variants]]
+    name = "brac-v-kl-primal"              # unique; letters, digits, '.', '_', '-'
+    algorithm = "brac"                     # a name in brackit.algos.ALGORITHMS
+    description = "..."                    # optional
+    set = { penalty = "value", divergence = "kl", behavior.hidden = [64, 64] }   # config fields
+    grid = { alpha = [0.1, 1.0] }          # optional: one cell per value (the product over keys)
+
+Relative dataset paths are taken from the study file's folder. Config values are typed as TOML values
+(``"none"`` sets an optional field to None); a combination the algorithm's config refuses is an error at
+load time. Presets (``brackit/studies/*.toml``) are loaded by name: ``brac-paper`` is the BRAC paper's
+design-choice study.
+
+Expansion and batching: every variant x grid point x dataset is a cell; cells identical in algorithm,
+config and dataset are run once (the first name is kept). Cells of one dataset and algorithm whose
+configs differ only in scalar fields of the training state (``sweepable_fields``, e.g. BRAC's fixed
+``alpha``) form one group, trained as one vmapped program over seeds x values (``run_training(sweep=...)``);
+every other cell is a group of its own with its seeds vmapped. Group ``g`` on dataset ``d`` writes
+``OUT/<d>/<g>/`` (run.json, metrics.jsonl, checkpoint.npz) with ``label`` = the group's name (variant
+names joined by '+', then '@key=value' for grid values shared by the group); ``d`` is the TASK-MIX name
+or the file's stem. ``OUT/study.json`` lists every group, its logdir and status, rewritten atomically.
+
+Budgets (``--budget``) cap steps, seeds, dataset size, evaluation and chunk length for smaller machines;
+config fields that count steps (``STEP_FIELDS``: warm-up and behavior-policy steps) shrink in the same
+proportion as the steps. Restarting a study skips finished groups, resumes partial ones from their last
+checkpoint (bit-identical), and refuses a logdir that holds a different run (``RunError``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import functools
+import importlib.resources
+import itertools
+import json
+import math
+import re
+import tomllib
+import typing
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from brackit.algos import config_fields, get_algorithm
+from brackit.checkpoint import config_to_dict, read_record
+from brackit.data.resolve import DEFAULT_SIZE, cache_path, parse_task_mix, resolve_data
+from brackit.errors import ConfigError
+from brackit.files import atomic_write_text
+from brackit.run import RunError, RunSpec, _differences, run_training
+
+STEP_FIELDS = ("warm_start_steps", "behavior_steps")
+"""Config fields counting training steps: a budget scales them with the steps (at least 1 if positive)."""
+PRESET_PACKAGE = "brackit"
+PRESET_FOLDER = "studies"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+Logger = Callable[[dict[str, Any]], None]
+GroupProgress = Callable[["Group", int, int, int], AbstractContextManager[Logger | None]]
+
+
+# ----------------------------------------------------------------------------------------- the spec
+
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    name: str
+    algorithm: str
+    overrides: dict[str, Any]
+    """Typed config overrides (nested configs as dataclass instances), as ``run_training`` takes them."""
+    grid: dict[str, tuple[Any, ...]]
+    """Field (dotted for nested configs) -> typed values; the cells are the product over fields."""
+    description: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    name: str
+    datasets: tuple[str, ...]
+    """TASK-MIX names or paths (relative paths already joined to the study file's folder)."""
+    variants: tuple[Variant, ...]
+    dataset_size: int = DEFAULT_SIZE
+    dataset_seed: int = 0
+    steps: int = 500_000
+    seeds: int = 5
+    eval_every: int = 5_000
+    eval_episodes: int = 20
+    chunk_steps: int = 1_000
+    checkpoint_every: int = 0
+    source: str = "<study>"
+    """Where the spec came from (the file, or 'preset NAME'), for messages."""
+
+
+_TOP_KEYS: dict[str, tuple[type, str]] = {
+    "name": (str, "a string"),
+    "description": (str, "a string"),
+    "datasets": (list, "a non-empty list of TASK-MIX names or paths"),
+    "dataset_size": (int, "a positive integer"),
+    "dataset_seed": (int, "an integer >= 0"),
+    "steps": (int, "a positive integer"),
+    "seeds": (int, "a positive integer"),
+    "eval_every": (int, "an integer >= 0"),
+    "eval_episodes": (int, "an integer >= 0"),
+    "chunk_steps": (int, "a positive integer"),
+    "checkpoint_every": (int, "an integer >= 0"),
+    "variants": (list, "a non-empty array of tables ([[variants]])"),
+}
+_POSITIVE = ("dataset_size", "steps", "seeds", "chunk_steps")
+_VARIANT_KEYS = ("name", "algorithm", "description", "set", "grid")
+
+
+def load_spec(spec: str | Path) -> StudySpec:
+    """A study from a TOML file, or a preset by name (``list_presets()``)."""
+    path = Path(spec)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"{path}: no such study file; presets: {', '.join(list_presets())}")
+        try:
+            data = tomllib.loads(path.read_text())
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"{path}: not valid TOML ({error})") from error
+        return parse_spec(data, source=str(path), base_dir=path.parent)
+    if str(spec) not in list_presets():
+        raise ConfigError(
+            f"{spec!r} is neither a study file nor a preset; presets: {', '.join(list_presets())}"
+        )
+    text = (importlib.resources.files(PRESET_PACKAGE) / PRESET_FOLDER / f"{spec}.toml").read_text()
+    return parse_spec(tomllib.loads(text), source=f"preset {spec}")
+
+
+def list_presets() -> list[str]:
+    folder = importlib.resources.files(PRESET_PACKAGE) / PRESET_FOLDER
+    return sorted(item.name.removesuffix(".toml") for item in folder.iterdir() if item.name.endswith(".toml"))
+
+
+def parse_spec(data: dict[str, Any], *, source: str = "<study>", base_dir: Path | None = None) -> StudySpec:
+    """Validates a parsed TOML document; every error names ``source`` and the offending key."""
+    unknown = sorted(set(data) - set(_TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown key {unknown[0]!r}; valid keys: {', '.join(_TOP_KEYS)}")
+    for key, value in data.items():
+        kind, expected = _TOP_KEYS[key]
+        if kind is int:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+            ok = ok and value >= (1 if key in _POSITIVE else 0)
+        else:
+            ok = isinstance(value, kind) and bool(value)
+        if not ok:
+            raise ConfigError(f"{source}: {key}: expected {expected}, got {value!r}")
+    for key in ("name", "datasets", "variants"):
+        if key not in data:
+            raise ConfigError(f"{source}: missing key {key!r} ({_TOP_KEYS[key][1]})")
+    if not _NAME.match(data["name"]):
+        raise ConfigError(f"{source}: name: expected letters, digits, '.', '_' or '-', got {data['name']!r}")
+    datasets = tuple(
+        _parse_dataset(item, f"{source}: datasets[{i}]", base_dir) for i, item in enumerate(data["datasets"])
+    )
+    names = [dataset_name(d) for d in datasets]
+    for i, name in enumerate(names):
+        if name in names[:i]:
+            raise ConfigError(
+                f"{source}: datasets[{i}]: a second dataset named {name!r} (logdirs would clash)"
+            )
+    variants: list[Variant] = []
+    for i, item in enumerate(data["variants"]):
+        variant = _parse_variant(item, f"{source}: variants[{i}]")
+        if any(v.name == variant.name for v in variants):
+            raise ConfigError(f"{source}: variants[{i}].name: {variant.name!r} is used twice")
+        variants.append(variant)
+    scalars = {k: v for k, v in data.items() if k not in ("datasets", "variants", "description")}
+    return StudySpec(datasets=datasets, variants=tuple(variants), source=source, **scalars)
+
+
+def _parse_dataset(item: Any, where: str, base_dir: Path | None) -> str:
+    if not isinstance(item, str) or not item:
+        raise ConfigError(f"{where}: expected a TASK-MIX name or a path, got {item!r}")
+    path = Path(item).expanduser()
+    candidates = [base_dir / path] if base_dir is not None and not path.is_absolute() else []
+    found = next((p for p in [*candidates, path] if p.exists()), None)
+    if found is not None:
+        return str(found)
+    if "/" in item or path.suffix:
+        raise ConfigError(f"{where}: {item!r}: no such dataset file")
+    try:
+        parse_task_mix(item)
+    except ConfigError as error:
+        raise ConfigError(f"{where}: {error}") from None
+    return item
+
+
+def dataset_name(dataset: str) -> str:
+    """The name of a dataset in logdirs and reports: the TASK-MIX name, or the file's stem."""
+    return dataset if "/" not in dataset and not Path(dataset).suffix else Path(dataset).stem
+
+
+def _parse_variant(item: Any, where: str) -> Variant:
+    if not isinstance(item, dict):
+        raise ConfigError(f"{where}: expected a table with keys {', '.join(_VARIANT_KEYS)}")
+    unknown = sorted(set(item) - set(_VARIANT_KEYS))
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r}; valid keys: {', '.join(_VARIANT_KEYS)}")
+    for key in ("name", "algorithm"):
+        if not isinstance(item.get(key), str):
+            raise ConfigError(f"{where}.{key}: expected a string, got {item.get(key)!r}")
+    name, algorithm = item["name"], item["algorithm"]
+    if not _NAME.match(name):
+        raise ConfigError(f"{where}.name: expected letters, digits, '.', '_' or '-', got {name!r}")
+    where = f"{where} ({name})"
+    try:
+        config_cls = get_algorithm(algorithm).config_cls
+    except ConfigError as error:
+        raise ConfigError(f"{where}.algorithm: {error}") from None
+    for key in ("set", "grid"):
+        if not isinstance(item.get(key, {}), dict):
+            raise ConfigError(f"{where}.{key}: expected a table of config fields, got {item[key]!r}")
+    if not isinstance(item.get("description", ""), str):
+        raise ConfigError(f"{where}.description: expected a string")
+    overrides: dict[str, Any] = {}
+    for key, value in _flatten(item.get("set", {})).items():
+        overrides = _assign(config_cls, overrides, key.split("."), value, f"{where}.set.{key}")
+    grid: dict[str, tuple[Any, ...]] = {}
+    for key, values in _flatten(item.get("grid", {})).items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values, got {values!r}")
+        if key in _flatten(item.get("set", {})):
+            raise ConfigError(f"{where}.grid.{key}: also given in set; give it in one place")
+        hint = _field_hint(config_cls, key.split("."), f"{where}.grid.{key}")
+        grid[key] = tuple(_typed(hint, v, f"{where}.grid.{key}") for v in values)
+    variant = Variant(name, algorithm, overrides, grid, item.get("description", ""))
+    for point in _grid_points(variant):  # every cell's config must build
+        try:
+            config_cls(**_cell_overrides(variant, point))
+        except ConfigError as error:
+            suffix = f" at grid point {point}" if point else ""
+            raise ConfigError(f"{where}{suffix}: {error}") from None
+    return variant
+
+
+def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _field_hint(config_cls: type, parts: list[str], where: str) -> Any:
+    fields = config_fields(config_cls)
+    if parts[0] not in fields:
+        raise ConfigError(f"{where}: no config field {parts[0]!r}; valid fields: {', '.join(fields)}")
+    hint = fields[parts[0]]
+    if len(parts) == 1:
+        if dataclasses.is_dataclass(hint):
+            raise ConfigError(f"{where}: {parts[0]!r} is a nested config; set its fields ({parts[0]}.FIELD)")
+        return hint
+    if not dataclasses.is_dataclass(hint):
+        raise ConfigError(f"{where}: {parts[0]!r} is not a nested config")
+    return _field_hint(hint, parts[1:], where)
+
+
+def _assign(config_cls: type, overrides: dict[str, Any], parts: list[str], value: Any, where: str) -> dict:
+    """``overrides`` with the TOML ``value`` typed and set at the dotted field ``parts``."""
+    typed = _typed(_field_hint(config_cls, parts, where), value, where)
+    try:
+        return _put(config_cls, overrides, parts, typed)
+    except ConfigError as error:  # a nested config refusing the value
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def _put(config_cls: type, overrides: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
+    """``overrides`` with an already typed value set at a dotted field (nested configs rebuilt)."""
+    overrides = dict(overrides)
+    if len(parts) == 1:
+        overrides[parts[0]] = value
+        return overrides
+    nested_cls = config_fields(config_cls)[parts[0]]
+    nested = overrides.get(parts[0]) or nested_cls()
+    inner = _put(nested_cls, {parts[1]: getattr(nested, parts[1])}, parts[1:], value)
+    overrides[parts[0]] = dataclasses.replace(nested, **inner)
+    return overrides
+
+
+def _typed(hint: Any, value: Any, where: str) -> Any:
+    """A TOML value checked against a config field's type (bool, int, float, str, tuple[...], X | None)."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if isinstance(value, str) and value.lower() == "none":
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        return _typed(hint, value, where)
+    if hint is bool and isinstance(value, bool):
+        return value
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and isinstance(value, str):
+        return value
+    if typing.get_origin(hint) is tuple and isinstance(value, list):
+        return tuple(_typed(args[0], item, where) for item in value)
+    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        hint, f"a list ({hint})" if typing.get_origin(hint) is tuple else str(hint)
+    )
+    raise ConfigError(f"{where}: expected {expected}, got {value!r}")
+
+
+def _grid_points(variant: Variant) -> list[dict[str, Any]]:
+    keys = list(variant.grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*variant.grid.values())]
+
+
+def _cell_overrides(variant: Variant, point: dict[str, Any]) -> dict[str, Any]:
+    config_cls = get_algorithm(variant.algorithm).config_cls
+    overrides = variant.overrides
+    for key, value in point.items():
+        overrides = _put(config_cls, overrides, key.split("."), value)
+    return overrides
+
+
+# ----------------------------------------------------------------------------------------- budgets
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """Caps on the spec's values (None: the spec's own)."""
+
+    name: str
+    steps: int | None = None
+    seeds: int | None = None
+    dataset_size: int | None = None
+    eval_every: int | None = None
+    eval_episodes: int | None = None
+    chunk_steps: int | None = None
+    description: str = ""
+
+
+BUDGETS: dict[str, Budget] = {
+    "tiny": Budget("tiny", 20, 1, 2_000, 20, 1, 10, "seconds per run: checks that a study goes through"),
+    "laptop": Budget("laptop", 50_000, 2, 100_000, 5_000, 5, 1_000, "a CPU laptop: one task in hours"),
+    "paper": Budget("paper", description="the study's own values (500k steps, 5 seeds, 1M transitions)"),
+}
+
+
+def apply_budget(spec: StudySpec, budget: str | Budget) -> tuple[StudySpec, float]:
+    """The spec with the budget's caps, and the factor by which the steps shrank."""
+    if isinstance(budget, str):
+        if budget not in BUDGETS:
+            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+        budget = BUDGETS[budget]
+
+    def cap(value: int, limit: int | None) -> int:
+        return value if limit is None else min(value, limit)
+
+    steps = cap(spec.steps, budget.steps)
+    eval_every = cap(spec.eval_every or steps, budget.eval_every)
+    scaled = dataclasses.replace(
+        spec,
+        steps=steps,
+        seeds=cap(spec.seeds, budget.seeds),
+        dataset_size=cap(spec.dataset_size, budget.dataset_size),
+        eval_every=min(eval_every, steps),
+        eval_episodes=cap(spec.eval_episodes, budget.eval_episodes),
+        chunk_steps=min(cap(spec.chunk_steps, budget.chunk_steps), steps),
+        checkpoint_every=spec.checkpoint_every if spec.checkpoint_every <= steps else 0,
+    )
+    return scaled, steps / spec.steps
+
+
+# ----------------------------------------------------------------------------------------- the plan
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    variant: str
+    algorithm: str
+    dataset: str
+    point: dict[str, Any]
+    """The grid values of this cell."""
+    overrides: dict[str, Any]
+    config: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """One ``run_training`` call: one dataset, one config, seeds x sweep values vmapped."""
+
+    name: str
+    """Also the label and the logdir's folder name."""
+    dataset: str
+    algorithm: str
+    overrides: dict[str, Any]
+    sweep: dict[str, list[float]]
+    variants: tuple[str, ...]
+    logdir: Path
+
+    @property
+    def dataset_name(self) -> str:
+        return dataset_name(self.dataset)
+
+
+@dataclasses.dataclass(frozen=True)
+class StudyPlan:
+    spec: StudySpec
+    """After the budget."""
+    budget: str
+    out_dir: Path
+    groups: tuple[Group, ...]
+    duplicates: tuple[tuple[str, str], ...]
+    """(dropped cell, the identical cell kept), per dataset."""
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.spec.seeds))
+
+    def runs(self, group: Group) -> int:
+        return self.spec.seeds * math.prod(len(values) for values in group.sweep.values())
+
+    @property
+    def eval_every(self) -> int:
+        return self.spec.eval_every if self.spec.eval_episodes > 0 else 0
+
+    @property
+    def checkpoint_every(self) -> int:
+        return self.spec.checkpoint_every or self.eval_every or self.spec.steps
+
+
+@functools.cache
+def sweepable_fields(algorithm: str) -> tuple[str, ...]:
+    """Config fields mirrored by a scalar field of the training state (a sweep can vmap over them)."""
+    algo = get_algorithm(algorithm)
+    state_cls = typing.get_type_hints(algo.init)["return"]
+    # the field annotations as written (strings under postponed evaluation): optax's types do not resolve
+    scalars = {f.name for f in dataclasses.fields(state_cls) if f.type in ("jax.Array", jax.Array)}
+    return tuple(name for name in config_fields(algo.config_cls) if name in scalars)
+
+
+def plan_study(
+    spec: StudySpec,
+    out_dir: str | Path,
+    *,
+    budget: str | Budget = "paper",
+    tasks: Sequence[str] | None = None,
+    mixes: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+) -> StudyPlan:
+    """The groups to run: the spec after the budget and the filters (task and mix names, variant names or
+    globs), expanded into cells, deduplicated and batched (see the module docstring)."""
+    out_dir = Path(out_dir)
+    spec, factor = apply_budget(spec, budget)
+    spec = _filtered(spec, tasks, mixes, variants)
+    for key in ("eval_every", "checkpoint_every"):
+        if getattr(spec, key) % spec.chunk_steps or spec.steps % spec.chunk_steps:
+            raise ConfigError(
+                f"{spec.source}: steps ({spec.steps}) and {key} ({getattr(spec, key)}) must be multiples of "
+                f"chunk_steps ({spec.chunk_steps})"
+            )
+    cells: list[Cell] = []
+    duplicates: list[tuple[str, str]] = []
+    seen: dict[str, str] = {}
+    for dataset in spec.datasets:
+        for variant in spec.variants:
+            config_cls = get_algorithm(variant.algorithm).config_cls
+            for point in _grid_points(variant):
+                overrides = _scaled(config_cls, _cell_overrides(variant, point), factor)
+                config = config_cls(**overrides)
+                cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config)
+                key = json.dumps([dataset, variant.algorithm, config_to_dict(config)], sort_keys=True)
+                if key in seen:
+                    duplicates.append((f"{dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
+                    continue
+                seen[key] = f"{dataset_name(dataset)}/{_cell_label(cell)}"
+                cells.append(cell)
+    budget_name = budget if isinstance(budget, str) else budget.name
+    groups = tuple(_batch(cells, out_dir))
+    return StudyPlan(spec, budget_name, out_dir, groups, tuple(duplicates))
+
+
+def _filtered(
+    spec: StudySpec, tasks: Sequence[str] | None, mixes: Sequence[str] | None, patterns: Sequence[str] | None
+) -> StudySpec:
+    from brackit.behavior import TASKS
+    from brackit.data.build import MIXES
+
+    for given, valid, what in ((tasks, TASKS, "task"), (mixes, MIXES, "mix")):
+        for item in given or ():
+            if item not in valid:
+                raise ConfigError(f"unknown {what} {item!r}; choose from {', '.join(valid)}")
+    datasets = []
+    for dataset in spec.datasets:
+        try:
+            task, mix = parse_task_mix(dataset_name(dataset))
+        except ConfigError:
+            task = mix = None
+        if (tasks and task not in tasks) or (mixes and mix not in mixes):
+            continue
+        datasets.append(dataset)
+    if not datasets:
+        raise ConfigError(f"{spec.source}: no dataset matches --tasks {tasks} --mixes {mixes}")
+    kept = spec.variants
+    if patterns:
+        names = [v.name for v in spec.variants]
+        for pattern in patterns:
+            if not fnmatch.filter(names, pattern):
+                raise ConfigError(
+                    f"{spec.source}: no variant matches {pattern!r}; variants: {', '.join(names)}"
+                )
+        kept = tuple(v for v in spec.variants if any(fnmatch.fnmatchcase(v.name, p) for p in patterns))
+    return dataclasses.replace(spec, datasets=tuple(datasets), variants=kept)
+
+
+def _scaled(config_cls: type, overrides: dict[str, Any], factor: float) -> dict[str, Any]:
+    if factor == 1.0:
+        return overrides
+    config = config_cls(**overrides)
+    overrides = dict(overrides)
+    for name in STEP_FIELDS:
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value > 0:
+            overrides[name] = max(1, round(value * factor))
+    return overrides
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "x".join(_format(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("/", "_")
+
+
+def _cell_label(cell: Cell) -> str:
+    suffix = ",".join(f"{k}={_format(v)}" for k, v in cell.point.items())
+    return f"{cell.variant}@{suffix}" if suffix else cell.variant
+
+
+def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
+    """Cells that differ only in sweepable fields (given explicitly) become one group with a sweep."""
+    buckets: dict[str, list[Cell]] = {}
+    for cell in cells:
+        sweepable = [f for f in sweepable_fields(cell.algorithm) if getattr(cell.config, f) is not None]
+        rest = {k: v for k, v in config_to_dict(cell.config).items() if k not in sweepable}
+        key = json.dumps([cell.dataset, cell.algorithm, sorted(sweepable), rest], sort_keys=True)
+        buckets.setdefault(key, []).append(cell)
+    for bucket in buckets.values():
+        fields = [
+            f for f in sweepable_fields(bucket[0].algorithm) if getattr(bucket[0].config, f) is not None
+        ]
+        values = {f: list(dict.fromkeys(float(getattr(c.config, f)) for c in bucket)) for f in fields}
+        sweep = {f: v for f, v in values.items() if len(v) > 1}
+        combos = {tuple(float(getattr(c.config, f)) for f in sweep) for c in bucket}
+        full_product = len(combos) == len(bucket) == len(list(itertools.product(*sweep.values())))
+        if len(bucket) == 1 or not full_product:
+            for cell in bucket:
+                yield _group([cell], {}, out_dir)
+        else:
+            yield _group(bucket, sweep, out_dir)
+
+
+def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> Group:
+    first = cells[0]
+    names = tuple(dict.fromkeys(c.variant for c in cells))
+    if len(cells) == 1:
+        name = _cell_label(first)
+    else:
+        shared = {
+            k: v for k, v in first.point.items() if k not in sweep and all(c.point.get(k) == v for c in cells)
+        }
+        suffix = ",".join(f"{k}={_format(v)}" for k, v in shared.items())
+        name = "+".join(names) + (f"@{suffix}" if suffix else "")
+    return Group(
+        name=name,
+        dataset=first.dataset,
+        algorithm=first.algorithm,
+        overrides=first.overrides,
+        sweep=sweep,
+        variants=names,
+        logdir=out_dir / dataset_name(first.dataset) / name,
+    )
+
+
+# ----------------------------------------------------------------------------------------- running
+
+
+@dataclasses.dataclass(frozen=True)
+class GroupResult:
+    group: Group
+    status: str
+    """'skipped' (finished before), 'trained' or 'resumed'."""
+    final_return: float | None = None
+    """Mean final evaluation return over the group's runs, when evaluated."""
+
+
+def group_state(plan: StudyPlan, group: Group) -> str:
+    """'pending', 'partial' or 'finished' from the logdir; a logdir holding another run is a RunError."""
+    spec_path, checkpoint = group.logdir / "run.json", group.logdir / "checkpoint.npz"
+    if not spec_path.exists():
+        return "pending"
+    old = RunSpec.from_json(spec_path.read_text())
+    expected = _expected_spec(plan, group, old)
+    differences = _differences(old, expected)
+    if differences:
+        raise RunError(
+            f"{group.logdir} holds a different run ({'; '.join(differences[:3])}); use another --out "
+            "or the budget it was run with"
+        )
+    if not checkpoint.exists():
+        return "pending"
+    record = read_record(checkpoint)
+    return "finished" if record["phase"] == "train" and record["step"] == plan.spec.steps else "partial"
+
+
+def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
+    """The RunSpec ``run_training`` would write, with the dataset's hash and env id taken from ``old``
+    (comparing them needs the dataset, which ``run_training`` checks when it runs)."""
+    config = get_algorithm(group.algorithm).config_cls(**group.overrides)
+    return RunSpec(
+        algorithm=group.algorithm,
+        config=config_to_dict(config),
+        data=old.data,
+        dataset_sha256=old.dataset_sha256,
+        env_id=old.env_id,
+        seeds=plan.seeds,
+        sweep={k: [float(v) for v in values] for k, values in group.sweep.items()},
+        steps=plan.spec.steps,
+        chunk_steps=plan.spec.chunk_steps,
+        eval_every=plan.eval_every,
+        eval_episodes=plan.spec.eval_episodes,
+        eval_mode="mode",
+        label=group.name,
+    )
+
+
+def run_study(
+    spec: StudySpec | str | Path,
+    out_dir: str | Path,
+    *,
+    budget: str | Budget = "paper",
+    tasks: Sequence[str] | None = None,
+    mixes: Sequence[str] | None = None,
+    variants: Sequence[str] | None = None,
+    data_dir: Path | None = None,
+    progress: GroupProgress | None = None,
+) -> list[GroupResult]:
+    """Runs every group of the study in turn (see the module docstring); returns one result per group.
+
+    ``progress(group, index, total, steps)`` is a context manager around each trained group that yields
+    a logger for its metrics (or None), e.g. ``rich_group_progress``.
+    """
+    if not isinstance(spec, StudySpec):
+        spec = load_spec(spec)
+    plan = plan_study(spec, out_dir, budget=budget, tasks=tasks, mixes=mixes, variants=variants)
+    states = {group.logdir: group_state(plan, group) for group in plan.groups}  # refuses clashes up front
+    statuses = {group.logdir: states[group.logdir] for group in plan.groups}
+    write_index(plan, statuses)
+    resolved: dict[str, Path] = {}
+    results = []
+    for index, group in enumerate(plan.groups):
+        if states[group.logdir] == "finished":
+            results.append(GroupResult(group, "skipped", _final_return(group.logdir)))
+            continue
+        if group.dataset not in resolved:
+            resolved[group.dataset] = resolve_data(
+                group.dataset, size=plan.spec.dataset_size, seed=plan.spec.dataset_seed, cache_dir=data_dir
+            )
+        statuses[group.logdir] = "running"
+        write_index(plan, statuses)
+        try:
+            context = progress(group, index, len(plan.groups), plan.spec.steps) if progress else None
+            with context or contextlib.nullcontext() as logger:
+                run_training(
+                    group.algorithm,
+                    resolved[group.dataset],
+                    logdir=group.logdir,
+                    steps=plan.spec.steps,
+                    seeds=plan.seeds,
+                    overrides=group.overrides,
+                    sweep=group.sweep or None,
+                    chunk_steps=plan.spec.chunk_steps,
+                    eval_every=plan.eval_every,
+                    eval_episodes=plan.spec.eval_episodes,
+                    checkpoint_every=plan.checkpoint_every,
+                    resume=states[group.logdir] == "partial",
+                    logger=logger,
+                    label=group.name,
+                )
+        except BaseException:
+            statuses[group.logdir] = "interrupted"
+            write_index(plan, statuses)
+            raise
+        statuses[group.logdir] = "finished"
+        write_index(plan, statuses)
+        status = "resumed" if states[group.logdir] == "partial" else "trained"
+        results.append(GroupResult(group, status, _final_return(group.logdir)))
+    return results
+
+
+def _final_return(logdir: Path) -> float | None:
+    record = read_record(logdir / "checkpoint.npz")
+    evals = [entry["eval/return_mean"] for entry in record["history"] if "eval/return_mean" in entry]
+    return float(sum(evals[-1]) / len(evals[-1])) if evals else None
+
+
+def write_index(plan: StudyPlan, statuses: dict[Path, str]) -> Path:
+    """``OUT/study.json``: this plan's groups (and those of earlier invocations with other filters)."""
+    path = plan.out_dir / "study.json"
+    groups: dict[str, dict[str, Any]] = {}
+    if path.exists():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            groups = {g["logdir"]: g for g in json.loads(path.read_text())["groups"]}
+    for group in plan.groups:
+        logdir = str(group.logdir.relative_to(plan.out_dir))
+        groups[logdir] = {
+            "logdir": logdir,
+            "dataset": group.dataset_name,
+            "data": group.dataset,
+            "name": group.name,
+            "label": group.name,
+            "variants": list(group.variants),
+            "algorithm": group.algorithm,
+            "sweep": group.sweep,
+            "runs": plan.runs(group),
+            "status": statuses[group.logdir],
+        }
+    spec = plan.spec
+    index = {
+        "study": spec.name,
+        "source": spec.source,
+        "budget": plan.budget,
+        "steps": spec.steps,
+        "seeds": spec.seeds,
+        "dataset_size": spec.dataset_size,
+        "eval_every": plan.eval_every,
+        "eval_episodes": spec.eval_episodes,
+        "groups": sorted(groups.values(), key=lambda g: g["logdir"]),
+    }
+    atomic_write_text(path, json.dumps(index, indent=2) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def rich_group_progress(group: Group, index: int, total: int, steps: int) -> Iterator[Logger]:
+    """A line naming the group, then a progress bar over its steps (``run_study(progress=...)``)."""
+    from rich.console import Console
+
+    from brackit.progress import TrainProgressBar
+
+    Console().print(
+        f"[bold]\\[{index + 1}/{total}][/bold] {group.dataset_name}/{group.name} ({group.algorithm})"
+    )
+    with TrainProgressBar(steps) as bar:
+        yield bar.update
+
+
+def print_plan(plan: StudyPlan, data_dir: Path | None = None) -> None:
+    """One line per group (dataset, name = label, algorithm, runs, sweep, state on disk), then totals."""
+    spec = plan.spec
+    print(f"study {spec.name} ({spec.source}), budget {plan.budget}, out {plan.out_dir}")
+    states = [group_state(plan, group) for group in plan.groups]
+    for group, state in zip(plan.groups, states, strict=True):
+        sweep = " ".join(f"{k}={'/'.join(_format(v) for v in vs)}" for k, vs in group.sweep.items())
+        print(
+            f"  {group.dataset_name:<22} {group.name:<30} {group.algorithm:<12} "
+            f"{plan.runs(group):>3} runs  {state:<8} {sweep}".rstrip()
+        )
+    to_build = [
+        d
+        for d in spec.datasets
+        if not Path(d).exists()
+        and not cache_path(*parse_task_mix(d), spec.dataset_size, spec.dataset_seed, data_dir).exists()
+    ]
+    todo = [g for g, s in zip(plan.groups, states, strict=True) if s != "finished"]
+    print(
+        f"{len(plan.groups)} groups = vmapped programs ({len(todo)} to run: "
+        f"{sum(plan.runs(g) for g in todo)} runs of {spec.steps:,} steps); "
+        f"{len(spec.datasets)} datasets of {spec.dataset_size:,} transitions ({len(to_build)} to build); "
+        f"evaluation every {plan.eval_every:,} steps x {spec.eval_episodes} episodes"
+        + (f"; {len(plan.duplicates)} duplicate cells dropped" if plan.duplicates else "")
+    )
