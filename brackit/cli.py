@@ -56,8 +56,30 @@ def train_command(
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: only at the end).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in LOGDIR from its checkpoint.")] = False,
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id (default: the dataset card's).")] = None,
+    devices: Annotated[
+        int, typer.Option(help="Shard the seeds across this many devices (jax.sharding; 1: no sharding).")
+    ] = 1,
+    tensorboard: Annotated[
+        bool | None,
+        typer.Option(
+            "--tensorboard/--no-tensorboard",
+            help="TensorBoard events (default: if tensorboardX is installed).",
+        ),
+    ] = None,
+    coordinator: Annotated[
+        str | None,
+        typer.Option(
+            help="host:port of process 0, to span hosts with jax.distributed (with --num-processes)."
+        ),
+    ] = None,
+    num_processes: Annotated[int, typer.Option(help="Processes in a multi-host run.")] = 1,
+    process_id: Annotated[int, typer.Option(help="This process's index in a multi-host run.")] = 0,
 ) -> None:
     """Train an algorithm on an offline dataset; K seeds run as one vmapped program."""
+    if coordinator is not None:
+        import jax
+
+        jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     from brackit.data.resolve import resolve_data
     from brackit.progress import TrainProgressBar
     from brackit.run import parse_overrides, run_training
@@ -79,6 +101,8 @@ def train_command(
             resume=resume,
             env_id=env_id,
             logger=bar.update,
+            devices=devices,
+            tensorboard=tensorboard,
         )
     final = result.final_eval()
     if final is not None:

@@ -93,7 +93,7 @@ def _load_logdir(spec_path: Path) -> list[RunRecord]:
     runs = run_grid(spec.seeds, spec.sweep)
     steps, returns, scores = _read_evaluations(spec_path.parent / "metrics.jsonl", len(runs), spec.env_id)
     label = spec.label or spec.algorithm
-    dataset = (spec.env_id or "unknown") if spec.data == "<in memory>" else Path(spec.data).stem
+    dataset = (spec.env_id or "unknown") if spec.data == "<in memory>" else dataset_name(spec.data)
     records = []
     for index, run in enumerate(runs):
         sweep = {name: value for name, value in run.items() if name != "seed"}
@@ -113,6 +113,14 @@ def _load_logdir(spec_path: Path) -> list[RunRecord]:
             )
         )
     return records
+
+
+def dataset_name(data: str) -> str:
+    """A dataset's short name: the file stem, without the ``-<size>-s<seed>`` that the TASK-MIX cache
+    (``brackit.data.resolve``) appends: ``.../hopper-eps1-100000-s0.npz`` -> ``hopper-eps1``."""
+    stem = Path(data).stem
+    match = re.fullmatch(r"([a-z0-9]+-[a-z0-9]+)-\d+-s\d+", stem)
+    return match.group(1) if match else stem
 
 
 def _read_spec(path: Path) -> RunSpec:

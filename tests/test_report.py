@@ -268,3 +268,12 @@ def test_cli_report(study, tmp_path, capsys):
     assert main(["report", str(tmp_path / "empty"), "--out", str(out)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("error: no run.json found under") and error.count("\n") == 1
+
+
+def test_dataset_names_drop_the_task_mix_cache_suffix():
+    from brackit.report import dataset_name
+
+    assert dataset_name("/cache/hopper-eps1-100000-s0.npz") == "hopper-eps1"
+    assert dataset_name("runs/halfcheetah-gaussian3-2000-s7.npz") == "halfcheetah-gaussian3"
+    assert dataset_name("data/my-data.npz") == "my-data"
+    assert dataset_name("hopper-medium-v2.hdf5") == "hopper-medium-v2"
