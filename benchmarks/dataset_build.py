@@ -5,7 +5,7 @@ actor of the same size (the table says which). The build is timed without the fi
 build compiles the policy call first. With ``--size`` below 1M the 1M time is extrapolated linearly (said
 so in the table). The load average is read before and after each build (the machine may be shared).
 
-    python benchmarks/dataset_build.py --size 1000000 --mix eps1 --workers 0,2
+    python benchmarks/dataset_build.py --size 1000000 --mix eps1 [--workers 0,1] [--num-envs 64]
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks_common import machine_header
 
 from brackit.behavior import TASKS, default_dir, load_task_policy, policy_paths
-from brackit.data.build import build, random_behavior_policy
+from brackit.data.build import build, default_num_envs, default_workers, random_behavior_policy
 
 
 def main() -> None:
@@ -28,10 +28,16 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1_000_000)
     parser.add_argument("--mix", default="eps1")
     parser.add_argument("--tasks", default="hopper,halfcheetah,walker2d,ant")
-    parser.add_argument("--num-envs", type=int, default=16)
-    parser.add_argument("--workers", default="2", help="comma-separated worker counts to compare")
+    parser.add_argument("--num-envs", type=int, default=None, help="default: brackit's for the size")
+    parser.add_argument(
+        "--workers",
+        default=None,
+        help="comma-separated worker counts to compare (default: brackit data build's)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dataset_build.md")
     args = parser.parse_args()
+    args.num_envs = args.num_envs or default_num_envs(args.size)
+    args.workers = args.workers or str(default_workers(args.size))
     command = shlex.join(["python", "benchmarks/dataset_build.py", *sys.argv[1:]])
     rows = []
     for task in args.tasks.split(","):

@@ -67,10 +67,16 @@ def build(
         Path | None, typer.Option(help="Output path (default: TASK-MIX.npz, or TASK-MIX for minari).")
     ] = None,
     format: Annotated[str, typer.Option(help="Output format: npz or minari.")] = "npz",
-    num_envs: Annotated[int, typer.Option(help="Environments stepped together (part of the recipe).")] = 16,
+    num_envs: Annotated[
+        int | None,
+        typer.Option(
+            help="Environments stepped together (part of the recipe; default: 16, up to 64 for 1M)."
+        ),
+    ] = None,
     workers: Annotated[
-        int, typer.Option(help="Subprocesses stepping a share of them beside this one (data unchanged).")
-    ] = 0,
+        int | None,
+        typer.Option(help="Subprocesses stepping a share of them (data unchanged; default: 1 from 240k)."),
+    ] = None,
     behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
 ) -> None:
     """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
@@ -78,9 +84,11 @@ def build(
 
     from brackit.data import save_dataset
     from brackit.data.build import build as build_dataset
-    from brackit.data.build import parse_name
+    from brackit.data.build import default_num_envs, default_workers, parse_name
 
     task, mix = parse_name(name)
+    num_envs = default_num_envs(size) if num_envs is None else num_envs
+    workers = default_workers(size) if workers is None else workers
     out = out or Path(f"{name}.npz" if format == "npz" else name)
     command = shlex.join(
         [
