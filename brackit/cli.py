@@ -199,11 +199,39 @@ def study_command(
     dry_run: Annotated[
         bool, typer.Option(help="Print the plan and each group's state; train nothing.")
     ] = False,
+    steps: Annotated[int | None, typer.Option(help="Cap the training steps (beside the budget).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Cap the seeds.")] = None,
+    dataset_size: Annotated[int | None, typer.Option(help="Cap the TASK-MIX dataset size.")] = None,
+    eval_every: Annotated[int | None, typer.Option(help="Cap the evaluation interval.")] = None,
+    eval_episodes: Annotated[int | None, typer.Option(help="Cap the evaluation episodes.")] = None,
 ) -> None:
     """Run a study: variants x datasets x seeds, batched into vmapped programs; finished groups are skipped."""
-    from brackit.study import load_spec, plan_study, print_plan, rich_group_progress, run_study
+    import dataclasses
+
+    from brackit.errors import ConfigError
+    from brackit.study import BUDGETS, load_spec, plan_study, print_plan, rich_group_progress, run_study
 
     study = load_spec(spec)
+    caps = {
+        "steps": steps,
+        "seeds": seeds,
+        "dataset_size": dataset_size,
+        "eval_every": eval_every,
+        "eval_episodes": eval_episodes,
+    }
+    if any(value is not None for value in caps.values()):
+        if budget not in BUDGETS:
+            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
+        named = BUDGETS[budget]
+        budget = dataclasses.replace(  # type: ignore[assignment]
+            named,
+            name=f"{named.name}+caps",
+            **{
+                key: min(value, getattr(named, key) or value)
+                for key, value in caps.items()
+                if value is not None
+            },
+        )
     out = out or Path("runs") / study.name
 
     def split(text: str | None) -> list[str] | None:
