@@ -379,7 +379,10 @@ def apply_budget(spec: StudySpec, budget: str | Budget) -> tuple[StudySpec, floa
         dataset_size=cap(spec.dataset_size, budget.dataset_size),
         eval_every=min(eval_every, steps),
         eval_episodes=cap(spec.eval_episodes, budget.eval_episodes),
-        chunk_steps=min(cap(spec.chunk_steps, budget.chunk_steps), steps),
+        # a chunk length that divides the steps and the evaluation interval after the caps
+        chunk_steps=math.gcd(
+            min(cap(spec.chunk_steps, budget.chunk_steps), steps), steps, min(eval_every, steps)
+        ),
         checkpoint_every=spec.checkpoint_every if spec.checkpoint_every <= steps else 0,
     )
     return scaled, steps / spec.steps

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import json
 from pathlib import Path
 
@@ -363,3 +364,35 @@ def test_resolve_data_paths_names_and_cache(tmp_path, monkeypatch, capsys):
     dataset = load_dataset(path)
     assert dataset.card.num_transitions == 500 and dataset.card.env_id == "Hopper-v5"
     assert resolve_data("hopper-random", size=500, seed=1) == path and len(builds) == 1  # cached
+
+
+def test_budget_caps_keep_the_chunk_a_divisor_of_steps_and_eval_interval():
+    from brackit.study import BUDGETS, apply_budget
+
+    spec = load_spec("brac-paper")
+    caps = dataclasses.replace(BUDGETS["laptop"], steps=2000, eval_every=500)
+    scaled, factor = apply_budget(spec, caps)
+    assert (scaled.steps, scaled.eval_every, scaled.chunk_steps) == (2000, 500, 500)
+    assert factor == 2000 / spec.steps
+    assert (
+        main(
+            [
+                "study",
+                "brac-paper",
+                "--budget",
+                "laptop",
+                "--steps",
+                "2000",
+                "--eval-every",
+                "500",
+                "--tasks",
+                "hopper",
+                "--mixes",
+                "eps1",
+                "--variants",
+                "bc",
+                "--dry-run",
+            ]
+        )
+        == 0
+    )
