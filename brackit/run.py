@@ -27,7 +27,7 @@ from brackit.checkpoint import config_from_dict, config_to_dict, load_states, re
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.files import atomic_write_text
-from brackit.train import Progress, TrainResult, apply_sweep, make_train, run_grid, train
+from brackit.train import Progress, RunPlacement, TrainResult, apply_sweep, make_train, run_grid, train
 
 
 class RunError(BrackitError):
@@ -202,6 +202,9 @@ def run_training(
         eval_mode=eval_mode,
         label=label,
     )
+    RunPlacement.create(
+        devices, len(run_grid(spec.seeds, spec.sweep))
+    )  # a bad request fails before any write
     spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
     progress = None
     if spec_path.exists():

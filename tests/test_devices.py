@@ -17,6 +17,7 @@ from algos.algo_helpers import ACT, OBS, tiny_dataset
 from test_run import pendulum_dataset
 
 from brackit.algos import get_algorithm, make_config
+from brackit.cli import main
 from brackit.errors import ConfigError
 from brackit.train import RunPlacement, make_train, train
 
@@ -68,6 +69,11 @@ def test_bad_device_requests_are_clear_errors(tmp_path: Path):
         RunPlacement.create(jax.devices() * 2, 3)  # two entries, three runs
     with pytest.raises(ConfigError, match="device"):
         train("bc", tiny_dataset(), steps=1, seeds=(0,), devices=0)
+    # from the CLI: exit status 2, and the refused request writes nothing into the logdir
+    data = pendulum_dataset(tmp_path / "p.npz")
+    args = ["train", "bc", "--data", str(data), "--steps", "2", "--chunk-steps", "2", "--seeds", "3"]
+    assert main([*args, "--devices", str(len(jax.devices()) + 1), "--logdir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
 
 
 def test_step_counter_is_unbatched_so_the_delayed_actor_stays_a_cond():
