@@ -370,6 +370,12 @@ def _card_sha256(policy: BehaviorPolicy) -> str | None:
     return hashlib.sha256(card_file.read_bytes()).hexdigest() if card_file.exists() else None
 
 
+def build_command(name: str, size: int, seed: int, num_envs: int, *extra: str) -> str:
+    """The ``brackit data build`` command line that makes this dataset (recorded in its card)."""
+    args = ["brackit", "data", "build", name, "--size", str(size), "--seed", str(seed)]
+    return shlex.join([*args, "--num-envs", str(num_envs), *extra])
+
+
 def default_num_envs(size: int) -> int:
     """Environments stepped together by default: 16, growing to 64 from 240k transitions (more envs per
     policy call amortise its cost; small builds keep 16 so that episodes are rarely cut at segment ends)."""
@@ -426,20 +432,7 @@ def build(
         raise DatasetError(policy.path, "env_id", repr(env_id), repr(policy.card.get("env_id")))
     sizes = segment_sizes(size, segments)
     name = f"{task}-{mix}"
-    command = command or shlex.join(
-        [
-            "brackit",
-            "data",
-            "build",
-            name,
-            "--size",
-            str(size),
-            "--seed",
-            str(seed),
-            "--num-envs",
-            str(num_envs),
-        ]
-    )
+    command = command or build_command(name, size, seed, num_envs)
     import gymnasium as gym
     import mujoco
 

@@ -80,32 +80,18 @@ def build(
     behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
 ) -> None:
     """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
-    import shlex
 
     from brackit.data import save_dataset
     from brackit.data.build import build as build_dataset
-    from brackit.data.build import default_num_envs, default_workers, parse_name
+    from brackit.data.build import build_command, default_num_envs, default_workers, parse_name
 
     task, mix = parse_name(name)
     num_envs = default_num_envs(size) if num_envs is None else num_envs
     workers = default_workers(size) if workers is None else workers
     out = out or Path(f"{name}.npz" if format == "npz" else name)
-    command = shlex.join(
-        [
-            "brackit",
-            "data",
-            "build",
-            name,
-            "--size",
-            str(size),
-            "--seed",
-            str(seed),
-            "--num-envs",
-            str(num_envs),
-        ]
-        + ["--format", format, "--out", str(out)]
-        + ([] if behavior_dir is None else ["--behavior-dir", str(behavior_dir)])
-    )
+    extra = ["--format", format, "--out", str(out)]
+    extra += [] if behavior_dir is None else ["--behavior-dir", str(behavior_dir)]
+    command = build_command(name, size, seed, num_envs, *extra)
     dataset = build_dataset(
         task,
         mix,
