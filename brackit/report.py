@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from brackit.data.resolve import dataset_name
 from brackit.errors import BrackitError, ConfigError
 from brackit.files import atomic_path, atomic_write_text
 from brackit.run import RunSpec
@@ -113,14 +114,6 @@ def _load_logdir(spec_path: Path) -> list[RunRecord]:
             )
         )
     return records
-
-
-def dataset_name(data: str) -> str:
-    """A dataset's short name: the file stem, without the ``-<size>-s<seed>`` that the TASK-MIX cache
-    (``brackit.data.resolve``) appends: ``.../hopper-eps1-100000-s0.npz`` -> ``hopper-eps1``."""
-    stem = Path(data).stem
-    match = re.fullmatch(r"([a-z0-9]+-[a-z0-9]+)-\d+-s\d+", stem)
-    return match.group(1) if match else stem
 
 
 def _read_spec(path: Path) -> RunSpec:

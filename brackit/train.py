@@ -176,7 +176,8 @@ def train(
 
     ``devices`` (a count or a list; None: one device) shards the run axis across devices with
     ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. After
-    ``jax.distributed.initialize`` the global device list spans hosts (see ``brackit.devices``).
+    ``jax.distributed.initialize`` (``brackit train --coordinator``) the device list spans hosts; that
+    path is untested (no second host), and checkpoints would then need a ``process_allgather``.
     """
     algo = get_algorithm(algorithm)
     if config is None:

@@ -271,7 +271,7 @@ def test_cli_report(study, tmp_path, capsys):
 
 
 def test_dataset_names_drop_the_task_mix_cache_suffix():
-    from brackit.report import dataset_name
+    from brackit.data.resolve import dataset_name
 
     assert dataset_name("/cache/hopper-eps1-100000-s0.npz") == "hopper-eps1"
     assert dataset_name("runs/halfcheetah-gaussian3-2000-s7.npz") == "halfcheetah-gaussian3"

@@ -10,6 +10,7 @@ validates it when a run loads it). ``cache_dir`` defaults to ``$BRACKIT_DATA_DIR
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from brackit.data.build import MIXES, build
@@ -50,6 +51,14 @@ def is_task_mix(name: str) -> bool:
 
 def cache_path(task: str, mix: str, size: int, seed: int, cache_dir: Path | None = None) -> Path:
     return (cache_dir or default_cache_dir()) / f"{task}-{mix}-{size}-s{seed}.npz"
+
+
+def dataset_name(data: str | os.PathLike) -> str:
+    """A dataset's short name: the file stem, without the ``-<size>-s<seed>`` that ``cache_path`` appends
+    (``.../hopper-eps1-100000-s0.npz`` -> ``hopper-eps1``)."""
+    stem = Path(data).stem
+    match = re.fullmatch(r"([a-z0-9]+-[a-z0-9]+)-\d+-s\d+", stem)
+    return match.group(1) if match else stem
 
 
 def resolve_data(
