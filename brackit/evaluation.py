@@ -52,10 +52,10 @@ def evaluate(
     """Runs ``episodes`` episodes per run. ``act(states, obs [R, E, O], keys [R], mode)`` returns
     unit-box actions [R, E, A]; they are scaled to the env's action bounds here. Env i of run r is reset
     with seed ``seed * 100_003 + r * episodes + i``, so results are reproducible."""
-    import gymnasium as gym
+    from brackit import envs as brackit_envs
 
     num_runs = int(jax.tree.leaves(states)[0].shape[0])
-    make_env = make_env or (lambda: gym.make(env_id))
+    make_env = make_env or (lambda: brackit_envs.make(env_id))
     envs = [make_env() for _ in range(num_runs * episodes)]
     try:
         low = np.asarray(envs[0].action_space.low, np.float32)

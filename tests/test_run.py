@@ -13,10 +13,11 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from helpers import random_episode_arrays
 
 from brackit.checkpoint import read_record
 from brackit.cli import main
-from brackit.data import Episode, arrays_from_episodes, make_dataset, save_dataset
+from brackit.data import make_dataset, save_dataset
 from brackit.errors import ConfigError
 from brackit.run import load_run, parse_overrides, run_training
 from brackit.train import NonFiniteError
@@ -25,21 +26,9 @@ TINY = ["critic_hidden=8,8", "actor_hidden=8,8", "dual_hidden=8,8", "behavior.hi
 
 
 def pendulum_dataset(path: Path, reward_scale: float = 1.0) -> Path:
-    rng = np.random.default_rng(0)
-    episodes = [
-        Episode(
-            rng.normal(size=(21, 3)).astype(np.float32),
-            rng.uniform(-2, 2, size=(20, 1)).astype(np.float32),
-            (reward_scale * rng.normal(size=20)).astype(np.float32),
-            np.zeros(20, bool),
-            np.r_[np.zeros(19, bool), True],
-        )
-        for _ in range(3)
-    ]
-    dataset = make_dataset(
-        arrays_from_episodes(episodes), path=path, source_format="test", env_id="Pendulum-v1"
-    )
-    save_dataset(dataset, path)
+    """Three random 20-step episodes with Pendulum's dims (obs 3, action 1 in [-2, 2])."""
+    arrays = random_episode_arrays(action_dim=1, action_bound=2.0, reward_scale=reward_scale)
+    save_dataset(make_dataset(arrays, path=path, source_format="test", env_id="Pendulum-v1"), path)
     return path
 
 

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import random_episode_arrays
 
 from brackit.algos import get_algorithm
 from brackit.checkpoint import read_record
 from brackit.cli import main
-from brackit.data import Episode, arrays_from_episodes, load_dataset, make_dataset, save_dataset
+from brackit.data import load_dataset, make_dataset, save_dataset
 from brackit.data import resolve as resolve_module
 from brackit.data.resolve import default_cache_dir, resolve_data
 from brackit.errors import ConfigError
@@ -30,18 +31,7 @@ TINY_BRAC = (
 
 def tiny_dataset(path: Path) -> Path:
     """Three 20-step episodes, obs 3 / action 2, no env id (so no evaluation)."""
-    rng = np.random.default_rng(0)
-    episodes = [
-        Episode(
-            rng.normal(size=(21, 3)).astype(np.float32),
-            rng.uniform(-0.9, 0.9, size=(20, 2)).astype(np.float32),
-            rng.normal(size=20).astype(np.float32),
-            np.zeros(20, bool),
-            np.r_[np.zeros(19, bool), True],
-        )
-        for _ in range(3)
-    ]
-    save_dataset(make_dataset(arrays_from_episodes(episodes), path=path, source_format="test"), path)
+    save_dataset(make_dataset(random_episode_arrays(), path=path, source_format="test"), path)
     return path
 
 

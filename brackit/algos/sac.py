@@ -384,9 +384,9 @@ def evaluate_policy(
 ) -> np.ndarray:
     """Undiscounted returns [episodes] of the policy (deterministic ``mode`` by default), all episodes
     stepped together with one batched policy call per step; episode i is reset with seed ``seed + i``."""
-    import gymnasium as gym
+    from brackit import envs as brackit_envs
 
-    envs = [gym.make(env_id) for _ in range(episodes)]
+    envs = [brackit_envs.make(env_id) for _ in range(episodes)]
     try:
         low = np.asarray(envs[0].action_space.low, np.float32)
         high = np.asarray(envs[0].action_space.high, np.float32)
@@ -413,6 +413,9 @@ def evaluate_policy(
 def _make_vector_env(env_id: str, config: SACConfig) -> Any:
     import gymnasium as gym
 
+    from brackit.envs import install_mujoco_warning_filter
+
+    install_mujoco_warning_filter()
     return gym.make_vec(
         env_id,
         num_envs=config.num_envs,

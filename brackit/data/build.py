@@ -171,9 +171,9 @@ def _step_group(
 
 def _worker(connection: Any, env_id: str, count: int) -> None:
     """Subprocess loop: ('reset', seeds) -> obs; ('step', actions, mask, next_seeds) -> _step_group(...)."""
-    import gymnasium as gym
+    from brackit import envs as brackit_envs
 
-    envs = [gym.make(env_id) for _ in range(count)]
+    envs = [brackit_envs.make(env_id) for _ in range(count)]
     try:
         while True:
             message = connection.recv()
@@ -197,12 +197,12 @@ class EnvPool:
     workers step theirs). ``workers`` 0: everything in this process."""
 
     def __init__(self, env_id: str, num_envs: int, workers: int):
-        import gymnasium as gym
+        from brackit import envs as brackit_envs
 
         self.num_envs = num_envs
         workers = min(workers, num_envs - 1)
         self.bounds = np.linspace(0, num_envs, workers + 2).astype(int)
-        self.local = [gym.make(env_id) for _ in range(self.bounds[1])]
+        self.local = [brackit_envs.make(env_id) for _ in range(self.bounds[1])]
         self.connections: list[Any] = []
         self.processes: list[Any] = []
         context = multiprocessing.get_context("spawn")  # never fork a process that runs JAX
@@ -436,7 +436,9 @@ def build(
     import gymnasium as gym
     import mujoco
 
-    probe = gym.make(env_id)
+    from brackit import envs as brackit_envs
+
+    probe = brackit_envs.make(env_id)
     low = np.asarray(probe.action_space.low, np.float32)
     high = np.asarray(probe.action_space.high, np.float32)
     probe.close()

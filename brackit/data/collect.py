@@ -21,10 +21,10 @@ def collect_episodes(
     budget runs out (neither terminated nor truncated). Terminations and time-limit truncations are kept
     apart, as gymnasium reports them.
     """
-    import gymnasium as gym
+    from brackit import envs as brackit_envs
 
     rng = np.random.default_rng(seed)
-    env = gym.make(env_id)
+    env = brackit_envs.make(env_id)
     env.action_space.seed(seed)
     episodes: list[Episode] = []
     left = num_transitions

@@ -177,10 +177,10 @@ def content_sha256(arrays: dict[str, np.ndarray]) -> str:
 
 def env_spaces(env_id: str, path: object = "<dataset>") -> tuple[int, int, np.ndarray, np.ndarray]:
     """(obs_dim, action_dim, action_low, action_high) of a gymnasium environment id."""
-    import gymnasium as gym
+    from brackit import envs as brackit_envs
 
     try:
-        env = gym.make(env_id)
+        env = brackit_envs.make(env_id)
     except Exception as error:  # gymnasium raises several error types for unknown ids
         raise DatasetError(path, "env_id", "a registered gymnasium environment id", repr(env_id)) from error
     try:

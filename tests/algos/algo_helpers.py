@@ -6,9 +6,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from helpers import random_episode_arrays
 
 from brackit.algos import get_algorithm
-from brackit.data import Episode, arrays_from_episodes, make_dataset
+from brackit.data import make_dataset
 from brackit.train import make_train
 from brackit.types import Transition
 
@@ -48,18 +49,8 @@ def max_change(a, b) -> float:
 
 
 def tiny_dataset(seed: int = 0, episodes: int = 4, steps: int = 20):
-    rng = np.random.default_rng(seed)
-    eps = [
-        Episode(
-            rng.normal(size=(steps + 1, OBS)).astype(np.float32),
-            rng.uniform(-0.9, 0.9, size=(steps, ACT)).astype(np.float32),
-            rng.normal(size=steps).astype(np.float32),
-            np.r_[np.zeros(steps - 1, bool), True],
-            np.zeros(steps, bool),
-        )
-        for _ in range(episodes)
-    ]
-    return make_dataset(arrays_from_episodes(eps), path="<tiny>", source_format="test")
+    arrays = random_episode_arrays(seed, episodes, steps, OBS, ACT, ends="terminated")
+    return make_dataset(arrays, path="<tiny>", source_format="test")
 
 
 def assert_vmap_equals_single_runs(name: str, config) -> None:
