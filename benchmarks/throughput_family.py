@@ -10,13 +10,20 @@ with the step counter unbatched. Compile time is reported separately; the update
 jitted update (the scan's cost analysis counts its body once, so the update is compiled alone for that).
 A thin wrapper over ``brackit.bench`` (also ``brackit bench --only bear ...``).
 
-    nice -n 10 .venv/bin/python benchmarks/throughput_family.py --out benchmarks/results
+``--peer-python PY`` first runs ``benchmarks/peer_d3rlpy.py`` with the interpreter ``PY`` (one that has torch
+and d3rlpy; see that script) and adds a column comparing with d3rlpy measured on this machine, minutes
+before, instead of the quoted REFERENCE.md figures only.
+
+    nice -n 10 .venv/bin/python benchmarks/throughput_family.py --out benchmarks/results \
+        --peer-python /tmp/peer/bin/python
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import pathlib
+import subprocess
 import sys
 
 from brackit.bench import bench_report
@@ -39,6 +46,20 @@ FOOTER = [
 ]
 
 
+def peer_rates(python: str, algos: list[str]) -> tuple[dict[str, float], dict]:
+    """d3rlpy's ``update`` rates (preset name -> updates/s) from ``peer_d3rlpy.py`` run by ``python``, and
+    its whole JSON result."""
+    script = pathlib.Path(__file__).with_name("peer_d3rlpy.py")
+    wanted = [name for name in algos if name in ("bear", "bcq", "td3bc")]
+    if not wanted:
+        return {}, {}
+    done = subprocess.run(
+        [python, str(script), "--algos", *wanted], capture_output=True, text=True, check=True
+    )
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {name: rates["update"] for name, rates in result["rates"].items()}, result
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", nargs="+", default=ALGOS, choices=ALGOS)
@@ -46,7 +67,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--chunk-steps", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=pathlib.Path, default=None, help="directory for throughput_family.md")
+    parser.add_argument(
+        "--peer-python", default=None, help="a Python with torch and d3rlpy (see peer_d3rlpy.py)"
+    )
     args = parser.parse_args(argv)
+    peer, notes, footer = None, list(NOTES), list(FOOTER)
+    if args.peer_python:
+        peer, result = peer_rates(args.peer_python, args.algos)
+        print("d3rlpy measured here:", result, flush=True)
+        footer.append(
+            f"d3rlpy here: d3rlpy {result['d3rlpy']}, torch {result['torch']} ({result['torch_threads']} threads)"
+            " measured by `benchmarks/peer_d3rlpy.py` on this machine just before the table, at the same sizes;"
+            " `algo.update` on pre-sampled batches, best of "
+            f"{result['repeats']} runs (with d3rlpy's own batch sampling before each update: "
+            + ", ".join(f"{name} {rates['sample+update']:.1f}" for name, rates in result["rates"].items())
+            + " updates/s)."
+        )
     command = "nice -n 10 .venv/bin/python benchmarks/throughput_family.py " + " ".join(argv or sys.argv[1:])
     report = bench_report(
         args.algos,
@@ -55,9 +91,10 @@ def main(argv: list[str] | None = None) -> None:
         args.repeats,
         command=command.strip(),
         title="Throughput of the BRAC family (BEAR, BCQ, TD3+BC, ReBRAC)",
-        notes=NOTES,
-        footer=FOOTER,
+        notes=notes,
+        footer=footer,
         on_row=lambda row: print(row, flush=True),
+        peer=peer,
     )
     print(report)
     if args.out is not None:

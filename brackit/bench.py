@@ -241,23 +241,37 @@ def run_bench(
     return rows
 
 
-def markdown_table(rows: Sequence[Mapping[str, Any]], ceiling_before: float, ceiling_after: float) -> str:
-    """The rows as a markdown table; "% of ceiling" uses the larger (less disturbed) of the two ceilings."""
+def markdown_table(
+    rows: Sequence[Mapping[str, Any]],
+    ceiling_before: float,
+    ceiling_after: float,
+    peer: Mapping[str, float] | None = None,
+) -> str:
+    """The rows as a markdown table; "% of ceiling" uses the larger (less disturbed) of the two ceilings.
+    "vs d3rlpy" divides by the preset's quoted d3rlpy rate; with ``peer`` (preset name -> d3rlpy updates/s
+    measured on this machine, ``benchmarks/peer_d3rlpy.py``) a "vs d3rlpy here" column divides by that."""
     ceiling = max(ceiling_before, ceiling_after)
-    lines = [
+    header = (
         "| configuration | seeds | steps/chunk | compile s | updates/s (median) | GFLOP/update | GFLOP/s |"
-        " % of ceiling | vs d3rlpy |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+        " % of ceiling | vs d3rlpy |"
+    )
+    rule = "|---|---|---|---|---|---|---|---|---|"
+    if peer is not None:
+        header, rule = header + " d3rlpy here (updates/s) | vs d3rlpy here |", rule + "---|---|"
+    lines = [header, rule]
     for row in rows:
         reference = row.get("d3rlpy_updates_per_s")
         versus = f"{row['updates_per_s'] / reference:.2f}x" if reference else "-"
-        lines.append(
+        line = (
             f"| {row['name']} | {row['seeds']} | {row['steps']} | {row['compile_s']:.1f} |"
             f" {row['updates_per_s']:,.1f} ({row['median_updates_per_s']:,.1f}) |"
             f" {row['gflop_per_update']:.3f} | {row['gflops']:.1f} | {100 * row['gflops'] / ceiling:.0f}% |"
             f" {versus} |"
         )
+        if peer is not None:
+            here = peer.get(row["name"])
+            line += f" {here:.1f} | {row['updates_per_s'] / here:.2f}x |" if here else " - | - |"
+        lines.append(line)
     return "\n".join(lines)
 
 
@@ -306,9 +320,11 @@ def bench_report(
     footer: Sequence[str] = (),
     tiny: bool = False,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    peer: Mapping[str, float] | None = None,
 ) -> str:
     """A markdown report: title, machine header, load averages and matmul ceilings before and after,
-    ``notes``, the table of ``run_bench`` and ``footer``. ``tiny`` shrinks everything (``TINY``).
+    ``notes``, the table of ``run_bench`` and ``footer``. ``tiny`` shrinks everything (``TINY``);
+    ``peer`` adds the "vs d3rlpy here" column (see ``markdown_table``).
     ``command`` is the report's provenance line (default: the equivalent ``brackit bench`` call)."""
     if command is None:
         options = [*(f"--only {shlex.quote(name)}" for name in names or ()), *(f"--seeds {s}" for s in seeds)]
@@ -342,7 +358,7 @@ def bench_report(
     ]
     if tiny:
         lines.append("- --tiny: 8-8 networks and 1,000 transitions; a smoke test, the numbers mean nothing")
-    for block in (notes, [markdown_table(rows, ceiling_before, ceiling_after)], footer):
+    for block in (notes, [markdown_table(rows, ceiling_before, ceiling_after, peer)], footer):
         if block:
             lines += ["", *block]
     return "\n".join(lines) + "\n"

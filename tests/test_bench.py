@@ -59,6 +59,13 @@ def test_markdown_table_arithmetic():
     # 30 GFLOP/s of the larger ceiling 120 is 25%; 60 updates/s against d3rlpy's 30 is 2x.
     assert lines[2] == "| bcq | 8 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 25% | 2.00x |"
     assert lines[3].endswith("| 25% | - |")
+    # d3rlpy measured on this machine: 24 updates/s for bcq gives 2.5x; rebrac has no peer number.
+    peered = bench.markdown_table(
+        [row, {**row, "name": "rebrac"}], 40.0, 120.0, peer={"bcq": 24.0}
+    ).splitlines()
+    assert peered[0].endswith("| d3rlpy here (updates/s) | vs d3rlpy here |")
+    assert peered[2].endswith("| 2.00x | 24.0 | 2.50x |")
+    assert peered[3].endswith("| - | - |")
 
 
 def test_every_preset_builds_a_valid_config():

@@ -1,0 +1,109 @@
+"""d3rlpy's update rate for BEAR, BCQ and TD3+BC at the sizes of ``throughput_family.py``, measured on this
+machine, so that brackit's "x times d3rlpy" compares two numbers taken under the same conditions.
+
+Run it with a Python that has torch and d3rlpy (it never imports brackit or JAX), for example:
+
+    python3.11 -m venv /tmp/peer && /tmp/peer/bin/pip install torch==2.13.0 d3rlpy==2.8.1
+    /tmp/peer/bin/python benchmarks/peer_d3rlpy.py --updates 200
+
+``benchmarks/throughput_family.py --peer-python /tmp/peer/bin/python`` runs it for you, right before its
+own measurements, and adds a "vs d3rlpy measured here" column.
+
+Sizes (d3rlpy 2.8.1 defaults where they already agree): batch 256; every encoder 2x256 (critics, actors,
+VAEs); obs 17, action 6 (HalfCheetah); BEAR: 10 target samples, 5 MMD samples, no warm-up (so every update
+is the full one, as in brackit's benchmark); BCQ: 10 sampled actions (d3rlpy's default is 100); TD3+BC:
+actor every 2nd update. The data are 100k synthetic transitions. Two rates per algorithm, each the best
+of ``--repeats`` timed runs of ``--updates`` updates after a warm-up: ``update`` (``algo.update`` on
+batches sampled beforehand: the peer's best case) and ``sample+update`` (d3rlpy's own
+``sample_transition_batch`` before each update, as its ``fit`` loop does). torch uses its default
+thread count (all cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+OBS, ACT, SIZE, BATCH = 17, 6, 100_000, 256
+
+
+def _dataset():
+    import d3rlpy
+
+    rng = np.random.default_rng(0)
+    terminals = np.zeros(SIZE, np.float32)
+    timeouts = np.zeros(SIZE, np.float32)
+    timeouts[999::1000] = 1.0  # 1000-step episodes, cut by the time limit
+    return d3rlpy.dataset.MDPDataset(
+        observations=rng.normal(size=(SIZE, OBS)).astype(np.float32),
+        actions=rng.uniform(-1, 1, size=(SIZE, ACT)).astype(np.float32),
+        rewards=rng.normal(size=SIZE).astype(np.float32),
+        terminals=terminals,
+        timeouts=timeouts,
+        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS,
+    )
+
+
+def _algorithms() -> dict:
+    import d3rlpy
+
+    return {
+        "bear": d3rlpy.algos.BEARConfig(
+            batch_size=BATCH, n_target_samples=10, n_mmd_action_samples=5, warmup_steps=0
+        ),
+        "bcq": d3rlpy.algos.BCQConfig(batch_size=BATCH, n_action_samples=10),
+        "td3bc": d3rlpy.algos.TD3PlusBCConfig(batch_size=BATCH, update_actor_interval=2),
+    }
+
+
+def measure(name: str, config, dataset, updates: int, repeats: int) -> dict[str, float]:
+    algo = config.create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    batches = [dataset.sample_transition_batch(BATCH) for _ in range(updates)]
+    for batch in batches[:20]:  # warm-up (allocator, first-call paths)
+        algo.update(batch)
+    best_update = best_both = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for batch in batches:
+            algo.update(batch)
+        best_update = min(best_update, time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(updates):
+            algo.update(dataset.sample_transition_batch(BATCH))
+        best_both = min(best_both, time.perf_counter() - start)
+    return {"update": updates / best_update, "sample+update": updates / best_both}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--algos", nargs="+", default=["bear", "bcq", "td3bc"])
+    parser.add_argument("--updates", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    import d3rlpy
+    import torch
+
+    d3rlpy.seed(0)
+    dataset = _dataset()
+    configs = _algorithms()
+    result = {
+        "d3rlpy": d3rlpy.__version__,
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "updates": args.updates,
+        "repeats": args.repeats,
+        "rates": {},
+    }
+    for name in args.algos:
+        updates = args.updates if name != "td3bc" else 4 * args.updates
+        result["rates"][name] = measure(name, configs[name], dataset, updates, args.repeats)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
