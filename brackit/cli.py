@@ -79,6 +79,9 @@ def train_command(
     if coordinator is not None:
         import jax
 
+        # CPU devices of different processes need a collectives backend for the gathers (GPUs use NCCL).
+        if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
+            jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     from brackit.data.resolve import resolve_data
     from brackit.progress import TrainProgressBar

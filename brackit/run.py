@@ -218,20 +218,26 @@ def run_training(
             if not resume:
                 raise RunError(f"{logdir} already holds this run; pass --resume to continue it")
             progress = restore_progress(checkpoint_path, config, dataset, spec)
-    logdir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(spec_path, spec.to_json() + "\n")
-    board = TensorBoard.open(logdir, run_grid(spec.seeds, spec.sweep), tensorboard)
+    writer = jax.process_index() == 0  # across processes (jax.distributed) only process 0 writes files
+    if writer:
+        logdir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(spec_path, spec.to_json() + "\n")
+    board = TensorBoard.open(logdir, run_grid(spec.seeds, spec.sweep), tensorboard) if writer else None
 
     def on_chunk(progress: Progress) -> None:
+        finished = progress.phase == "train" and progress.step == steps
+        due = checkpoint_every and progress.step % checkpoint_every == 0
+        # Gathering the states is a collective across processes: every process takes part, one writes.
+        states = progress.host_states() if finished or due else None
+        if not writer:
+            return
         atomic_write_text(logdir / "metrics.jsonl", "".join(_jsonl(entry) for entry in progress.history))
         if board is not None:
             board.write(progress.history[-1])
-        finished = progress.phase == "train" and progress.step == steps
-        due = checkpoint_every and progress.step % checkpoint_every == 0
-        if finished or due:
+        if states is not None:
             save_checkpoint(
                 checkpoint_path,
-                progress.states,
+                states,
                 phase=progress.phase,
                 step=progress.step,
                 history=progress.history,

@@ -127,6 +127,13 @@ class Progress:
     step: int
     states: Any
     history: list[dict[str, Any]]
+    to_host: Callable[[Any], Any] = lambda tree: tree
+    """Makes a tree of (possibly sharded) arrays whole on this host (``RunPlacement.to_host``); across
+    processes a collective, so every process must call it at the same point."""
+
+    def host_states(self) -> Any:
+        """The states, every run readable on this host (e.g. for a checkpoint); PRNG keys stay typed."""
+        return self.to_host(self.states)
 
 
 class NonFiniteError(BrackitError):
@@ -176,8 +183,11 @@ def train(
 
     ``devices`` (a count or a list; None: one device) shards the run axis across devices with
     ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. After
-    ``jax.distributed.initialize`` (``brackit train --coordinator``) the device list spans hosts; that
-    path is untested (no second host), and checkpoints would then need a ``process_allgather``.
+    ``jax.distributed.initialize`` (``brackit train --coordinator``) the device list spans processes
+    (hosts): every process runs this function with the same arguments, global arrays are built from the
+    identical host copies each process holds, and metrics, evaluation states and checkpoints are
+    gathered to every host with ``process_allgather`` (``RunPlacement.to_host``); only process 0 writes
+    files (``brackit.run``). ``tests/test_multihost.py`` runs it as two processes on one machine.
     """
     algo = get_algorithm(algorithm)
     if config is None:
@@ -202,10 +212,13 @@ def train(
         fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
         keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
         states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
-        progress = Progress("pretrain", 0, placement.shard(states), [])
+        progress = Progress("pretrain", 0, placement.shard(states), [], placement.to_host)
     else:
         progress = dataclasses.replace(
-            resume, states=placement.shard(resume.states), history=list(resume.history)
+            resume,
+            states=placement.shard(resume.states),
+            history=list(resume.history),
+            to_host=placement.to_host,
         )
 
     def run_phase(phase: str, total: int, evaluate_every: int) -> None:
@@ -222,15 +235,16 @@ def train(
                 compiled[length] = placement.jit(jax.vmap(body, in_axes=(0, None, None)))
             start = time.perf_counter()
             states, metrics = compiled[length](progress.states, dataset, jnp.int32(done))
-            metrics = _host(jax.block_until_ready(metrics))  # dispatch is asynchronous: wait for the chunk
+            metrics = _host(placement.to_host(jax.block_until_ready(metrics)))  # waits for the chunk
             done += length
             seconds = time.perf_counter() - start
             entry = {"phase": phase, "step": done, **metrics, "time/seconds": seconds}
             entry["time/updates_per_s"] = length * len(runs) / max(seconds, 1e-9)
             check_finite(entry, runs)
             if env_id is not None and evaluate_every and (done % evaluate_every == 0 or done == total):
+                acting = placement.to_host(states) if placement.multi_process else states
                 entry.update(
-                    evaluate(act, states, env_id, eval_episodes, seed=done, mode=eval_mode).summary()
+                    evaluate(act, acting, env_id, eval_episodes, seed=done, mode=eval_mode).summary()
                 )
             progress.phase, progress.step, progress.states = phase, done, states
             progress.history.append(entry)
@@ -273,26 +287,69 @@ class RunPlacement:
             )
         return cls(jax.sharding.Mesh(np.asarray(devices), ("runs",)))
 
+    @property
+    def multi_process(self) -> bool:
+        """True when the mesh has devices of other processes (after ``jax.distributed.initialize``)."""
+        return self.mesh is not None and any(
+            device.process_index != jax.process_index() for device in self.mesh.devices.flat
+        )
+
     def _sharding(self, spec: jax.sharding.PartitionSpec) -> jax.sharding.NamedSharding:
         assert self.mesh is not None
         return jax.sharding.NamedSharding(self.mesh, spec)
+
+    def _put(self, tree: Any, spec: jax.sharding.PartitionSpec) -> Any:
+        sharding = self._sharding(spec)
+        if not self.multi_process:
+            return jax.device_put(tree, sharding)
+        # Every process holds the same full host copy; each builds its addressable shards from it.
+        return jax.tree.map(lambda leaf: _global_array(leaf, sharding), tree)
 
     def shard(self, states: Any) -> Any:
         """Leading run axis split across the mesh (a no-op on one device)."""
         if self.mesh is None:
             return states
-        return jax.device_put(states, self._sharding(jax.sharding.PartitionSpec("runs")))
+        return self._put(states, jax.sharding.PartitionSpec("runs"))
 
     def replicate(self, tree: Any) -> Any:
         if self.mesh is None:
             return tree
-        return jax.device_put(tree, self._sharding(jax.sharding.PartitionSpec()))
+        return self._put(tree, jax.sharding.PartitionSpec())
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``jax.jit`` whose outputs (states and per-run metrics) keep the run axis sharded."""
         if self.mesh is None:
             return jax.jit(fn)
         return jax.jit(fn, out_shardings=self._sharding(jax.sharding.PartitionSpec("runs")))
+
+    def to_host(self, tree: Any) -> Any:
+        """Every leaf whole (all runs) on this process: host numpy copies by ``process_allgather`` across
+        processes (a collective: call it on every process), the tree itself otherwise (one process can
+        read all its shards). Typed PRNG keys come back as keys."""
+        if not self.multi_process:
+            return tree
+        from jax.experimental import multihost_utils
+
+        def gather(leaf: Any) -> Any:
+            if not isinstance(leaf, jax.Array):
+                return leaf
+            if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+                data = multihost_utils.process_allgather(jax.random.key_data(leaf), tiled=True)
+                return jax.random.wrap_key_data(np.asarray(data), impl=jax.random.key_impl(leaf))
+            return np.asarray(multihost_utils.process_allgather(leaf, tiled=True))
+
+        return jax.tree.map(gather, tree)
+
+
+def _global_array(leaf: Any, sharding: jax.sharding.NamedSharding) -> Any:
+    """A global array over ``sharding`` from a host value that every process holds in full."""
+    if not isinstance(leaf, jax.Array | np.ndarray):
+        return leaf
+    if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        data = _global_array(np.asarray(jax.random.key_data(leaf)), sharding)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+    host = np.asarray(leaf)
+    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 
 def _host(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
