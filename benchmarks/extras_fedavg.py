@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import pathlib
 import platform
 import subprocess
@@ -43,8 +44,22 @@ def _sequential_round(apply_fn, sgd_step, average, config, params, x_train, y_tr
     return average(stacked, jnp.asarray(weights, jnp.float32))
 
 
-def benchmark(config: fedavg.FedConfig, rounds: int, learning_rate: float = 0.1) -> dict[str, float]:
-    """Time ``rounds`` rounds of each implementation (after one warm-up round each); rounds per second."""
+def _best_rate(run_rounds, rounds: int, repeats: int) -> tuple[float, float]:
+    """(best, median) rounds per second over ``repeats`` timed blocks of ``rounds`` rounds each."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run_rounds(rounds)
+        rates.append(rounds / (time.perf_counter() - start))
+    return max(rates), float(np.median(rates))
+
+
+def benchmark(
+    config: fedavg.FedConfig, rounds: int, learning_rate: float = 0.1, repeats: int = 3, warmup: int = 2
+) -> dict[str, float]:
+    """Rounds per second of each implementation: ``warmup`` untimed rounds (compilation, first-call
+    allocations), then the best (and median) of ``repeats`` timed blocks of ``rounds`` rounds, the same
+    protocol for both."""
     dataset = data.load_mnist5k()
     partition = fedavg.client_partition(config, dataset.y_train)
     clients = fedavg.stack_clients(dataset.x_train, dataset.y_train, partition)
@@ -53,13 +68,14 @@ def benchmark(config: fedavg.FedConfig, rounds: int, learning_rate: float = 0.1)
     lr = jnp.float32(learning_rate)
 
     vmapped = jax.jit(lambda params, key: fedavg.server_round(model.apply, config, params, clients, key, lr))
-    keys = jax.random.split(jax.random.key(1), rounds + 1)
-    current = jax.block_until_ready(vmapped(params, keys[0]))
-    start = time.perf_counter()
-    for key in keys[1:]:
-        current = vmapped(current, key)
-    jax.block_until_ready(current)
-    vmapped_rps = rounds / (time.perf_counter() - start)
+    keys = iter(jax.random.split(jax.random.key(1), warmup + rounds * repeats))
+    state = {"vmapped": params, "sequential": params}
+
+    def run_vmapped(count: int) -> None:
+        current = state["vmapped"]
+        for _ in range(count):
+            current = vmapped(current, next(keys))
+        state["vmapped"] = jax.block_until_ready(current)
 
     @jax.jit
     def sgd_step(params, images, labels):
@@ -71,13 +87,25 @@ def benchmark(config: fedavg.FedConfig, rounds: int, learning_rate: float = 0.1)
     x_train, y_train = jnp.asarray(dataset.x_train), jnp.asarray(dataset.y_train)
     rng = np.random.default_rng(0)
     args = (model.apply, sgd_step, average, config)
-    current = jax.block_until_ready(_sequential_round(*args, params, x_train, y_train, partition, rng))
-    start = time.perf_counter()
-    for _ in range(rounds):
-        current = _sequential_round(*args, current, x_train, y_train, partition, rng)
-    jax.block_until_ready(current)
-    sequential_rps = rounds / (time.perf_counter() - start)
-    return {"vmapped": vmapped_rps, "sequential": sequential_rps, "speedup": vmapped_rps / sequential_rps}
+
+    def run_sequential(count: int) -> None:
+        current = state["sequential"]
+        for _ in range(count):
+            current = _sequential_round(*args, current, x_train, y_train, partition, rng)
+        state["sequential"] = jax.block_until_ready(current)
+
+    run_vmapped(warmup)
+    vmapped_rps, vmapped_median = _best_rate(run_vmapped, rounds, repeats)
+    run_sequential(warmup)
+    sequential_rps, sequential_median = _best_rate(run_sequential, rounds, repeats)
+    return {
+        "vmapped": vmapped_rps,
+        "sequential": sequential_rps,
+        "speedup": vmapped_rps / sequential_rps,
+        "vmapped_median": vmapped_median,
+        "sequential_median": sequential_median,
+        "speedup_median": vmapped_median / sequential_median,
+    }
 
 
 CASES = (
@@ -93,9 +121,7 @@ def _machine() -> str:
         model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
     except (OSError, subprocess.CalledProcessError, StopIteration):
         model = platform.processor() or "unknown CPU"
-    return (
-        f"{model}, {len(jax.devices('cpu'))} JAX CPU device(s), os.cpu_count()={__import__('os').cpu_count()}"
-    )
+    return f"{model}, {len(jax.devices('cpu'))} JAX CPU device(s), os.cpu_count()={os.cpu_count()}"
 
 
 def _commit() -> str:
@@ -104,13 +130,18 @@ def _commit() -> str:
 
 
 def run(
-    rounds: int, out: pathlib.Path | None, command: str, cases: tuple[fedavg.FedConfig, ...] = CASES
+    rounds: int,
+    out: pathlib.Path | None,
+    command: str,
+    cases: tuple[fedavg.FedConfig, ...] = CASES,
+    repeats: int = 3,
 ) -> list[tuple[str, dict[str, float]]]:
     """Benchmark every case; write ``extras_fedavg_bench.md`` under ``out`` when given."""
     results = []
     for config in cases:
         label = f"{config.model} {config.name}, K={config.num_clients}, C={config.client_fraction}, IID"
-        results.append((label, benchmark(config, rounds)))
+        count = rounds if config.model == "2nn" else max(1, rounds // 5)  # the CNN is ~50x slower
+        results.append((label, {**benchmark(config, count, repeats=repeats), "rounds": count}))
         print(f"{label}: {results[-1][1]}", flush=True)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
@@ -121,15 +152,20 @@ def run(
             f"- git commit: {_commit()}",
             f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
             f"- command: `{command}`",
-            f"- rounds timed per implementation: {rounds} (after one warm-up/compile round); MNIST 5k, "
-            "4000 training images, 40 per client",
+            f"- load average (1, 5, 15 min) after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+            f"- protocol, the same for both implementations: 2 untimed rounds (compilation, first-call"
+            f" allocations), then {repeats} timed blocks of {rounds} rounds ({max(1, rounds // 5)} for the CNN);"
+            " rounds/s of the best block"
+            " (median block in brackets); MNIST 5k, 4000 training images, 40 per client",
             "",
-            "| configuration | vmapped rounds/s | sequential rounds/s | speedup |",
+            "| configuration | vmapped rounds/s | sequential rounds/s | speedup (median) |",
             "|---|---|---|---|",
         ]
         for label, result in results:
             lines.append(
-                f"| {label} | {result['vmapped']:.2f} | {result['sequential']:.2f} | {result['speedup']:.1f}x |"
+                f"| {label} | {result['vmapped']:.2f} ({result['vmapped_median']:.2f}) |"
+                f" {result['sequential']:.2f} ({result['sequential_median']:.2f}) |"
+                f" {result['speedup']:.1f}x ({result['speedup_median']:.1f}x) |"
             )
         (out / "extras_fedavg_bench.md").write_text("\n".join(lines) + "\n")
     return results
@@ -138,9 +174,10 @@ def run(
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
-    run(args.rounds, args.out, "nice -n 10 .venv/bin/python " + " ".join(sys.argv))
+    run(args.rounds, args.out, ".venv/bin/python " + " ".join(sys.argv), repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,9 @@
 One core for ``brackit bench``, ``benchmarks/throughput.py`` (BC and BRAC at the BRAC paper's sizes) and
 ``benchmarks/throughput_family.py`` (BEAR, BCQ, TD3+BC and ReBRAC at 2x256, against d3rlpy's rates).
 
-Each configuration is timed exactly as ``brackit.train`` runs a chunk: ``jit(vmap(chunk, in_axes=(0, None,
-None)))`` over the seeds, the dataset and the step counter unbatched (so TD3+BC's delayed actor stays a
-``lax.cond`` branch), batches sampled on the device inside the ``lax.scan``. Compile time is reported
+Each configuration is timed exactly as ``brackit.train`` runs a chunk: ``jit(over_runs(chunk))``, vmapped
+over the seeds (a single seed runs unbatched), the dataset and the step counter unbatched (so TD3+BC's
+delayed actor stays a ``lax.cond`` branch), batches sampled on the device inside the ``lax.scan``. Compile time is reported
 separately; the update rate is the best (and the median) of ``repeats`` timed chunks after one warm-up
 chunk. FLOPs per update come from XLA's cost analysis of one jitted update: a scan's cost analysis counts
 its body once, so the update is compiled alone for that.
@@ -30,7 +30,7 @@ import numpy as np
 from brackit.algos import get_algorithm, make_config
 from brackit.data import OfflineDataset, make_dataset
 from brackit.errors import ConfigError
-from brackit.train import make_train
+from brackit.train import make_train, over_runs
 
 
 class Preset(NamedTuple):
@@ -173,7 +173,7 @@ def measure(
     )
     keys = jnp.stack([jax.random.key(seed) for seed in range(seeds)])
     states = jax.jit(jax.vmap(fns.init))(keys)
-    chunk = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None, None)))
+    chunk = jax.jit(over_runs(fns.chunk, seeds))  # exactly as brackit.train runs it
     start = time.perf_counter()
     compiled = chunk.lower(states, dataset, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - start

@@ -81,6 +81,21 @@ def make_train(
     return TrainFunctions(init, scanned(algorithm.update, True), scanned(pretrain, False), chunk_steps)
 
 
+def over_runs(chunk: Callable[..., Any], num_runs: int) -> Callable[..., Any]:
+    """``chunk`` over the leading run axis of the states (dataset and step shared): ``vmap``, except with
+    a single run, where the run axis is dropped and added back around the unbatched chunk. Same
+    computation, different program: vmapping a batch of one turns every matmul into a batch-1
+    ``dot_general``, which XLA:CPU ran 5-30% slower than the plain one (TD3+BC, ReBRAC, BEAR at 2x256)."""
+    if num_runs != 1:
+        return jax.vmap(chunk, in_axes=(0, None, None))
+
+    def single(states: Any, dataset: OfflineDataset, step: Any) -> tuple[Any, dict[str, jax.Array]]:
+        states, metrics = chunk(jax.tree.map(lambda leaf: leaf[0], states), dataset, step)
+        return jax.tree.map(lambda leaf: leaf[None], (states, metrics))
+
+    return single
+
+
 @dataclasses.dataclass
 class TrainResult:
     """The final states (every leaf has a leading run axis R), the run labels and the history."""
@@ -232,7 +247,7 @@ def train(
             if length not in compiled:
                 fns = make_train(algo, config, obs_dim, action_dim, length)
                 body = fns.pretrain_chunk if phase == "pretrain" else fns.chunk
-                compiled[length] = placement.jit(jax.vmap(body, in_axes=(0, None, None)))
+                compiled[length] = placement.jit(over_runs(body, len(runs)))
             start = time.perf_counter()
             states, metrics = compiled[length](progress.states, dataset, jnp.int32(done))
             metrics = _host(placement.to_host(jax.block_until_ready(metrics)))  # waits for the chunk

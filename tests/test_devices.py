@@ -19,7 +19,7 @@ from test_run import pendulum_dataset
 from brackit.algos import get_algorithm, make_config
 from brackit.cli import main
 from brackit.errors import ConfigError
-from brackit.train import RunPlacement, make_train, train
+from brackit.train import RunPlacement, make_train, over_runs, train
 
 SCRIPT = textwrap.dedent(
     """
@@ -87,3 +87,19 @@ def test_step_counter_is_unbatched_so_the_delayed_actor_stays_a_cond():
     new_states, _ = jax.vmap(fns.chunk, in_axes=(0, None, None))(states, dataset, jnp.int32(6))
     assert new_states.step.tolist() == [8, 8]
     assert json.dumps(new_states.step.shape) == "[2]"
+
+
+def test_one_run_skips_the_batch_of_one_and_matches_vmap():
+    config = make_config("td3bc", critic_hidden=(8,), actor_hidden=(8,), batch_size=4)
+    fns = make_train(get_algorithm("td3bc"), config, OBS, ACT, chunk_steps=3)
+    dataset = tiny_dataset()
+    states = jax.vmap(fns.init)(jnp.stack([jax.random.key(0)]))
+    single, single_metrics = jax.jit(over_runs(fns.chunk, 1))(states, dataset, jnp.int32(0))
+    batched, batched_metrics = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None, None)))(
+        states, dataset, jnp.int32(0)
+    )
+    assert single_metrics["critic/loss"].shape == batched_metrics["critic/loss"].shape == (1,)
+    for x, y in zip(jax.tree.leaves(single), jax.tree.leaves(batched), strict=True):
+        assert x.shape == y.shape
+        if jnp.issubdtype(x.dtype, jnp.floating):
+            assert jnp.allclose(x, y, rtol=1e-5, atol=1e-6)

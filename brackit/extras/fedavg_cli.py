@@ -157,7 +157,7 @@ def bench(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cases = module.CASES[1:2] if budget == "tiny" else module.CASES
-    results = module.run(rounds, out, _command(), cases)
+    results = module.run(rounds, out, _command(), cases, repeats=1 if budget == "tiny" else 3)
     rich_table = Table(title="FedAvg rounds per second")
     for column in ("configuration", "vmapped", "sequential", "speedup"):
         rich_table.add_column(column, justify="right")
