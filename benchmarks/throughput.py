@@ -22,7 +22,8 @@ CONFIGS = ["BC", "BRAC-v KL primal", "BRAC-v MMD primal", "BRAC-p KL dual", "BRA
 NOTES = [
     "Reference sizes: batch 256, two critics 300-300, policy 200-200 (dual critic 300-300), Hopper dims",
     "(obs 11, action 3); a synthetic 100k-transition dataset on the device, batches sampled inside the",
-    "scan, timed as `brackit.train` runs a chunk (`jit(vmap(chunk))`, the step counter unbatched).",
+    "scan, timed as `brackit.train` runs a chunk (`brackit.train.over_runs`: vmapped over the seeds, one",
+    "seed unbatched; the step counter unbatched).",
     "Updates/s counts every seed's updates: the best of 2 timed chunks after a warm-up chunk (median in",
     "brackets); with 8 seeds a chunk has a quarter of the steps. FLOPs per update come from XLA's cost",
     "analysis of one jitted update.",

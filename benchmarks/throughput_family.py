@@ -41,7 +41,7 @@ NOTES = [
     " overstates the work done)",
 ]
 FOOTER = [
-    "d3rlpy 2.8.1 on a 2-core CPU (REFERENCE.md section 6): BEAR ~31, BCQ (10 samples) ~30, TD3+BC ~100"
+    "- d3rlpy 2.8.1 on a 2-core CPU (REFERENCE.md section 6): BEAR ~31, BCQ (10 samples) ~30, TD3+BC ~100"
     " updates/s; the issue's targets are >= 60% of the ceiling and >= 2.5x d3rlpy.",
 ]
 
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         peer, result = peer_rates(args.peer_python, args.algos)
         print("d3rlpy measured here:", result, flush=True)
         footer.append(
-            f"d3rlpy here: d3rlpy {result['d3rlpy']}, torch {result['torch']} ({result['torch_threads']} threads)"
+            f"- d3rlpy here: d3rlpy {result['d3rlpy']}, torch {result['torch']} ({result['torch_threads']} threads)"
             " measured by `benchmarks/peer_d3rlpy.py` on this machine just before the table, at the same sizes;"
             " `algo.update` on pre-sampled batches, best of "
             f"{result['repeats']} runs (with d3rlpy's own batch sampling before each update: "
