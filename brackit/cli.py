@@ -111,7 +111,12 @@ def train_command(
     if final is not None:
         returns = final["eval/return_mean"]
         print(f"final return over {len(returns)} seeds: {returns.mean():.1f} ± {returns.std():.1f}")
-    print(f"run directory: {logdir}")
+    import jax
+
+    if jax.process_index() == 0:
+        print(f"run directory: {logdir}")
+    else:  # a multi-host run: process 0 writes the logdir
+        print(f"process {jax.process_index()} of {jax.process_count()}: done; process 0 wrote {logdir}")
 
 
 @app.command("eval")

@@ -81,6 +81,8 @@ def test_two_processes_match_one_device(tmp_path: Path):
     outputs = [process.communicate(timeout=600) for process in processes]
     for process, (_, stderr) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, stderr[-3000:]
+    assert f"run directory: {multi}" in outputs[0][0]
+    assert "process 1 of 2: done; process 0 wrote" in outputs[1][0]
 
     # Process 0 wrote the run; its checkpoint holds all four seeds, equal to the one-device run.
     record_single = read_record(tmp_path / "single" / "checkpoint.npz")
