@@ -1,0 +1,90 @@
+"""One seed, unbatched vs vmapped over a batch of one: the measurement behind ``brackit.train.over_runs``.
+
+For each preset of ``brackit.bench.PRESETS`` named, the same ``make_train`` chunk is compiled twice: plain
+(what ``over_runs`` does for a single run) and ``vmap``-ed over a leading axis of size 1 (what ``brackit.train``
+did before). The two are timed alternately, chunk after chunk, so that the drifting speed of a shared machine
+hits both alike; the table gives the best and the median of ``--repeats`` chunks each.
+
+    .venv/bin/python benchmarks/single_run_ab.py --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from brackit.algos import get_algorithm
+from brackit.bench import PRESETS, bench_config, machine_header, synthetic_dataset
+from brackit.train import make_train
+
+DEFAULT = ["BC", "BRAC-v KL primal", "bear", "bcq", "td3bc", "rebrac"]
+
+
+def compare(name: str, steps: int, repeats: int) -> dict[str, float]:
+    preset = PRESETS[name]
+    dataset = synthetic_dataset(100_000, *preset.dims)
+    config = bench_config(preset.algorithm, preset.overrides)
+    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
+    plain, plain_state = jax.jit(fns.chunk), fns.init(jax.random.key(0))
+    batched = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None, None)))
+    batched_state = jax.vmap(fns.init)(jnp.stack([jax.random.key(0)]))
+    plain_state, _ = jax.block_until_ready(plain(plain_state, dataset, jnp.int32(0)))
+    batched_state, _ = jax.block_until_ready(batched(batched_state, dataset, jnp.int32(0)))
+    plain_times, batched_times = [], []
+    for index in range(1, repeats + 1):
+        step = jnp.int32(index * steps)
+        start = time.perf_counter()
+        plain_state, _ = jax.block_until_ready(plain(plain_state, dataset, step))
+        plain_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        batched_state, _ = jax.block_until_ready(batched(batched_state, dataset, step))
+        batched_times.append(time.perf_counter() - start)
+    return {
+        "plain": steps / min(plain_times),
+        "plain_median": steps / float(np.median(plain_times)),
+        "batched": steps / min(batched_times),
+        "batched_median": steps / float(np.median(batched_times)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", default=DEFAULT, choices=sorted(PRESETS))
+    parser.add_argument("--repeats", type=int, default=8)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    args = parser.parse_args(argv)
+    steps = {"BC": 1000, "bear": 50, "bcq": 50}
+    lines = [
+        "# One seed: unbatched chunk vs vmap over a batch of one",
+        "",
+        machine_header(".venv/bin/python benchmarks/single_run_ab.py " + " ".join(argv or sys.argv[1:])),
+        f"- chunks timed alternately, {args.repeats} of each after a warm-up; updates/s of the best chunk"
+        " (median in brackets)",
+        "",
+        "| configuration | steps/chunk | unbatched | vmap, batch of 1 | gain (best / median) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in args.only:
+        count = steps.get(name, 100)
+        r = compare(name, count, args.repeats)
+        lines.append(
+            f"| {name} | {count} | {r['plain']:,.1f} ({r['plain_median']:,.1f}) |"
+            f" {r['batched']:,.1f} ({r['batched_median']:,.1f}) |"
+            f" {100 * (r['plain'] / r['batched'] - 1):+.0f}% / {100 * (r['plain_median'] / r['batched_median'] - 1):+.0f}% |"
+        )
+        print(lines[-1], flush=True)
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.out is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "single_run_ab.md").write_text(report)
+
+
+if __name__ == "__main__":
+    main()
