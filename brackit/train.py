@@ -85,7 +85,8 @@ def over_runs(chunk: Callable[..., Any], num_runs: int) -> Callable[..., Any]:
     """``chunk`` over the leading run axis of the states (dataset and step shared): ``vmap``, except with
     a single run, where the run axis is dropped and added back around the unbatched chunk. Same
     computation, different program: vmapping a batch of one turns every matmul into a batch-1
-    ``dot_general``, which XLA:CPU ran 5-30% slower than the plain one (TD3+BC, ReBRAC, BEAR at 2x256)."""
+    ``dot_general``, which XLA:CPU ran slower than the plain one: by 3-7% for most presets and 38% for
+    ReBRAC in the median chunk (``benchmarks/single_run_ab.py``, results in ``benchmarks/results``)."""
     if num_runs != 1:
         return jax.vmap(chunk, in_axes=(0, None, None))
 
