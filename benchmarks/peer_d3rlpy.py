@@ -16,7 +16,7 @@ actor every 2nd update. The data are 100k synthetic transitions. Two rates per a
 of ``--repeats`` timed runs of ``--updates`` updates after a warm-up: ``update`` (``algo.update`` on
 batches sampled beforehand: the peer's best case) and ``sample+update`` (d3rlpy's own
 ``sample_transition_batch`` before each update, as its ``fit`` loop does). torch uses its default
-thread count (all cores).
+thread count (all cores); ``--device cuda:0`` runs d3rlpy on the GPU (the clock waits for its kernels).
 """
 
 from __future__ import annotations
@@ -59,21 +59,32 @@ def _algorithms() -> dict:
     }
 
 
-def measure(name: str, config, dataset, updates: int, repeats: int) -> dict[str, float]:
-    algo = config.create(device="cpu:0")
+def measure(
+    name: str, config, dataset, updates: int, repeats: int, device: str = "cpu:0"
+) -> dict[str, float]:
+    import torch
+
+    def sync() -> None:  # CUDA kernels run asynchronously: wait for them before reading the clock
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+
+    algo = config.create(device=device)
     algo.build_with_dataset(dataset)
     batches = [dataset.sample_transition_batch(BATCH) for _ in range(updates)]
     for batch in batches[:20]:  # warm-up (allocator, first-call paths)
         algo.update(batch)
+    sync()
     best_update = best_both = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
         for batch in batches:
             algo.update(batch)
+        sync()
         best_update = min(best_update, time.perf_counter() - start)
         start = time.perf_counter()
         for _ in range(updates):
             algo.update(dataset.sample_transition_batch(BATCH))
+        sync()
         best_both = min(best_both, time.perf_counter() - start)
     return {"update": updates / best_update, "sample+update": updates / best_both}
 
@@ -83,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--algos", nargs="+", default=["bear", "bcq", "td3bc"])
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu:0", help='torch device for d3rlpy, e.g. "cuda:0"')
     args = parser.parse_args(argv)
 
     import d3rlpy
@@ -97,11 +109,12 @@ def main(argv: list[str] | None = None) -> None:
         "torch_threads": torch.get_num_threads(),
         "updates": args.updates,
         "repeats": args.repeats,
+        "device": args.device,
         "rates": {},
     }
     for name in args.algos:
         updates = args.updates if name != "td3bc" else 4 * args.updates
-        result["rates"][name] = measure(name, configs[name], dataset, updates, args.repeats)
+        result["rates"][name] = measure(name, configs[name], dataset, updates, args.repeats, args.device)
     print(json.dumps(result))
 
 

@@ -33,14 +33,16 @@ NOTES = [
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=500, help="updates per timed chunk (per seed)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1, 8], help="vmapped seed counts")
     parser.add_argument("--only", nargs="*", choices=CONFIGS, help="subset of configurations")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "throughput.md")
     args = parser.parse_args()
     command = "python benchmarks/throughput.py" + (f" --steps {args.steps}" if args.steps != 500 else "")
     command += "".join(f" --only {shlex.quote(name)}" for name in args.only or [])
+    command += " --seeds " + " ".join(map(str, args.seeds)) if args.seeds != [1, 8] else ""
     report = bench_report(
         args.only or CONFIGS,
-        (1, 8),
+        args.seeds,
         args.steps,
         repeats=2,
         command=command,

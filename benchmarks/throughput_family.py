@@ -46,7 +46,7 @@ FOOTER = [
 ]
 
 
-def peer_rates(python: str, algos: list[str]) -> tuple[dict[str, float], dict]:
+def peer_rates(python: str, algos: list[str], device: str = "cpu:0") -> tuple[dict[str, float], dict]:
     """d3rlpy's ``update`` rates (preset name -> updates/s) from ``peer_d3rlpy.py`` run by ``python``, and
     its whole JSON result."""
     script = pathlib.Path(__file__).with_name("peer_d3rlpy.py")
@@ -54,7 +54,10 @@ def peer_rates(python: str, algos: list[str]) -> tuple[dict[str, float], dict]:
     if not wanted:
         return {}, {}
     done = subprocess.run(
-        [python, str(script), "--algos", *wanted], capture_output=True, text=True, check=True
+        [python, str(script), "--algos", *wanted, "--device", device],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {name: rates["update"] for name, rates in result["rates"].items()}, result
@@ -70,13 +73,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--peer-python", default=None, help="a Python with torch and d3rlpy (see peer_d3rlpy.py)"
     )
+    parser.add_argument("--peer-device", default="cpu:0", help='torch device for d3rlpy, e.g. "cuda:0"')
     args = parser.parse_args(argv)
     peer, notes, footer = None, list(NOTES), list(FOOTER)
     if args.peer_python:
-        peer, result = peer_rates(args.peer_python, args.algos)
+        try:
+            peer, result = peer_rates(args.peer_python, args.algos, args.peer_device)
+        except subprocess.CalledProcessError as error:  # the peer is optional: report it and go on without
+            print(
+                f"peer_d3rlpy.py failed (exit {error.returncode}):\n{error.stderr}",
+                file=sys.stderr,
+                flush=True,
+            )
+            args.peer_python = None
+    if args.peer_python:
         print("d3rlpy measured here:", result, flush=True)
         footer.append(
-            f"- d3rlpy here: d3rlpy {result['d3rlpy']}, torch {result['torch']} ({result['torch_threads']} threads)"
+            f"- d3rlpy here: d3rlpy {result['d3rlpy']}, torch {result['torch']} on {result.get('device', 'cpu:0')}"
+            f" ({result['torch_threads']} CPU threads)"
             " measured by `benchmarks/peer_d3rlpy.py` on this machine just before the table, at the same sizes;"
             " `algo.update` on pre-sampled batches, best of "
             f"{result['repeats']} runs (with d3rlpy's own batch sampling before each update: "
