@@ -256,6 +256,9 @@ def study_command(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2."""
+    from brackit.determinism import request_deterministic_gpu_ops
+
+    request_deterministic_gpu_ops()  # bit-identical reruns on GPUs too (brackit/determinism.py)
     try:
         app(args=argv, standalone_mode=False)
     except BrackitError as error:

@@ -103,3 +103,22 @@ def test_one_run_skips_the_batch_of_one_and_matches_vmap():
         assert x.shape == y.shape
         if jnp.issubdtype(x.dtype, jnp.floating):
             assert jnp.allclose(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_deterministic_gpu_ops_flag_is_added_once_and_respects_the_users_choice(monkeypatch):
+    from brackit.determinism import request_deterministic_gpu_ops, with_deterministic_gpu_ops
+
+    assert with_deterministic_gpu_ops("") == "--xla_gpu_deterministic_ops=true"
+    assert with_deterministic_gpu_ops(" --a=1 ") == "--a=1 --xla_gpu_deterministic_ops=true"
+    once = with_deterministic_gpu_ops("--a=1")
+    assert with_deterministic_gpu_ops(once) == once
+    assert (
+        with_deterministic_gpu_ops("--xla_gpu_deterministic_ops=false") == "--xla_gpu_deterministic_ops=false"
+    )
+    monkeypatch.setenv("XLA_FLAGS", "--b=2")
+    monkeypatch.setenv("BRACKIT_GPU_NONDETERMINISTIC", "1")
+    request_deterministic_gpu_ops()
+    assert os.environ["XLA_FLAGS"] == "--b=2"
+    monkeypatch.delenv("BRACKIT_GPU_NONDETERMINISTIC")
+    request_deterministic_gpu_ops()
+    assert os.environ["XLA_FLAGS"] == "--b=2 --xla_gpu_deterministic_ops=true"
