@@ -33,6 +33,7 @@ import numpy as np
 import optax
 
 from brackit.errors import ConfigError
+from brackit.extras import layers
 
 MODELS = ("2nn", "cnn")
 
@@ -148,12 +149,13 @@ class CNN(nn.Module):
 
     widths: tuple[int, int, int] = (32, 64, 512)
     num_classes: int = 10
+    use_slices: bool = True  # convolutions as slices + matmul (brackit.extras.layers); False: nn.Conv
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         features = images
         for channels in self.widths[:2]:
-            features = nn.relu(nn.Conv(channels, (5, 5))(features))
+            features = nn.relu(layers.conv(channels, (5, 5), (1, 1), self.use_slices)(features))
             features = nn.max_pool(features, (2, 2), strides=(2, 2))
         features = features.reshape(features.shape[0], -1)
         features = nn.relu(nn.Dense(self.widths[2])(features))
