@@ -1,10 +1,12 @@
-"""Why the vmapped CNN FedAvg round is slow on XLA:CPU: one client's SGD step, at top level vs inside a loop.
+"""The FedAvg CNN's SGD step on XLA:CPU at top level vs inside a loop, for four ways to compute it.
 
-For the FedAvg benchmark's CNN (widths 8, 16, 64; E=5, B=10 on a 40-example client, 20 steps) and two
-rewrites that compute the same function (2x2 max-pool as reshape + max; convolutions as
-``conv_general_dilated_patches`` + matmul), three timings: one jitted SGD step called from Python,
-``brackit.extras.fedavg.local_update`` (the 20 steps as nested ``lax.scan``), and the same 20 steps in one
-fully unrolled ``lax.scan``. Milliseconds per step, best of ``--repeats``.
+For the FedAvg benchmark's CNN (widths 8, 16, 64; E=5, B=10 on a 40-example client, 20 steps):
+``fedavg.CNN`` as shipped (convolutions as shifted slices + one matmul, ``brackit.extras.layers``), the same
+with ``nn.Conv`` (``use_slices=False``, the implementation until 2026-11-28), and two more rewrites of the
+``nn.Conv`` model (2x2 max-pool as reshape + max; convolutions as ``conv_general_dilated_patches`` + matmul).
+Three timings each: one jitted SGD step called from Python, ``brackit.extras.fedavg.local_update`` (the 20
+steps as nested ``lax.scan``), and the same 20 steps in one fully unrolled ``lax.scan``. Milliseconds per
+step, best of ``--repeats``.
 
     .venv/bin/python benchmarks/fedavg_cnn_loop.py --out benchmarks/results
 """
@@ -103,7 +105,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     variants = {
-        "fedavg.CNN (nn.Conv, nn.max_pool)": fedavg.CNN(WIDTHS),
+        "fedavg.CNN (slices + matmul, nn.max_pool)": fedavg.CNN(WIDTHS),
+        "fedavg.CNN (nn.Conv, nn.max_pool)": fedavg.CNN(WIDTHS, use_slices=False),
         "nn.Conv, reshape + max pool": VariantCNN(patches=False),
         "patches + matmul, reshape + max pool": VariantCNN(patches=True),
     }
