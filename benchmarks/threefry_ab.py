@@ -1,10 +1,17 @@
-"""Training chunks with JAX's rolled Threefry loop on CPU vs ``brackit.rng``'s unrolled lowering (A/B).
+"""Training chunks with JAX's rolled Threefry loop on CPU vs an unrolled lowering of the same hash (A/B).
+
+JAX lowers Threefry-2x32 (20 rounds) as a 5-iteration ``fori_loop`` on CPU, so every random draw inside a
+training chunk runs a small ``while`` loop of about 16 tiny kernels per iteration. This experiment registers a
+straight-line lowering of the identical hash (Random123's rotations and key schedule; the random bits do not
+change) and asks whether brackit's chunks get faster. They did not, measurably (``results/threefry_ab.md``), so
+brackit keeps JAX's default.
 
 For each preset of ``brackit.bench.PRESETS`` named and each seed count, the same ``make_train`` chunk is lowered
-and compiled twice, once with JAX's CPU lowering of ``threefry2x32`` (a 5-iteration ``fori_loop``) and once with
-``brackit.rng``'s straight-line one, and the two are timed alternately (``--repeats`` rounds after a warm-up),
+and compiled twice, once with JAX's CPU lowering of ``threefry2x32`` (a 5-iteration ``fori_loop``) and once with the
+straight-line one, and the two are timed alternately (``--repeats`` rounds after a warm-up),
 so that both see the same machine state. Reports updates/s (every seed's updates) of the best and the median
-chunk, the gain, and whether the two chunks' outputs are bit-identical (they must be: the hash is the same).
+chunk, the gain, and whether the two chunks' outputs are bit-identical (the random bits are; floating-point
+results can differ in the last bits where XLA fuses the surrounding arithmetic differently).
 
     .venv/bin/python benchmarks/threefry_ab.py --out benchmarks/results
 """
@@ -20,9 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax._src.random import threefry2x32 as jax_threefry  # benchmark only: JAX's own (rolled) CPU lowering
+from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
 
-from brackit import rng
 from brackit.algos import get_algorithm
 from brackit.bench import (
     PRESETS,
@@ -33,6 +40,53 @@ from brackit.bench import (
     synthetic_dataset,
 )
 from brackit.train import make_train, over_runs
+
+_ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
+_PARITY = np.uint32(0x1BD11BDA)
+
+
+def _rotate_left(x: jnp.ndarray, distance: int) -> jnp.ndarray:
+    return (x << np.uint32(distance)) | (x >> np.uint32(32 - distance))
+
+
+def threefry2x32_unrolled(key1, key2, x1, x2) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Threefry-2x32 with 20 rounds on uint32 arrays (broadcast together), as straight-line code."""
+    keys = (key1, key2, key1 ^ key2 ^ _PARITY)
+    a, b = x1 + keys[0], x2 + keys[1]
+    for block in range(5):  # 4 rounds, then a key injection
+        for distance in _ROTATIONS[block % 2]:
+            a = a + b
+            b = _rotate_left(b, distance)
+            b = a ^ b
+        a = a + keys[(block + 1) % 3]
+        b = b + keys[(block + 2) % 3] + np.uint32(block + 1)
+    return a, b
+
+
+UNROLLED = mlir.lower_fun(threefry2x32_unrolled, multiple_results=True)
+
+
+def same_random_bits() -> bool:
+    """Both lowerings give the same integers, normals and split keys (and the unrolled program has no loop)."""
+    key = jax.random.key(42)
+
+    def draws(k):
+        return (
+            jax.random.randint(k, (257,), 0, 1000),
+            jax.random.normal(jax.random.fold_in(k, 3), (5, 7)),
+            jax.random.key_data(jax.random.split(k, 3)),
+        )
+
+    results = []
+    for lowering in (jax_threefry._threefry2x32_cpu_lowering_rule, UNROLLED):
+        mlir.register_lowering(threefry2x32_p, lowering, platform="cpu")
+        compiled = jax.jit(lambda k: draws(k)).lower(key).compile()  # a fresh function: no cached lowering
+        results.append(([np.asarray(x) for x in compiled(key)], compiled.as_text().count(" while(")))
+    mlir.register_lowering(threefry2x32_p, jax_threefry._threefry2x32_cpu_lowering_rule, platform="cpu")
+    (rolled, rolled_loops), (unrolled, unrolled_loops) = results
+    same = all(np.array_equal(a, b) for a, b in zip(rolled, unrolled, strict=True))
+    return same and rolled_loops > 0 and unrolled_loops == 0
+
 
 DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "rebrac"]
 
@@ -51,14 +105,15 @@ def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, float 
     fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
     states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
     step = jnp.int32(0)
-    compiled = {}
+    compiled, loops = {}, {}
     for variant, lowering in (
         ("rolled", jax_threefry._threefry2x32_cpu_lowering_rule),
-        ("unrolled", rng._LOWERING),
+        ("unrolled", UNROLLED),
     ):
-        mlir.register_lowering(jax_threefry.threefry2x32_p, lowering, platform="cpu")
+        mlir.register_lowering(threefry2x32_p, lowering, platform="cpu")
         compiled[variant] = jax.jit(over_runs(fns.chunk, seeds)).lower(states, dataset, step).compile()
-    rng.unroll_threefry_on_cpu()  # leave the process as brackit.train set it
+        loops[variant] = compiled[variant].as_text().count(" while(")
+    mlir.register_lowering(threefry2x32_p, jax_threefry._threefry2x32_cpu_lowering_rule, platform="cpu")
     outputs = {variant: jax.block_until_ready(fn(states, dataset, step)) for variant, fn in compiled.items()}
     identical = all(
         np.array_equal(a, b)
@@ -78,6 +133,7 @@ def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, float 
         "rolled_median": median["rolled"],
         "unrolled_median": median["unrolled"],
         "identical": identical,
+        "loops": f"{loops['rolled']} / {loops['unrolled']}",
     }
 
 
@@ -90,16 +146,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
     names = resolve_presets(args.presets)
+    bits = same_random_bits()
     lines = [
-        "# Threefry on XLA:CPU: JAX's rolled loop vs brackit.rng's unrolled lowering",
+        "# Threefry on XLA:CPU: JAX's rolled loop vs an unrolled lowering of the same hash",
         "",
         machine_header(".venv/bin/python benchmarks/threefry_ab.py " + " ".join(argv or sys.argv[1:])),
         f"- the same chunk compiled both ways and timed alternately, {args.repeats} rounds after a warm-up;"
         " updates/s of all seeds, best chunk (median in brackets); chunk length as `brackit.bench`"
         f" (`--steps {args.steps}` with one seed)",
+        f"- random draws (randint, normal, split) identical under both lowerings: {'yes' if bits else 'NO'}",
         "",
-        "| preset | seeds | rolled updates/s | unrolled updates/s | gain (median) | bit-identical |",
-        "|---|---|---|---|---|---|",
+        "| preset | seeds | rolled updates/s | unrolled updates/s | gain (median) | bit-identical | while loops |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in names:
         for seeds in args.seeds:
@@ -108,7 +166,7 @@ def main(argv: list[str] | None = None) -> None:
             lines.append(
                 f"| {name} | {seeds} | {r['rolled']:,.1f} ({r['rolled_median']:,.1f}) |"
                 f" {r['unrolled']:,.1f} ({r['unrolled_median']:,.1f}) | {100 * gain:+.0f}%"
-                f" ({100 * gain_median:+.0f}%) | {'yes' if r['identical'] else 'NO'} |"
+                f" ({100 * gain_median:+.0f}%) | {'yes' if r['identical'] else 'NO'} | {r['loops']} |"
             )
             print(lines[-1], flush=True)
     report = "\n".join(lines) + "\n"
