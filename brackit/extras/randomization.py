@@ -33,6 +33,7 @@ import optax
 import scipy.linalg
 
 from brackit.errors import ConfigError
+from brackit.extras import layers
 
 ARCHITECTURES = ("mlp1x512", "mlp3x512", "cnn")
 SETTINGS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
@@ -179,13 +180,14 @@ class SmallCNN(nn.Module):
     num_classes: int
     channels: tuple[int, int] = (32, 64)
     dense: int = 128
+    use_slices: bool = True  # convolutions as slices + matmul (brackit.extras.layers); False: nn.Conv
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         """images: [B, H, W, C] -> logits [B, K]."""
         x = images
         for channels in self.channels:
-            x = nn.relu(nn.Conv(channels, (3, 3), strides=(2, 2))(x))
+            x = nn.relu(layers.conv(channels, (3, 3), (2, 2), self.use_slices)(x))
         x = x.reshape(x.shape[0], -1)
         x = nn.relu(nn.Dense(self.dense)(x))
         return nn.Dense(self.num_classes)(x)
@@ -221,11 +223,13 @@ class FitConfig:
     eval_block: int = 1000
     """Images per block when measuring errors on a whole set (bounds memory for the CNN)."""
     unroll: bool = False
-    """Unroll the chunk's ``lax.scan`` completely. XLA on CPU runs convolution gradients about 10x slower
-    inside a loop body than outside one, so the CNN uses short unrolled chunks (longer compile)."""
+    """Unroll the chunk's ``lax.scan`` completely. XLA on CPU ran ``nn.Conv`` gradients about 10x slower
+    inside a loop body than outside one; the CNN's slices + matmul convolutions (``brackit.extras.layers``)
+    do not need this any more."""
     vmap_runs: bool = True
     """Train the runs side by side with ``jax.vmap``; if False, one after the other with the same compiled
-    chunk (on CPU, vmapping a convolution over parameters becomes a slow grouped convolution)."""
+    chunk (on CPU, vmapping ``nn.Conv`` over parameters becomes a slow grouped convolution; the slices
+    convolution vmaps into batched matmuls)."""
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
