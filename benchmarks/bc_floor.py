@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchmarks_common import emit_report, machine_header, script_command
 
 from brackit.algos import bc, get_algorithm
-from brackit.bench import machine_header, matmul_ceiling, synthetic_dataset
+from brackit.bench import matmul_ceiling, synthetic_dataset
 from brackit.train import make_train
 
 OBS, ACT, BATCH, HIDDEN = 11, 3, 256, 200
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# BC update against the matmul floor of its shapes",
         "",
-        machine_header(".venv/bin/python benchmarks/bc_floor.py " + " ".join(argv or sys.argv[1:])),
+        machine_header(script_command(__file__, argv)),
         f"- float32 matmul ceiling (2048^3): {ceiling_before:.1f} GFLOP/s before, {ceiling_after:.1f} after",
         f"- chunks of {args.steps} updates, best of {args.repeats} after a warm-up chunk (median in brackets);"
         " batch 256, policy 200-200, obs 11 / action 3",
@@ -129,11 +129,7 @@ def main(argv: list[str] | None = None) -> None:
     floor = rates["matmuls only"][0]
     for name, (best, median) in rates.items():
         lines.append(f"| {name} | {best:,.0f} ({median:,.0f}) | {100 * best / floor:.0f}% |")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "bc_floor.md").write_text(report)
+    emit_report(lines, args.out, "bc_floor.md")
 
 
 if __name__ == "__main__":

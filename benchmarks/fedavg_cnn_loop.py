@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+from benchmarks_common import emit_report, machine_header, script_command
 
-from brackit.bench import machine_header
 from brackit.extras import data, fedavg
 
 WIDTHS = (8, 16, 64)
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# The FedAvg CNN's SGD step at top level and inside a loop (XLA:CPU)",
         "",
-        machine_header(".venv/bin/python benchmarks/fedavg_cnn_loop.py " + " ".join(argv or sys.argv[1:])),
+        machine_header(script_command(__file__, argv)),
         f"- one client, 40 examples, B=10, E=5 (20 steps), widths {WIDTHS}; ms per step, best of {args.repeats}",
         "",
         "| model | one jitted step | in `local_update` (nested lax.scan) | unrolled lax.scan |",
@@ -123,11 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         top, in_loop, unrolled = measure(model, args.repeats)
         lines.append(f"| {name} | {top:.2f} | {in_loop:.2f} | {unrolled:.2f} |")
         print(lines[-1], flush=True)
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "fedavg_cnn_loop.md").write_text(report)
+    emit_report(lines, args.out, "fedavg_cnn_loop.md")
 
 
 if __name__ == "__main__":

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import optax
+from benchmarks_common import emit_report, machine_header, script_command
 
-from brackit.bench import machine_header
 from brackit.extras import data
 from brackit.extras import randomization as rz
 
@@ -84,9 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# The randomization tests' CNN: convolution implementation and loop structure (XLA:CPU)",
         "",
-        machine_header(
-            ".venv/bin/python benchmarks/randomization_cnn_ab.py " + " ".join(argv or sys.argv[1:])
-        ),
+        machine_header(script_command(__file__, argv)),
         f"- SmallCNN (channels 32, 64; dense 128), MNIST 28x28, batch 128; {args.runs} runs x {args.steps} steps"
         f" per chunk; best of {args.repeats} alternated rounds",
         "",
@@ -95,11 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     for name in built:
         lines.append(f"| {name} | {1e3 * best[name] / args.steps / args.runs:.2f} | {first[name]:.1f} |")
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "randomization_cnn_ab.md").write_text(report)
+    emit_report(lines, args.out, "randomization_cnn_ab.md")
 
 
 if __name__ == "__main__":

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from benchmarks_common import emit_report, machine_header, script_command
 
 from brackit.algos import get_algorithm
-from brackit.bench import PRESETS, bench_config, machine_header, synthetic_dataset
+from brackit.bench import PRESETS, bench_config, synthetic_dataset
 from brackit.train import make_train
 
 DEFAULT = ["BC", "BRAC-v KL primal", "bear", "bcq", "td3bc", "rebrac"]
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# One seed: unbatched chunk vs vmap over a batch of one",
         "",
-        machine_header(".venv/bin/python benchmarks/single_run_ab.py " + " ".join(argv or sys.argv[1:])),
+        machine_header(script_command(__file__, argv)),
         f"- chunks timed alternately, {args.repeats} of each after a warm-up; updates/s of the best chunk"
         " (median in brackets)",
         "",
@@ -79,11 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             f" {100 * (r['plain'] / r['batched'] - 1):+.0f}% / {100 * (r['plain_median'] / r['batched_median'] - 1):+.0f}% |"
         )
         print(lines[-1], flush=True)
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "single_run_ab.md").write_text(report)
+    emit_report(lines, args.out, "single_run_ab.md")
 
 
 if __name__ == "__main__":

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import sys
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from benchmarks_common import emit_report, machine_header, script_command
 from jax._src.random import threefry2x32 as jax_threefry  # benchmark only: JAX's own (rolled) CPU lowering
 from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
@@ -35,7 +35,6 @@ from brackit.bench import (
     PRESETS,
     bench_config,
     chunk_steps_for,
-    machine_header,
     resolve_presets,
     synthetic_dataset,
 )
@@ -150,7 +149,7 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Threefry on XLA:CPU: JAX's rolled loop vs an unrolled lowering of the same hash",
         "",
-        machine_header(".venv/bin/python benchmarks/threefry_ab.py " + " ".join(argv or sys.argv[1:])),
+        machine_header(script_command(__file__, argv)),
         f"- the same chunk compiled both ways and timed alternately, {args.repeats} rounds after a warm-up;"
         " updates/s of all seeds, best chunk (median in brackets); chunk length as `brackit.bench`"
         f" (`--steps {args.steps}` with one seed)",
@@ -169,11 +168,7 @@ def main(argv: list[str] | None = None) -> None:
                 f" ({100 * gain_median:+.0f}%) | {'yes' if r['identical'] else 'NO'} | {r['loops']} |"
             )
             print(lines[-1], flush=True)
-    report = "\n".join(lines) + "\n"
-    print(report)
-    if args.out is not None:
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "threefry_ab.md").write_text(report)
+    emit_report(lines, args.out, "threefry_ab.md")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,8 @@ import pathlib
 import subprocess
 import sys
 
+from benchmarks_common import script_command
+
 from brackit.bench import bench_report
 
 ALGOS = ["bear", "bcq", "td3bc", "rebrac"]
@@ -97,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{name} {rates['sample+update']:.1f}" for name, rates in result["rates"].items())
             + " updates/s)."
         )
-    command = "nice -n 10 .venv/bin/python benchmarks/throughput_family.py " + " ".join(argv or sys.argv[1:])
+    command = script_command(__file__, argv)
     report = bench_report(
         args.algos,
         args.seeds,
