@@ -17,12 +17,20 @@ of ``--repeats`` timed runs of ``--updates`` updates after a warm-up: ``update``
 batches sampled beforehand: the peer's best case) and ``sample+update`` (d3rlpy's own
 ``sample_transition_batch`` before each update, as its ``fit`` loop does). torch uses its default
 thread count (all cores); ``--device cuda:0`` runs d3rlpy on the GPU (the clock waits for its kernels).
+
+``--processes P`` measures d3rlpy's best way to train several seeds on a multi-core CPU: P copies of this
+script side by side, each with ``cores // P`` torch threads, started together for one algorithm at a time;
+the rates reported are the sums of the copies' rates (each copy's best run, so the sum flatters d3rlpy a
+little). It is the peer of brackit's rows with seeds sharded across one device per core.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -95,10 +103,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--updates", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu:0", help='torch device for d3rlpy, e.g. "cuda:0"')
+    parser.add_argument("--processes", type=int, default=1, help="copies side by side; rates summed")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     args = parser.parse_args(argv)
+    if args.processes > 1:
+        print(json.dumps(side_by_side(args)))
+        return
 
     import d3rlpy
     import torch
+
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
 
     d3rlpy.seed(0)
     dataset = _dataset()
@@ -116,6 +132,25 @@ def main(argv: list[str] | None = None) -> None:
         updates = args.updates if name != "td3bc" else 4 * args.updates
         result["rates"][name] = measure(name, configs[name], dataset, updates, args.repeats, args.device)
     print(json.dumps(result))
+
+
+def side_by_side(args: argparse.Namespace) -> dict:
+    """``args.processes`` copies of this script at once, per algorithm; their rates summed."""
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.processes)
+    result: dict = {"processes": args.processes, "rates": {}, "per_process": {}}
+    for name in args.algos:
+        command = [sys.executable, __file__, "--algos", name, "--updates", str(args.updates)]
+        command += ["--repeats", str(args.repeats), "--device", args.device, "--threads", str(threads)]
+        copies = [subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(args.processes)]
+        outputs = [json.loads(copy.communicate()[0].strip().splitlines()[-1]) for copy in copies]
+        if any(copy.returncode for copy in copies):
+            raise SystemExit(f"a copy of peer_d3rlpy.py failed for {name}")
+        rates = [output["rates"][name] for output in outputs]
+        result["rates"][name] = {key: sum(rate[key] for rate in rates) for key in rates[0]}
+        result["per_process"][name] = rates
+        result.update({key: outputs[0][key] for key in ("d3rlpy", "torch", "torch_threads", "updates")})
+        result.update(repeats=args.repeats, device=args.device)
+    return result
 
 
 if __name__ == "__main__":

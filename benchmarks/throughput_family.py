@@ -26,9 +26,14 @@ import pathlib
 import subprocess
 import sys
 
-from benchmarks_common import script_command
+from brackit.hostdevices import request_host_devices
 
-from brackit.bench import bench_report
+request_host_devices()  # before JAX starts: one CPU device per core, for the rows that shard the seeds
+
+from benchmarks_common import script_command  # noqa: E402
+
+from brackit.bench import bench_report, default_device_counts  # noqa: E402
+from brackit.files import atomic_write_text  # noqa: E402
 
 ALGOS = ["bear", "bcq", "td3bc", "rebrac"]
 
@@ -48,15 +53,17 @@ FOOTER = [
 ]
 
 
-def peer_rates(python: str, algos: list[str], device: str = "cpu:0") -> tuple[dict[str, float], dict]:
+def peer_rates(
+    python: str, algos: list[str], device: str = "cpu:0", processes: int = 1
+) -> tuple[dict[str, float], dict]:
     """d3rlpy's ``update`` rates (preset name -> updates/s) from ``peer_d3rlpy.py`` run by ``python``, and
-    its whole JSON result."""
+    its whole JSON result; ``processes`` > 1: that many copies side by side, rates summed."""
     script = pathlib.Path(__file__).with_name("peer_d3rlpy.py")
     wanted = [name for name in algos if name in ("bear", "bcq", "td3bc")]
     if not wanted:
         return {}, {}
     done = subprocess.run(
-        [python, str(script), "--algos", *wanted, "--device", device],
+        [python, str(script), "--algos", *wanted, "--device", device, "--processes", str(processes)],
         capture_output=True,
         text=True,
         check=True,
@@ -76,11 +83,18 @@ def main(argv: list[str] | None = None) -> None:
         "--peer-python", default=None, help="a Python with torch and d3rlpy (see peer_d3rlpy.py)"
     )
     parser.add_argument("--peer-device", default="cpu:0", help='torch device for d3rlpy, e.g. "cuda:0"')
+    parser.add_argument(
+        "--devices", nargs="+", type=int, default=None, help="device counts (default: 1 and all)"
+    )
     args = parser.parse_args(argv)
-    peer, notes, footer = None, list(NOTES), list(FOOTER)
+    devices = args.devices or default_device_counts()
+    peer, peer_runs, notes, footer = None, None, list(NOTES), list(FOOTER)
     if args.peer_python:
         try:
             peer, result = peer_rates(args.peer_python, args.algos, args.peer_device)
+            sharded = max(devices)
+            if sharded > 1 and max(args.seeds) > 1 and args.peer_device.startswith("cpu"):
+                peer_runs, runs_result = peer_rates(args.peer_python, args.algos, args.peer_device, sharded)
         except subprocess.CalledProcessError as error:  # the peer is optional: report it and go on without
             print(
                 f"peer_d3rlpy.py failed (exit {error.returncode}):\n{error.stderr}",
@@ -99,6 +113,16 @@ def main(argv: list[str] | None = None) -> None:
             + ", ".join(f"{name} {rates['sample+update']:.1f}" for name, rates in result["rates"].items())
             + " updates/s)."
         )
+    if peer_runs:
+        print("d3rlpy side by side:", runs_result, flush=True)
+        footer.append(
+            f"- rows with several seeds are compared with d3rlpy's best way to train several seeds here:"
+            f" {runs_result['processes']} copies of `peer_d3rlpy.py` side by side"
+            f" (`--processes {runs_result['processes']}`, {runs_result['torch_threads']} torch thread(s)"
+            " each), their `algo.update` rates summed: "
+            + ", ".join(f"{name} {rate:.1f}" for name, rate in peer_runs.items())
+            + " updates/s."
+        )
     command = script_command(__file__, argv)
     report = bench_report(
         args.algos,
@@ -111,11 +135,13 @@ def main(argv: list[str] | None = None) -> None:
         footer=footer,
         on_row=lambda row: print(row, flush=True),
         peer=peer,
+        peer_runs=peer_runs,
+        devices=devices,
     )
     print(report)
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "throughput_family.md").write_text(report)
+        atomic_write_text(args.out / "throughput_family.md", report)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,8 @@ One core for ``brackit bench``, ``benchmarks/throughput.py`` (BC and BRAC at the
 
 Each configuration is timed exactly as ``brackit.train`` runs a chunk: ``jit(over_runs(chunk))``, vmapped
 over the seeds (a single seed runs unbatched), the dataset and the step counter unbatched (so TD3+BC's
-delayed actor stays a ``lax.cond`` branch), batches sampled on the device inside the ``lax.scan``. Compile time is reported
+delayed actor stays a ``lax.cond`` branch), batches sampled on the device inside the ``lax.scan``; rows with
+several devices shard the seeds across them as ``train(devices=N)`` does. Compile time is reported
 separately; the update rate is the best (and the median) of ``repeats`` timed chunks after one warm-up
 chunk. FLOPs per update come from XLA's cost analysis of one jitted update: a scan's cost analysis counts
 its body once, so the update is compiled alone for that.
@@ -30,7 +31,7 @@ import numpy as np
 from brackit.algos import get_algorithm, make_config
 from brackit.data import OfflineDataset, make_dataset
 from brackit.errors import ConfigError
-from brackit.train import make_train, over_runs
+from brackit.train import RunPlacement, make_train, over_runs
 
 
 class Preset(NamedTuple):
@@ -159,8 +160,10 @@ def measure(
     repeats: int,
     *,
     hidden: tuple[int, ...] | None = None,
+    devices: int = 1,
 ) -> dict[str, float]:
-    """Times ``steps``-update chunks of ``seeds`` vmapped runs, as ``brackit.train`` runs them.
+    """Times ``steps``-update chunks of ``seeds`` vmapped runs, as ``brackit.train`` runs them: with
+    ``devices`` > 1 the runs are sharded across that many devices (``RunPlacement``), the dataset replicated.
 
     Returns ``compile_s``, ``updates_per_s`` (best chunk; every seed's updates count),
     ``median_updates_per_s``, ``gflop_per_update`` (one seed's update) and ``gflops`` (at the best rate).
@@ -172,8 +175,10 @@ def measure(
         get_algorithm(algorithm), config, dataset.card.obs_dim, dataset.card.action_dim, chunk_steps=steps
     )
     keys = jnp.stack([jax.random.key(seed) for seed in range(seeds)])
-    states = jax.jit(jax.vmap(fns.init))(keys)
-    chunk = jax.jit(over_runs(fns.chunk, seeds))  # exactly as brackit.train runs it
+    placement = RunPlacement.create(devices, seeds)
+    states = placement.shard(jax.jit(jax.vmap(fns.init))(keys))
+    dataset = placement.replicate(dataset)
+    chunk = placement.jit(over_runs(fns.chunk, seeds))  # exactly as brackit.train runs it
     start = time.perf_counter()
     compiled = chunk.lower(states, dataset, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - start
@@ -188,6 +193,7 @@ def measure(
     best = min(times)
     return {
         "seeds": seeds,
+        "devices": devices,
         "steps": steps,
         "compile_s": compile_s,
         "updates_per_s": steps * seeds / best,
@@ -195,6 +201,12 @@ def measure(
         "gflop_per_update": flops / 1e9,
         "gflops": flops * steps * seeds / best / 1e9,
     }
+
+
+def default_device_counts() -> tuple[int, ...]:
+    """1, and every device of the default backend when there are several (on CPU, one per core once
+    ``brackit.hostdevices.request_host_devices`` ran before JAX started)."""
+    return tuple(dict.fromkeys((1, jax.device_count())))
 
 
 def chunk_steps_for(steps: int, seeds: int) -> int:
@@ -212,9 +224,11 @@ def run_bench(
     hidden: tuple[int, ...] | None = None,
     dataset_size: int = 100_000,
     on_row: Callable[[dict[str, Any]], None] | None = None,
+    devices: Sequence[int] = (1,),
 ) -> list[dict[str, Any]]:
-    """One row per (preset, seed count), in that order: ``measure``'s numbers plus ``name`` and
-    ``d3rlpy_updates_per_s`` (None where unknown). ``steps`` is the chunk length with one seed (see
+    """One row per (preset, seed count, device count), in that order: ``measure``'s numbers plus ``name``
+    and ``d3rlpy_updates_per_s`` (None where unknown). A device count runs only with seed counts it
+    divides (so 1 seed runs on 1 device). ``steps`` is the chunk length with one seed (see
     ``chunk_steps_for``); ``hidden`` and ``dataset_size`` shrink every preset for smoke tests;
     ``on_row`` sees each row as it is measured."""
     names = resolve_presets(names)
@@ -225,19 +239,23 @@ def run_bench(
         if preset.dims not in datasets:
             datasets[preset.dims] = synthetic_dataset(dataset_size, *preset.dims)
         for count in seeds:
-            result = measure(
-                preset.algorithm,
-                preset.overrides,
-                datasets[preset.dims],
-                count,
-                chunk_steps_for(steps, count),
-                repeats,
-                hidden=hidden,
-            )
-            row = {"name": name, **result, "d3rlpy_updates_per_s": preset.d3rlpy_updates_per_s}
-            rows.append(row)
-            if on_row is not None:
-                on_row(row)
+            for device_count in dict.fromkeys(devices):
+                if count % device_count:
+                    continue
+                result = measure(
+                    preset.algorithm,
+                    preset.overrides,
+                    datasets[preset.dims],
+                    count,
+                    chunk_steps_for(steps, count),
+                    repeats,
+                    hidden=hidden,
+                    devices=device_count,
+                )
+                row = {"name": name, **result, "d3rlpy_updates_per_s": preset.d3rlpy_updates_per_s}
+                rows.append(row)
+                if on_row is not None:
+                    on_row(row)
     return rows
 
 
@@ -246,16 +264,19 @@ def markdown_table(
     ceiling_before: float,
     ceiling_after: float,
     peer: Mapping[str, float] | None = None,
+    peer_runs: Mapping[str, float] | None = None,
 ) -> str:
     """The rows as a markdown table; "% of ceiling" uses the larger (less disturbed) of the two ceilings.
     "vs d3rlpy" divides by the preset's quoted d3rlpy rate; with ``peer`` (preset name -> d3rlpy updates/s
-    measured on this machine, ``benchmarks/peer_d3rlpy.py``) a "vs d3rlpy here" column divides by that."""
+    measured on this machine, ``benchmarks/peer_d3rlpy.py``) a "vs d3rlpy here" column divides by that.
+    ``peer_runs`` (d3rlpy's total rate with several runs side by side, one per core) is the divisor for
+    rows with more than one seed, where given."""
     ceiling = max(ceiling_before, ceiling_after)
     header = (
-        "| configuration | seeds | steps/chunk | compile s | updates/s (median) | GFLOP/update | GFLOP/s |"
-        " % of ceiling | vs d3rlpy |"
+        "| configuration | seeds | devices | steps/chunk | compile s | updates/s (median) | GFLOP/update |"
+        " GFLOP/s | % of ceiling | vs d3rlpy |"
     )
-    rule = "|---|---|---|---|---|---|---|---|---|"
+    rule = "|---|---|---|---|---|---|---|---|---|---|"
     if peer is not None:
         header, rule = header + " d3rlpy here (updates/s) | vs d3rlpy here |", rule + "---|---|"
     lines = [header, rule]
@@ -263,13 +284,15 @@ def markdown_table(
         reference = row.get("d3rlpy_updates_per_s")
         versus = f"{row['updates_per_s'] / reference:.2f}x" if reference else "-"
         line = (
-            f"| {row['name']} | {row['seeds']} | {row['steps']} | {row['compile_s']:.1f} |"
-            f" {row['updates_per_s']:,.1f} ({row['median_updates_per_s']:,.1f}) |"
+            f"| {row['name']} | {row['seeds']} | {row.get('devices', 1)} | {row['steps']} |"
+            f" {row['compile_s']:.1f} | {row['updates_per_s']:,.1f} ({row['median_updates_per_s']:,.1f}) |"
             f" {row['gflop_per_update']:.3f} | {row['gflops']:.1f} | {100 * row['gflops'] / ceiling:.0f}% |"
             f" {versus} |"
         )
         if peer is not None:
             here = peer.get(row["name"])
+            if row["seeds"] > 1 and peer_runs and row["name"] in peer_runs:
+                here = peer_runs[row["name"]]
             line += f" {here:.1f} | {row['updates_per_s'] / here:.2f}x |" if here else " - | - |"
         lines.append(line)
     return "\n".join(lines)
@@ -321,13 +344,18 @@ def bench_report(
     tiny: bool = False,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     peer: Mapping[str, float] | None = None,
+    peer_runs: Mapping[str, float] | None = None,
+    devices: Sequence[int] | None = None,
 ) -> str:
     """A markdown report: title, machine header, load averages and matmul ceilings before and after,
     ``notes``, the table of ``run_bench`` and ``footer``. ``tiny`` shrinks everything (``TINY``);
-    ``peer`` adds the "vs d3rlpy here" column (see ``markdown_table``).
+    ``peer`` and ``peer_runs`` add the "vs d3rlpy here" column (see ``markdown_table``). ``devices``: the
+    device counts to shard the seeds across (default ``default_device_counts()``).
     ``command`` is the report's provenance line (default: the equivalent ``brackit bench`` call)."""
+    devices = default_device_counts() if devices is None else devices
     if command is None:
         options = [*(f"--only {shlex.quote(name)}" for name in names or ()), *(f"--seeds {s}" for s in seeds)]
+        options += [f"--devices {count}" for count in devices]
         options += [f"--steps {steps}", f"--repeats {repeats}", *(["--tiny"] if tiny else [])]
         command = " ".join(["brackit bench", *options])
     names = resolve_presets(names)  # fail on a bad name before measuring anything
@@ -343,6 +371,7 @@ def bench_report(
         hidden=TINY["hidden"] if tiny else None,
         dataset_size=TINY["dataset_size"] if tiny else 100_000,
         on_row=on_row,
+        devices=devices,
     )
     ceiling_after = matmul_ceiling(ceiling_size)
     load_after = os.getloadavg()
@@ -362,9 +391,18 @@ def bench_report(
             else " (default matmul precision, as in the updates: TF32 on NVIDIA)"
         ),
     ]
+    lines.append(
+        f"- devices: {jax.device_count()} {jax.default_backend()} device(s) in this process; rows with more"
+        " than one shard the seeds across them (`brackit.train.RunPlacement`)"
+        + (
+            ", each device one share of this machine's cores (`brackit.hostdevices`)"
+            if jax.default_backend() == "cpu" and jax.device_count() > 1
+            else ""
+        )
+    )
     if tiny:
         lines.append("- --tiny: 8-8 networks and 1,000 transitions; a smoke test, the numbers mean nothing")
-    for block in (notes, [markdown_table(rows, ceiling_before, ceiling_after, peer)], footer):
+    for block in (notes, [markdown_table(rows, ceiling_before, ceiling_after, peer, peer_runs)], footer):
         if block:
             lines += ["", *block]
     return "\n".join(lines) + "\n"

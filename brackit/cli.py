@@ -57,8 +57,12 @@ def train_command(
     resume: Annotated[bool, typer.Option(help="Continue the run in LOGDIR from its checkpoint.")] = False,
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id (default: the dataset card's).")] = None,
     devices: Annotated[
-        int, typer.Option(help="Shard the seeds across this many devices (jax.sharding; 1: no sharding).")
-    ] = 1,
+        str,
+        typer.Option(
+            help="Shard the seeds across this many devices (jax.sharding; 1: none), or 'auto': the most "
+            "devices that divide the runs (on CPU one per core, see brackit/hostdevices.py)."
+        ),
+    ] = "1",
     tensorboard: Annotated[
         bool | None,
         typer.Option(
@@ -104,7 +108,7 @@ def train_command(
             resume=resume,
             env_id=env_id,
             logger=bar.update,
-            devices=devices,
+            devices=parse_devices(devices),
             tensorboard=tensorboard,
         )
     final = result.final_eval()
@@ -177,6 +181,10 @@ def bench_command(
         int, typer.Option(help="Updates per timed chunk with one seed (2/S of it with S).")
     ] = 100,
     repeats: Annotated[int, typer.Option(help="Timed chunks after one warm-up chunk.")] = 3,
+    devices: Annotated[
+        list[int] | None,
+        typer.Option(help="Device count to shard the seeds across (repeatable; default: 1 and all)."),
+    ] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the markdown report to this file.")] = None,
     tiny: Annotated[
         bool,
@@ -186,7 +194,7 @@ def bench_command(
     """Training throughput: updates/s, GFLOP/s and % of the float32 matmul ceiling for named presets."""
     from brackit.bench import bench_report
 
-    report = bench_report(only, seeds or (1, 8), steps, repeats, tiny=tiny)
+    report = bench_report(only, seeds or (1, 8), steps, repeats, tiny=tiny, devices=devices or None)
     print(report, end="")
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -212,6 +220,9 @@ def study_command(
     dataset_size: Annotated[int | None, typer.Option(help="Cap the TASK-MIX dataset size.")] = None,
     eval_every: Annotated[int | None, typer.Option(help="Cap the evaluation interval.")] = None,
     eval_episodes: Annotated[int | None, typer.Option(help="Cap the evaluation episodes.")] = None,
+    devices: Annotated[
+        str, typer.Option(help="Shard each group's runs across devices: a count or 'auto' (see train).")
+    ] = "1",
 ) -> None:
     """Run a study: variants x datasets x seeds, batched into vmapped programs; finished groups are skipped."""
     import dataclasses
@@ -249,17 +260,42 @@ def study_command(
     if dry_run:
         print_plan(plan_study(study, out, budget=budget, **filters), data_dir=data_dir)
         return
-    results = run_study(study, out, budget=budget, data_dir=data_dir, progress=rich_group_progress, **filters)
+    results = run_study(
+        study,
+        out,
+        budget=budget,
+        data_dir=data_dir,
+        progress=rich_group_progress,
+        devices=parse_devices(devices),
+        **filters,
+    )
     done = sum(result.status != "skipped" for result in results)
     print(f"{done} groups trained, {len(results) - done} already finished; index: {out / 'study.json'}")
+
+
+def parse_devices(text: str) -> int | str:
+    """``--devices``: a positive count or ``auto``."""
+    from brackit.errors import ConfigError
+
+    if text.strip() == "auto":
+        return "auto"
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise ConfigError(f"--devices {text!r}: expected a positive integer or 'auto'")
+    return count
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2."""
     from brackit.determinism import request_deterministic_gpu_ops
+    from brackit.hostdevices import request_host_devices
 
     request_deterministic_gpu_ops()  # bit-identical reruns on GPUs too (brackit/determinism.py)
     try:
+        request_host_devices()  # one CPU device per core, for --devices (brackit/hostdevices.py)
         app(args=argv, standalone_mode=False)
     except BrackitError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -171,7 +171,7 @@ def run_training(
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
     label: str = "",
-    devices: int | Sequence[Any] | None = None,
+    devices: int | str | Sequence[Any] | None = None,
     tensorboard: bool | None = None,
 ) -> TrainResult:
     """Runs (or resumes) a training run in ``logdir``; see the module docstring.

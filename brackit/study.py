@@ -662,11 +662,13 @@ def run_study(
     variants: Sequence[str] | None = None,
     data_dir: Path | None = None,
     progress: GroupProgress | None = None,
+    devices: int | str | None = None,
 ) -> list[GroupResult]:
     """Runs every group of the study in turn (see the module docstring); returns one result per group.
 
     ``progress(group, index, total, steps)`` is a context manager around each trained group that yields
-    a logger for its metrics (or None), e.g. ``rich_group_progress``.
+    a logger for its metrics (or None), e.g. ``rich_group_progress``. ``devices`` shards each group's runs
+    (``brackit.train.train``; ``"auto"``: the most devices that divide the group's runs).
     """
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
@@ -704,6 +706,7 @@ def run_study(
                     resume=states[group.logdir] == "partial",
                     logger=logger,
                     label=group.name,
+                    devices=devices,
                 )
         except BaseException:
             statuses[group.logdir] = "interrupted"

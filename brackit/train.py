@@ -183,7 +183,7 @@ def train(
     logger: Callable[[dict[str, Any]], None] | None = None,
     on_chunk: Callable[[Progress], None] | None = None,
     resume: Progress | None = None,
-    devices: int | Sequence[jax.Device] | None = None,
+    devices: int | str | Sequence[jax.Device] | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains ``algorithm`` on a dataset (object or path) for every seed x sweep value as one program.
@@ -197,8 +197,10 @@ def train(
     from such a progress record, giving bit-identical results to an uninterrupted run. A non-finite
     metric raises ``NonFiniteError`` before ``on_chunk`` sees that chunk.
 
-    ``devices`` (a count or a list; None: one device) shards the run axis across devices with
-    ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. After
+    ``devices`` (a count, a list, or ``"auto"``; None: one device) shards the run axis across devices with
+    ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. ``"auto"``
+    takes the most devices that divide the number of runs; on CPU, ``brackit.hostdevices`` makes one
+    device per core (the CLI does so), which runs several seeds faster than one device does. After
     ``jax.distributed.initialize`` (``brackit train --coordinator``) the device list spans processes
     (hosts): every process runs this function with the same arguments, global arrays are built from the
     identical host copies each process holds, and metrics, evaluation states and checkpoints are
@@ -284,10 +286,16 @@ class RunPlacement:
     mesh: jax.sharding.Mesh | None
 
     @classmethod
-    def create(cls, devices: int | Sequence[jax.Device] | None, num_runs: int) -> RunPlacement:
+    def create(cls, devices: int | str | Sequence[jax.Device] | None, num_runs: int) -> RunPlacement:
+        available = jax.devices()
+        if isinstance(devices, str):
+            if devices != "auto":
+                raise ConfigError(
+                    f"devices={devices!r}: expected a device count, a list of devices or 'auto'"
+                )
+            devices = max(count for count in range(1, len(available) + 1) if num_runs % count == 0)
         if devices is None or (isinstance(devices, int) and devices == 1):
             return cls(None)
-        available = jax.devices()
         if isinstance(devices, int):
             if not 1 <= devices <= len(available):
                 raise ConfigError(

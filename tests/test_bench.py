@@ -1,6 +1,10 @@
 """brackit.bench and ``brackit bench``: tiny presets (8-8 networks, 1,000 transitions, 2-step chunks)."""
 
+import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -57,7 +61,7 @@ def test_markdown_table_arithmetic():
     lines = table.splitlines()
     assert len(lines) == 4
     # 30 GFLOP/s of the larger ceiling 120 is 25%; 60 updates/s against d3rlpy's 30 is 2x.
-    assert lines[2] == "| bcq | 8 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 25% | 2.00x |"
+    assert lines[2] == "| bcq | 8 | 1 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 25% | 2.00x |"
     assert lines[3].endswith("| 25% | - |")
     # d3rlpy measured on this machine: 24 updates/s for bcq gives 2.5x; rebrac has no peer number.
     peered = bench.markdown_table(
@@ -66,6 +70,16 @@ def test_markdown_table_arithmetic():
     assert peered[0].endswith("| d3rlpy here (updates/s) | vs d3rlpy here |")
     assert peered[2].endswith("| 2.00x | 24.0 | 2.50x |")
     assert peered[3].endswith("| - | - |")
+    # several seeds against d3rlpy's runs side by side (peer_runs) where given; 1 seed against one run
+    runs = bench.markdown_table(
+        [row, {**row, "seeds": 1, "devices": 1}, {**row, "devices": 2}],
+        40.0,
+        120.0,
+        peer={"bcq": 24.0},
+        peer_runs={"bcq": 40.0},
+    ).splitlines()
+    assert runs[2].endswith("| 40.0 | 1.50x |") and runs[3].endswith("| 24.0 | 2.50x |")
+    assert runs[4].startswith("| bcq | 8 | 2 | 25 |")
 
 
 def test_every_preset_builds_a_valid_config():
@@ -105,10 +119,30 @@ def test_cli_bench_tiny(tmp_path, capsys):
     assert main(argv) == 0
     report = out.read_text()
     assert report == capsys.readouterr().out
-    assert "- command: `brackit bench --only BC --seeds 1 --steps 2 --repeats 1 --tiny`" in report
-    assert "| BC | 1 | 2 |" in report
+    assert "- command: `brackit bench --only BC --seeds 1 --devices 1 --steps 2 --repeats 1 --tiny`" in report
+    assert "| BC | 1 | 1 | 2 |" in report
 
 
 def test_cli_bench_unknown_name_exits_2(capsys):
     assert main(["bench", "--only", "nope", "--tiny"]) == 2
     assert "unknown benchmark preset 'nope'" in capsys.readouterr().err
+
+
+SHARDED = """
+import json
+from brackit import bench
+rows = bench.run_bench(["BC"], seeds=(1, 2), steps=2, repeats=1, hidden=(8, 8), dataset_size=1_000,
+                       devices=(1, 2))
+print(json.dumps([[row["seeds"], row["devices"], row["updates_per_s"] > 0] for row in rows]))
+"""
+
+
+def test_seeds_sharded_across_host_devices_get_their_own_rows():
+    flags = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2"
+    env = dict(os.environ, XLA_FLAGS=flags, JAX_PLATFORMS="cpu")
+    done = subprocess.run(
+        [sys.executable, "-c", SHARDED], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # 1 seed runs on one device only; 2 seeds on one device and split across two
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [[1, 1, True], [2, 1, True], [2, 2, True]]

@@ -29,7 +29,7 @@ SCRIPT = textwrap.dedent(
 
     tiny = dict(critic_hidden=(8, 8), actor_hidden=(8, 8), batch_size=8)
     out = {}
-    for devices in (None, 4):
+    for devices in (None, 4, "auto"):
         result = train("td3bc", sys.argv[1], steps=4, seeds=(0, 1, 2, 3), chunk_steps=2, eval_every=4,
                        eval_episodes=1, devices=devices, **tiny)
         leaves = jax.tree.leaves(result.states)
@@ -53,6 +53,7 @@ def test_sharded_runs_match_the_single_device_path(tmp_path: Path):
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     assert out["None"]["devices"] == [1] and out["4"]["devices"] == [4]
+    assert out["auto"] == out["4"]  # four runs on four devices: "auto" takes all four
     single, sharded = out["None"], out["4"]
     assert len(single["params"]) == len(sharded["params"]) > 0
     for a, b in zip(single["params"], sharded["params"], strict=True):
@@ -60,7 +61,7 @@ def test_sharded_runs_match_the_single_device_path(tmp_path: Path):
     assert jnp.allclose(jnp.asarray(single["returns"]), jnp.asarray(sharded["returns"]), rtol=1e-4)
 
 
-def test_bad_device_requests_are_clear_errors(tmp_path: Path):
+def test_bad_device_requests_are_clear_errors(tmp_path: Path, capsys):
     with pytest.raises(ConfigError, match="device"):
         RunPlacement.create(len(jax.devices()) + 1, 4)
     if len(jax.devices()) == 1:
@@ -69,10 +70,17 @@ def test_bad_device_requests_are_clear_errors(tmp_path: Path):
         RunPlacement.create(jax.devices() * 2, 3)  # two entries, three runs
     with pytest.raises(ConfigError, match="device"):
         train("bc", tiny_dataset(), steps=1, seeds=(0,), devices=0)
+    with pytest.raises(ConfigError, match="'auto'"):
+        RunPlacement.create("all", 4)
+    if len(jax.devices()) == 1:
+        assert RunPlacement.create("auto", 3).mesh is None
     # from the CLI: exit status 2, and the refused request writes nothing into the logdir
     data = pendulum_dataset(tmp_path / "p.npz")
     args = ["train", "bc", "--data", str(data), "--steps", "2", "--chunk-steps", "2", "--seeds", "3"]
     assert main([*args, "--devices", str(len(jax.devices()) + 1), "--logdir", str(tmp_path / "run")]) == 2
+    assert not (tmp_path / "run").exists()
+    assert main([*args, "--devices", "two", "--logdir", str(tmp_path / "run")]) == 2
+    assert "expected a positive integer or 'auto'" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 
@@ -122,3 +130,22 @@ def test_deterministic_gpu_ops_flag_is_added_once_and_respects_the_users_choice(
     monkeypatch.delenv("BRACKIT_GPU_NONDETERMINISTIC")
     request_deterministic_gpu_ops()
     assert os.environ["XLA_FLAGS"] == "--b=2 --xla_gpu_deterministic_ops=true"
+
+
+def test_host_devices_flag_is_added_once_and_respects_the_users_choice(monkeypatch):
+    from brackit.hostdevices import FLAG, request_host_devices, requested_count, with_host_devices
+
+    assert with_host_devices("", 2) == f"{FLAG}=2"
+    assert with_host_devices(" --a=1 ", 3) == f"--a=1 {FLAG}=3"
+    assert with_host_devices(f"{FLAG}=8", 2) == f"{FLAG}=8"  # an explicit XLA_FLAGS choice wins
+    with pytest.raises(ConfigError, match=">= 1"):
+        with_host_devices("", 0)
+    monkeypatch.setenv("BRACKIT_HOST_DEVICES", "3")
+    assert requested_count() == 3
+    monkeypatch.setenv("XLA_FLAGS", "--b=2")
+    assert request_host_devices() == 3 and os.environ["XLA_FLAGS"] == f"--b=2 {FLAG}=3"
+    monkeypatch.setenv("BRACKIT_HOST_DEVICES", "many")
+    with pytest.raises(ConfigError, match="BRACKIT_HOST_DEVICES='many': expected a positive integer"):
+        requested_count()
+    monkeypatch.delenv("BRACKIT_HOST_DEVICES")
+    assert requested_count() >= 1
