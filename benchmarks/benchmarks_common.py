@@ -5,12 +5,36 @@ from __future__ import annotations
 
 import pathlib
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
 
 from brackit.bench import machine_header
 from brackit.files import atomic_write_text
 
-__all__ = ["emit_report", "machine_header", "script_command"]
+__all__ = ["emit_report", "machine_header", "script_command", "time_alternately"]
+
+
+def time_alternately(
+    programs: dict[str, tuple[Callable[..., Any], Any, Any]], steps: int, updates: int, repeats: int
+) -> dict[str, tuple[float, float]]:
+    """Times jitted chunk programs (name -> (chunk, states, dataset)) alternately, one chunk of each in turn,
+    so that a shared machine's drifting speed hits all alike: after one warm-up chunk each, ``repeats``
+    rounds. Returns name -> (best, median) updates/s, where one chunk does ``updates`` updates (all runs)."""
+    states = {name: state for name, (_, state, _) in programs.items()}
+    times: dict[str, list[float]] = {name: [] for name in programs}
+    for index in range(repeats + 1):
+        step = jnp.int32(index * steps)
+        for name, (chunk, _, dataset) in programs.items():
+            start = time.perf_counter()
+            states[name], _ = jax.block_until_ready(chunk(states[name], dataset, step))
+            if index:
+                times[name].append(time.perf_counter() - start)
+    return {name: (updates / min(t), updates / float(np.median(t))) for name, t in times.items()}
 
 
 def script_command(script: str, argv: Sequence[str] | None) -> str:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from benchmarks_common import emit_report, machine_header, script_command
+from benchmarks_common import emit_report, machine_header, script_command, time_alternately
 
 from brackit.algos import get_algorithm
 from brackit.bench import PRESETS, bench_config, synthetic_dataset
@@ -31,25 +29,18 @@ def compare(name: str, steps: int, repeats: int) -> dict[str, float]:
     dataset = synthetic_dataset(100_000, *preset.dims)
     config = bench_config(preset.algorithm, preset.overrides)
     fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    plain, plain_state = jax.jit(fns.chunk), fns.init(jax.random.key(0))
-    batched = jax.jit(jax.vmap(fns.chunk, in_axes=(0, None, None)))
-    batched_state = jax.vmap(fns.init)(jnp.stack([jax.random.key(0)]))
-    plain_state, _ = jax.block_until_ready(plain(plain_state, dataset, jnp.int32(0)))
-    batched_state, _ = jax.block_until_ready(batched(batched_state, dataset, jnp.int32(0)))
-    plain_times, batched_times = [], []
-    for index in range(1, repeats + 1):
-        step = jnp.int32(index * steps)
-        start = time.perf_counter()
-        plain_state, _ = jax.block_until_ready(plain(plain_state, dataset, step))
-        plain_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        batched_state, _ = jax.block_until_ready(batched(batched_state, dataset, step))
-        batched_times.append(time.perf_counter() - start)
+    plain = (jax.jit(fns.chunk), fns.init(jax.random.key(0)), dataset)
+    batched = (
+        jax.jit(jax.vmap(fns.chunk, in_axes=(0, None, None))),
+        jax.vmap(fns.init)(jnp.stack([jax.random.key(0)])),
+        dataset,
+    )
+    rates = time_alternately({"plain": plain, "batched": batched}, steps, steps, repeats)
     return {
-        "plain": steps / min(plain_times),
-        "plain_median": steps / float(np.median(plain_times)),
-        "batched": steps / min(batched_times),
-        "batched_median": steps / float(np.median(batched_times)),
+        "plain": rates["plain"][0],
+        "plain_median": rates["plain"][1],
+        "batched": rates["batched"][0],
+        "batched_median": rates["batched"][1],
     }
 
 

@@ -5,6 +5,7 @@
 2. Loads it back and prints its card and statistics.
 3. Trains BRAC-v (KL, primal), BEAR, BCQ and BC with 2 vmapped seeds each (one program per algorithm),
    each a run directory under ``OUT/runs/`` (config, metrics.jsonl, checkpoint), evaluating on Hopper-v5.
+   ``--devices auto`` (the default) shards the seeds across the CPU's cores (``brackit.hostdevices``).
 4. Writes the report (``brackit report``: tables with mean ± std and IQM, learning curves) and prints
    its path.
 
@@ -34,7 +35,13 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--eval-episodes", type=int, default=5)
     parser.add_argument("--eval-every", type=int, default=500, help="0: only at the end")
+    parser.add_argument("--devices", default="auto", help="a device count or auto (see brackit train)")
     args = parser.parse_args(argv)
+
+    from brackit.hostdevices import request_host_devices
+
+    request_host_devices()  # one CPU device per core; effective only before JAX starts its backend
+    from brackit.cli import parse_devices
 
     from rich.console import Console
 
@@ -97,6 +104,7 @@ def main(argv: list[str] | None = None) -> Path:
             logger=log,
             label=label,
             tensorboard=False,
+            devices=parse_devices(args.devices),
         )
         seconds[label] = time.perf_counter() - start
         console.print(f"  {label}: {seconds[label]:.0f} s")

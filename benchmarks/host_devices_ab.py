@@ -1,0 +1,85 @@
+"""Several seeds on one CPU device vs sharded across one device per core: the measurement behind
+``brackit.hostdevices`` and ``--devices auto``.
+
+The host is split into one XLA CPU device per core (``request_host_devices``, as the CLI does). For each
+preset named, the same ``make_train`` chunk over ``--seeds`` runs is compiled twice, as ``brackit.train``
+runs it: on one device (all the seeds vmapped in one program, every thread of the pool) and with the run
+axis sharded across all the devices (``RunPlacement``: each device runs its share of the seeds). The two
+are timed alternately, chunk after chunk, so that the drifting speed of a shared machine hits both alike.
+
+    .venv/bin/python benchmarks/host_devices_ab.py --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+from brackit.hostdevices import request_host_devices
+
+request_host_devices()  # before JAX starts
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+from benchmarks_common import emit_report, machine_header, script_command, time_alternately  # noqa: E402
+
+from brackit.algos import get_algorithm  # noqa: E402
+from brackit.bench import PRESETS, bench_config, synthetic_dataset  # noqa: E402
+from brackit.train import RunPlacement, make_train, over_runs  # noqa: E402
+
+DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "rebrac"]
+STEPS = {"BC": 250, "bear": 25, "bcq": 25}  # per chunk, per seed (default 50)
+
+
+def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    preset = PRESETS[name]
+    dataset = synthetic_dataset(100_000, *preset.dims)
+    config = bench_config(preset.algorithm, preset.overrides)
+    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
+    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+    one = RunPlacement.create(1, seeds)
+    sharded = RunPlacement.create(jax.device_count(), seeds)
+    programs = {
+        "one": (one.jit(over_runs(fns.chunk, seeds)), states, dataset),
+        "sharded": (
+            sharded.jit(over_runs(fns.chunk, seeds)),
+            sharded.shard(states),
+            sharded.replicate(dataset),
+        ),
+    }
+    return time_alternately(programs, steps, steps * seeds, repeats)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", default=DEFAULT, choices=sorted(PRESETS))
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    args = parser.parse_args(argv)
+    devices = jax.device_count()
+    lines = [
+        f"# {args.seeds} seeds: one device vs sharded across {devices} host devices",
+        "",
+        machine_header(script_command(__file__, argv)),
+        f"- {devices} {jax.default_backend()} devices (`brackit.hostdevices`); chunks timed alternately,"
+        f" {args.repeats} of each after a warm-up; updates/s of all seeds together, best chunk (median in"
+        " brackets)",
+        "",
+        f"| configuration | steps/chunk | one device | {devices} devices | gain (best / median) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in args.only:
+        steps = STEPS.get(name, 50)
+        rates = compare(name, args.seeds, steps, args.repeats)
+        (one, one_median), (sharded, sharded_median) = rates["one"], rates["sharded"]
+        lines.append(
+            f"| {name} | {steps} | {one:,.1f} ({one_median:,.1f}) | {sharded:,.1f} ({sharded_median:,.1f}) |"
+            f" {100 * (sharded / one - 1):+.0f}% / {100 * (sharded_median / one_median - 1):+.0f}% |"
+        )
+        print(lines[-1], flush=True)
+    emit_report(lines, args.out, "host_devices_ab.md")
+
+
+if __name__ == "__main__":
+    main()
