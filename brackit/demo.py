@@ -41,10 +41,9 @@ def main(argv: list[str] | None = None) -> Path:
     from brackit.hostdevices import request_host_devices
 
     request_host_devices()  # one CPU device per core; effective only before JAX starts its backend
-    from brackit.cli import parse_devices
-
     from rich.console import Console
 
+    from brackit.cli import parse_devices
     from brackit.data import build, load_dataset, save_dataset
     from brackit.files import atomic_write_text
     from brackit.report import load_runs, write_report
