@@ -29,6 +29,7 @@ import numpy as np
 import optax
 
 from brackit.errors import ConfigError
+from brackit.extras.layers import conv
 
 OBJECTIVES = ("simclr", "supervised")
 CORRUPTIONS = ("clean", "salt_pepper", "downsample2", "downsample4")
@@ -185,16 +186,19 @@ def nt_xent_loss(
 
 
 class Encoder(nn.Module):
-    """Small CNN ``f``: three strided 3x3 convolutions and a dense layer; [B, H, W, C] -> h [B, features]."""
+    """Small CNN ``f``: three strided 3x3 convolutions and a dense layer; [B, H, W, C] -> h [B, features].
+    ``use_slices``: convolutions as slices + matmul (``brackit.extras.layers``), else ``nn.Conv``; the same
+    parameters and function either way."""
 
     channels: tuple[int, ...] = (16, 32, 64)
     features: int = 128
+    use_slices: bool = True
 
     @nn.compact
     def __call__(self, images: jax.Array) -> jax.Array:
         x = images
         for channels in self.channels:
-            x = nn.relu(nn.Conv(channels, (3, 3), strides=(2, 2))(x))
+            x = nn.relu(conv(channels, (3, 3), (2, 2), self.use_slices)(x))
         return nn.relu(nn.Dense(self.features)(x.reshape(x.shape[0], -1)))
 
 
@@ -205,9 +209,10 @@ class Model(nn.Module):
     head_dim: int
     channels: tuple[int, ...] = (16, 32, 64)
     features: int = 128
+    use_slices: bool = True
 
     def setup(self) -> None:
-        self.encoder = Encoder(self.channels, self.features)
+        self.encoder = Encoder(self.channels, self.features, self.use_slices)
         if self.objective == "simclr":
             self.head = nn.Sequential([nn.Dense(self.features), nn.relu, nn.Dense(self.head_dim)])
         else:
@@ -255,11 +260,16 @@ class PretrainConfig:
     """Encoder output size (the frozen features of linear evaluation)."""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """Augmentations (both objectives use them)."""
-    unroll: bool = True
-    """Unroll each chunk's ``lax.scan``: XLA on CPU runs convolution gradients ~10x slower inside a loop."""
+    use_slices: bool = True
+    """Encoder convolutions as slices + matmul (``brackit.extras.layers``): on XLA:CPU as fast inside a plain
+    ``lax.scan`` as ``nn.Conv`` is unrolled, compiled 4x sooner (``benchmarks/simclr_conv_ab.py``). False:
+    ``nn.Conv`` (cuDNN on GPUs); on CPU set ``unroll=True`` with it."""
+    unroll: bool = False
+    """Unroll each chunk's ``lax.scan`` (XLA on CPU ran ``nn.Conv`` gradients ~10x slower inside a loop)."""
     vmap_runs: bool = False
-    """Train runs side by side with ``jax.vmap`` (good on accelerators); on CPU a vmapped convolution over
-    per-run parameters becomes a slow grouped convolution, so by default runs go one after the other."""
+    """Train runs side by side with ``jax.vmap`` (for accelerators); by default one after the other with one
+    compiled chunk: a step of 256 views already fills a CPU, and the sequential runs measured faster (on CPU a
+    vmapped ``nn.Conv`` over per-run parameters also becomes a slow grouped convolution)."""
 
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
@@ -276,7 +286,7 @@ class PretrainConfig:
 
     def model(self) -> Model:
         head_dim = self.projection_dim if self.objective == "simclr" else self.num_classes
-        return Model(self.objective, head_dim, self.channels, self.features)
+        return Model(self.objective, head_dim, self.channels, self.features, self.use_slices)
 
 
 @flax.struct.dataclass

@@ -187,3 +187,15 @@ def test_cli_rejects_an_unknown_budget(tmp_path, capsys):
 
     assert main(["extras", "simclr", "study", "--budget", "huge", "--out", str(tmp_path)]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+def test_slice_and_xla_convolution_encoders_share_parameters_and_function():
+    images = jax.random.uniform(jax.random.key(1), (3, 12, 12, 3))
+    slices = simclr.Model("simclr", 8, channels=(4, 6), features=16, use_slices=True)
+    xla = simclr.Model("simclr", 8, channels=(4, 6), features=16, use_slices=False)
+    params = xla.init(jax.random.key(0), images)
+    assert jax.tree.structure(slices.init(jax.random.key(0), images)) == jax.tree.structure(params)
+    np.testing.assert_allclose(
+        np.asarray(slices.apply(params, images)), np.asarray(xla.apply(params, images)), rtol=1e-4, atol=1e-5
+    )
+    assert simclr.PretrainConfig().use_slices and not simclr.PretrainConfig().unroll
