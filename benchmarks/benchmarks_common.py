@@ -16,7 +16,14 @@ import numpy as np
 from brackit.bench import machine_header
 from brackit.files import atomic_write_text
 
-__all__ = ["emit_report", "machine_header", "script_command", "time_alternately"]
+__all__ = [
+    "emit_report",
+    "first_and_best",
+    "machine_header",
+    "run_step_table",
+    "script_command",
+    "time_alternately",
+]
 
 
 def time_alternately(
@@ -50,3 +57,32 @@ def emit_report(lines: Sequence[str], out: pathlib.Path | None, name: str) -> st
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / name, report)
     return report
+
+
+def first_and_best(
+    calls: dict[str, Callable[[], Any]], repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Seconds per call: each call's first (compilation included), then the best of ``repeats`` rounds in
+    which the calls alternate, so that a shared machine's drifting speed hits all alike."""
+
+    def timed(call: Callable[[], Any]) -> float:
+        start = time.perf_counter()
+        jax.block_until_ready(call())
+        return time.perf_counter() - start
+
+    first = {name: timed(call) for name, call in calls.items()}
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(repeats):
+        for name, call in calls.items():
+            best[name] = min(best[name], timed(call))
+    return first, best
+
+
+def run_step_table(
+    label: str, first: dict[str, float], best: dict[str, float], steps: int, runs: int
+) -> list[str]:
+    """Markdown rows of ``first_and_best``'s times for calls of ``runs`` x ``steps`` steps each."""
+    lines = [f"| {label} | ms per run-step | first call, s (compile included) |", "|---|---|---|"]
+    for name in best:
+        lines.append(f"| {name} | {1e3 * best[name] / steps / runs:.2f} | {first[name]:.1f} |")
+    return lines

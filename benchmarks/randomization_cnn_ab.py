@@ -13,13 +13,13 @@ contrast). Milliseconds per run-step of the best of ``--repeats`` alternated rou
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
-import time
 
 import jax
 import jax.numpy as jnp
 import optax
-from benchmarks_common import emit_report, machine_header, script_command
+from benchmarks_common import emit_report, first_and_best, machine_header, run_step_table, script_command
 
 from brackit.extras import data
 from brackit.extras import randomization as rz
@@ -67,19 +67,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     dataset = data.load_mnist5k()
     x, y = jnp.asarray(dataset.x_train[:1000]), jnp.asarray(dataset.y_train[:1000])
-    built, first = {}, {}
+    calls = {}
     for name, options in VARIANTS.items():
         run, carry = build(x, y, args.runs, args.steps, *options)
-        start = time.perf_counter()
-        jax.block_until_ready(run(carry))
-        first[name] = time.perf_counter() - start
-        built[name] = (run, carry)
-    best = dict.fromkeys(built, float("inf"))
-    for _ in range(args.repeats):
-        for name, (run, carry) in built.items():
-            start = time.perf_counter()
-            jax.block_until_ready(run(carry))
-            best[name] = min(best[name], time.perf_counter() - start)
+        calls[name] = functools.partial(run, carry)
+    first, best = first_and_best(calls, args.repeats)
     lines = [
         "# The randomization tests' CNN: convolution implementation and loop structure (XLA:CPU)",
         "",
@@ -87,11 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         f"- SmallCNN (channels 32, 64; dense 128), MNIST 28x28, batch 128; {args.runs} runs x {args.steps} steps"
         f" per chunk; best of {args.repeats} alternated rounds",
         "",
-        "| variant | ms per run-step | first call, s (compile included) |",
-        "|---|---|---|",
+        *run_step_table("variant", first, best, args.steps, args.runs),
     ]
-    for name in built:
-        lines.append(f"| {name} | {1e3 * best[name] / args.steps / args.runs:.2f} | {first[name]:.1f} |")
     emit_report(lines, args.out, "randomization_cnn_ab.md")
 
 

@@ -14,12 +14,12 @@ default now), and slices in a plain scan with the runs vmapped. Milliseconds per
 from __future__ import annotations
 
 import argparse
+import functools
 import pathlib
-import time
 
 import jax
 import numpy as np
-from benchmarks_common import emit_report, machine_header, script_command
+from benchmarks_common import emit_report, first_and_best, machine_header, run_step_table, script_command
 
 from brackit.extras import simclr
 
@@ -48,16 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         for name, (slices, unroll, vmapped) in VARIANTS.items()
     }
 
-    def run(config: simclr.PretrainConfig) -> float:
-        start = time.perf_counter()
-        jax.block_until_ready(simclr.pretrain(config, images, labels, keys))
-        return time.perf_counter() - start
-
-    first = {name: run(config) for name, config in configs.items()}
-    best = dict.fromkeys(configs, float("inf"))
-    for _ in range(args.repeats):
-        for name, config in configs.items():
-            best[name] = min(best[name], run(config))
+    calls = {
+        name: functools.partial(simclr.pretrain, config, images, labels, keys)
+        for name, config in configs.items()
+    }
+    first, best = first_and_best(calls, args.repeats)
     lines = [
         "# SimCLR pretraining: convolution implementation and run batching (XLA:CPU)",
         "",
@@ -65,11 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         "- encoder channels 16-32-64, features 128, projection 128; batch 128 (256 views), 28x28x1 images"
         f" (the study's MNIST shape); {args.runs} runs x {args.steps} steps per call; best of {args.repeats} alternated rounds",
         "",
-        "| setting | ms per run-step | first call, s (compile included) |",
-        "|---|---|---|",
+        *run_step_table("setting", first, best, args.steps, args.runs),
     ]
-    for name in configs:
-        lines.append(f"| {name} | {1e3 * best[name] / args.steps / args.runs:.2f} | {first[name]:.1f} |")
     emit_report(lines, args.out, "simclr_conv_ab.md")
 
 

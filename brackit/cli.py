@@ -276,14 +276,12 @@ def study_command(
 def parse_devices(text: str) -> int | str:
     """``--devices``: a positive count or ``auto``."""
     from brackit.errors import ConfigError
+    from brackit.hostdevices import positive_int
 
     if text.strip() == "auto":
         return "auto"
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
+    count = positive_int(text)
+    if count is None:
         raise ConfigError(f"--devices {text!r}: expected a positive integer or 'auto'")
     return count
 

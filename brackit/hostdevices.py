@@ -42,16 +42,22 @@ def with_host_devices(xla_flags: str, count: int) -> str:
     return f"{xla_flags.strip()} {FLAG}={count}".strip()
 
 
+def positive_int(text: str) -> int | None:
+    """``text`` as a positive integer, or None if it is not one."""
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
+
+
 def requested_count() -> int:
     """``BRACKIT_HOST_DEVICES`` if set (a positive integer), else the number of available cores."""
     value = os.environ.get(ENV)
     if value is None or value.strip() == "":
         return available_cores()
-    try:
-        count = int(value)
-    except ValueError:
-        count = 0
-    if count < 1:
+    count = positive_int(value)
+    if count is None:
         raise ConfigError(f"environment variable {ENV}={value!r}: expected a positive integer")
     return count
 
