@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            args.peer_python = None
+            args.peer_python, peer, peer_runs = None, None, None  # no half-measured peer in the table
     if args.peer_python:
         print("d3rlpy measured here:", result, flush=True)
         footer.append(
