@@ -24,7 +24,7 @@ from brackit.train import make_train
 DEFAULT = ["BC", "BRAC-v KL primal", "bear", "bcq", "td3bc", "rebrac"]
 
 
-def compare(name: str, steps: int, repeats: int) -> dict[str, float]:
+def compare(name: str, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
     preset = PRESETS[name]
     dataset = synthetic_dataset(100_000, *preset.dims)
     config = bench_config(preset.algorithm, preset.overrides)
@@ -35,13 +35,7 @@ def compare(name: str, steps: int, repeats: int) -> dict[str, float]:
         jax.vmap(fns.init)(jnp.stack([jax.random.key(0)])),
         dataset,
     )
-    rates = time_alternately({"plain": plain, "batched": batched}, steps, steps, repeats)
-    return {
-        "plain": rates["plain"][0],
-        "plain_median": rates["plain"][1],
-        "batched": rates["batched"][0],
-        "batched_median": rates["batched"][1],
-    }
+    return time_alternately({"plain": plain, "batched": batched}, steps, steps, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,10 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         count = steps.get(name, 100)
         r = compare(name, count, args.repeats)
+        (plain, plain_median), (batched, batched_median) = r["plain"], r["batched"]
         lines.append(
-            f"| {name} | {count} | {r['plain']:,.1f} ({r['plain_median']:,.1f}) |"
-            f" {r['batched']:,.1f} ({r['batched_median']:,.1f}) |"
-            f" {100 * (r['plain'] / r['batched'] - 1):+.0f}% / {100 * (r['plain_median'] / r['batched_median'] - 1):+.0f}% |"
+            f"| {name} | {count} | {plain:,.1f} ({plain_median:,.1f}) | {batched:,.1f} ({batched_median:,.1f}) |"
+            f" {100 * (plain / batched - 1):+.0f}% / {100 * (plain_median / batched_median - 1):+.0f}% |"
         )
         print(lines[-1], flush=True)
     emit_report(lines, args.out, "single_run_ab.md")
