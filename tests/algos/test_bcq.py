@@ -152,7 +152,9 @@ def test_act_picks_the_candidate_with_the_largest_q1():
         ensemble_member(state.critic_params, 0), jnp.broadcast_to(data.obs, (8, B, OBS)), candidates
     )
     chosen = Critic((16, 16)).apply(ensemble_member(state.critic_params, 0), data.obs, action)
-    np.testing.assert_allclose(chosen, jnp.max(q1, axis=0), rtol=1e-6)
+    # The critic on [8, B] candidates and on the chosen [B] actions is one function in two batch shapes: on a
+    # GPU the two can differ in the last bits (1.5e-6 relative seen on an H200).
+    np.testing.assert_allclose(chosen, jnp.max(q1, axis=0), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(action, bcq.act(config, state, data.obs, key, "mode"))
     assert action.shape == (B, ACT) and np.all(np.abs(action) <= 1)
 

@@ -13,6 +13,7 @@ from brackit.extras import iht
 from brackit.extras.data import ImageDataset
 
 
+@pytest.mark.library_precision
 @pytest.mark.parametrize("shape", [(28, 28), (8, 12)])
 def test_dct2_matches_scipy_and_is_orthonormal(shape: tuple[int, int]) -> None:
     images = np.random.default_rng(0).normal(size=(3, *shape)).astype(np.float32)
@@ -40,6 +41,7 @@ def test_hard_threshold_keeps_largest_magnitudes() -> None:
     np.testing.assert_array_equal(jax.jit(iht.hard_threshold)(values, 3), [[3.0, -5.0], [1.0, 0.0]])
 
 
+@pytest.mark.library_precision
 def test_iht_recovers_sparse_image_and_spikes_exactly() -> None:
     key = jax.random.key(0)
     observed, coefficients, noise = jax.vmap(lambda k: iht.sparse_problem(k, 28, 28, 5, 3, 5.0))(

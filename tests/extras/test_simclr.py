@@ -25,6 +25,7 @@ def _nt_xent_reference(z1: np.ndarray, z2: np.ndarray, temperature: float) -> fl
     return total / n2
 
 
+@pytest.mark.library_precision
 @pytest.mark.parametrize("temperature", [0.05, 0.1, 0.5, 1.0])
 def test_nt_xent_matches_float64_reference(temperature):
     rng = np.random.default_rng(int(temperature * 100))
