@@ -1,6 +1,7 @@
 """Networks (flax.linen) and the tanh-squashed Gaussian distribution used by every algorithm.
 
-Shapes: obs [B, O], action [B, A]; a critic ensemble returns q [E, B]; ``N`` is samples per state.
+Shapes: obs [B, O], action [B, A]; a critic ensemble returns q [E, B]; ``N`` is samples per state. Networks of
+(obs, action) also take obs [B, O] with actions [N, B, A] and return [N, B] (``PartsDense``): pass obs unrepeated.
 """
 
 from __future__ import annotations
@@ -15,8 +16,40 @@ from flax import struct
 LOG_2 = 0.6931471805599453
 
 
+class PartsDense(nn.Module):
+    """A dense layer on the concatenation of ``parts`` along the last axis, without building it when the parts'
+    leading shapes differ: ``sum_i part_i @ kernel[rows of part i] + bias``, broadcast over the leading axes.
+
+    The parameters are ``nn.Dense``'s on the concatenated input (same names, shapes, initialisers). With
+    parts of equal leading shapes it concatenates and makes one matmul, as ``nn.Dense`` does. With obs [B, O]
+    and N sampled actions [N, B, A] (the sampled-action targets of BCQ and BEAR), the obs rows are multiplied
+    once per state instead of once per sample: 6% fewer FLOPs in a 2x256 critic at |O| = 17, 31% at Ant's 105.
+    """
+
+    features: int
+    kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+
+    @nn.compact
+    def __call__(self, parts: Sequence[jax.Array]) -> jax.Array:
+        widths = [part.shape[-1] for part in parts]
+        kernel = self.param("kernel", self.kernel_init, (sum(widths), self.features), jnp.float32)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        if len({part.shape[:-1] for part in parts}) == 1:
+            return jnp.concatenate(parts, axis=-1) @ kernel + bias
+        out, start = bias, 0
+        for part, width in zip(parts, widths, strict=True):
+            out = out + part @ kernel[start : start + width]
+            start += width
+        return out
+
+
 class MLP(nn.Module):
-    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC's critics)."""
+    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC's critics).
+
+    The input is an array, or a sequence of arrays read as their concatenation along the last axis, whose
+    leading axes may differ and broadcast (``PartsDense``): ``mlp((obs, actions))`` with obs [B, O] and
+    actions [N, B, A] gives [N, B, out] without repeating obs N times.
+    """
 
     hidden: Sequence[int]
     out_dim: int
@@ -24,14 +57,19 @@ class MLP(nn.Module):
     final_scale: float = 1.0  # scale of the last layer's init (small for policy heads)
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
-        for width in self.hidden:
-            x = nn.Dense(width)(x)
+    def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
+        def dense(index: int, width: int, x, **kwargs) -> jax.Array:
+            if isinstance(x, list | tuple):
+                return PartsDense(width, name=f"Dense_{index}", **kwargs)(x)
+            return nn.Dense(width, name=f"Dense_{index}", **kwargs)(x)
+
+        for index, width in enumerate(self.hidden):
+            x = dense(index, width, x)
             if self.layer_norm:
-                x = nn.LayerNorm()(x)
+                x = nn.LayerNorm(name=f"LayerNorm_{index}")(x)
             x = nn.relu(x)
         init = nn.initializers.variance_scaling(self.final_scale, "fan_avg", "uniform")
-        return nn.Dense(self.out_dim, kernel_init=init)(x)
+        return dense(len(self.hidden), self.out_dim, x, kernel_init=init)
 
 
 class Critic(nn.Module):
@@ -42,7 +80,7 @@ class Critic(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return MLP(self.hidden, 1, self.layer_norm)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+        return MLP(self.hidden, 1, self.layer_norm)((obs, action))[..., 0]
 
 
 class CriticEnsemble(nn.Module):
@@ -72,7 +110,7 @@ class DualCritic(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return MLP(self.hidden, 1)(jnp.concatenate([obs, action], axis=-1))[..., 0]
+        return MLP(self.hidden, 1)((obs, action))[..., 0]
 
 
 class GaussianHead(nn.Module):
@@ -191,12 +229,12 @@ class VAE(nn.Module):
         return self.decode(obs, z), mean, log_std
 
     def encode(self, obs: jax.Array, action: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = jnp.split(self.encoder(jnp.concatenate([obs, action], axis=-1)), 2, axis=-1)
+        mean, log_std = jnp.split(self.encoder((obs, action)), 2, axis=-1)
         return mean, jnp.clip(log_std, self.log_std_min, self.log_std_max)
 
     def decode_raw(self, obs: jax.Array, z: jax.Array) -> jax.Array:
-        """Pre-tanh decoder output [..., B, A] (BEAR's MMD may use it)."""
-        return self.decoder(jnp.concatenate([obs, z], axis=-1))
+        """Pre-tanh decoder output [..., B, A] (BEAR's MMD may use it); obs [B, O] with z [N, B, L] is fine."""
+        return self.decoder((obs, z))
 
     def decode(self, obs: jax.Array, z: jax.Array) -> jax.Array:
         return jnp.tanh(self.decode_raw(obs, z))
@@ -205,7 +243,6 @@ class VAE(nn.Module):
         """(actions, pre-tanh actions) of the behavior model at obs [B, O]: [B, A], or [N, B, A] with ``num``."""
         shape = (*obs.shape[:-1], self.latent) if num is None else (num, *obs.shape[:-1], self.latent)
         z = jnp.clip(jax.random.normal(key, shape, obs.dtype), -self.z_clip, self.z_clip)
-        obs = obs if num is None else jnp.broadcast_to(obs, (num, *obs.shape))
         raw = self.decode_raw(obs, z)
         return jnp.tanh(raw), raw
 
@@ -227,7 +264,7 @@ class Perturbation(nn.Module):
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        shift = jnp.tanh(MLP(self.hidden, self.action_dim)(jnp.concatenate([obs, action], axis=-1)))
+        shift = jnp.tanh(MLP(self.hidden, self.action_dim)((obs, action)))
         return jnp.clip(action + self.phi * shift, -1.0, 1.0)
 
 

@@ -77,3 +77,25 @@ def test_ensemble_td_loss_by_hand():
     # critic 0: mean(0, 1) = 0.5; critic 1: mean(4, 1) = 2.5
     assert float(loss) == pytest.approx(3.0)
     assert float(metrics["q_mean"]) == pytest.approx(1.5)
+
+
+def test_parts_dense_broadcasts_obs_as_if_repeated_and_keeps_dense_parameters():
+    obs = jax.random.normal(jax.random.key(1), (8, 5))
+    actions = jax.random.normal(jax.random.key(2), (4, 8, 3))  # N = 4 samples per state
+    critic = CriticEnsemble((16, 16), num_critics=2)
+    params = critic.init(jax.random.key(0), obs[:1], actions[0, :1])
+    # nn.Dense's parameters on the concatenated input: the first kernel has |O| + |A| rows
+    first = params["params"]["VmapCritic_0"]["MLP_0"]["Dense_0"]
+    assert first["kernel"].shape == (2, 8, 16) and first["bias"].shape == (2, 16)
+    repeated = critic.apply(params, jnp.broadcast_to(obs, (4, 8, 5)), actions)  # one concatenated matmul
+    shared = critic.apply(params, obs, actions)  # obs rows once per state
+    assert shared.shape == repeated.shape == (2, 4, 8)
+    np.testing.assert_allclose(shared, repeated, rtol=1e-5, atol=1e-6)
+    # equal leading shapes take the concatenated path: bit-identical to the repeated call's slices
+    np.testing.assert_array_equal(critic.apply(params, obs, actions[1]), repeated[:, 1])
+    # fewer FLOPs: the obs part of the first layer is computed once, not N times
+    flops = [
+        jax.jit(lambda o, a: critic.apply(params, o, a)).lower(o, actions).compile().cost_analysis()["flops"]
+        for o in (jnp.broadcast_to(obs, (4, 8, 5)), obs)
+    ]
+    assert flops[1] < flops[0]

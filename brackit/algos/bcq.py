@@ -155,9 +155,7 @@ def sample_perturbed(
     vae_actions, _ = vae_net(config.vae_hidden, action_dim, config.latent_dim).apply(
         vae_params, obs, key, num, method=VAE.sample
     )
-    return actor_net(config, action_dim).apply(
-        actor_params, jnp.broadcast_to(obs, (num, *obs.shape)), vae_actions
-    )
+    return actor_net(config, action_dim).apply(actor_params, obs, vae_actions)  # obs [B, O] broadcasts
 
 
 def critic_target(config: BCQConfig, state: BCQState, batch: Transition, key: jax.Array) -> jax.Array:
@@ -166,8 +164,7 @@ def critic_target(config: BCQConfig, state: BCQState, batch: Transition, key: ja
     next_actions = sample_perturbed(
         config, state.vae_params, state.actor_target, batch.next_obs, key, n, state.action_dim
     )  # [N, B, A]
-    next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
-    next_q = critic_net(config).apply(state.critic_target, next_obs, next_actions)  # [E, N, B]
+    next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_actions)  # [E, N, B]
     next_value = jnp.max(ensemble_reduce(next_q, config.ensemble_lam), axis=0)
     return bellman_target(batch.reward, batch.discount, config.gamma, next_value)
 
@@ -263,7 +260,7 @@ def act(config: BCQConfig, state: BCQState, obs: jax.Array, key: jax.Array, mode
     n = config.num_act_samples
     candidates = sample_perturbed(config, state.vae_params, state.actor_params, obs, key, n, state.action_dim)
     q1 = Critic(config.critic_hidden).apply(
-        ensemble_member(state.critic_params, 0), jnp.broadcast_to(obs, (n, *obs.shape)), candidates
+        ensemble_member(state.critic_params, 0), obs, candidates
     )  # [N, B]
     best = jnp.argmax(q1, axis=0)
     return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -223,8 +223,7 @@ def critic_target(config: BEARConfig, state: BEARState, batch: Transition, key: 
     n = config.num_target_samples
     pi = policy(config, state.actor_target, batch.next_obs, state.action_dim)
     next_actions = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
-    next_obs = jnp.broadcast_to(batch.next_obs, (n, *batch.next_obs.shape))
-    next_q = critic_net(config).apply(state.critic_target, next_obs, next_actions)  # [E, N, B]
+    next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_actions)  # [E, N, B]
     next_value = jnp.max(ensemble_reduce(next_q, config.ensemble_lam), axis=0)
     return bellman_target(batch.reward, batch.discount, config.gamma, next_value)
 
@@ -369,7 +368,7 @@ def act(
     n = config.num_act_samples
     candidates = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
     q1 = Critic(config.critic_hidden).apply(
-        ensemble_member(state.critic_params, 0), jnp.broadcast_to(obs, (n, *obs.shape)), candidates
+        ensemble_member(state.critic_params, 0), obs, candidates
     )  # [N, B]
     best = jnp.argmax(q1, axis=0)
     return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -453,6 +453,6 @@ def act(
     if mode != "max_q":
         raise ConfigError(f"act mode must be 'mode', 'sample' or 'max_q', got {mode!r}")
     candidates = jnp.tanh(pi.sample_raw(key, config.eval_samples))  # [N, B, A]
-    q = jax.vmap(lambda a: critic_net(config).apply(state.critic_params, obs, a))(candidates)  # [N, E, B]
-    best = jnp.argmax(ensemble_reduce(jnp.swapaxes(q, 0, 1), config.ensemble_lam), axis=0)  # [B]
+    q = critic_net(config).apply(state.critic_params, obs, candidates)  # [E, N, B]
+    best = jnp.argmax(ensemble_reduce(q, config.ensemble_lam), axis=0)  # [B]
     return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
