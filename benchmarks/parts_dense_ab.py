@@ -51,12 +51,13 @@ def compare(name: str, dims: tuple[int, int], steps: int, repeats: int) -> tuple
     dataset = synthetic_dataset(100_000, *dims)
     config = bench_config(preset.algorithm, preset.overrides)
     algorithm = get_algorithm(preset.algorithm)
-    fns = make_train(algorithm, config, *dims, chunk_steps=steps)
-    update = make_train(algorithm, config, *dims, chunk_steps=1)
-    state = fns.init(jax.random.key(0))
+    state = algorithm.init(config, jax.random.key(0), *dims)
     step = jnp.int32(0)
     programs, flops = {}, {}
     for variant, context in (("repeated", repeated_obs), ("once", contextlib.nullcontext)):
+        # new functions for each variant: JAX caches a function's trace, which would carry the patch over
+        fns = make_train(algorithm, config, *dims, chunk_steps=steps)
+        update = make_train(algorithm, config, *dims, chunk_steps=1)
         with context():
             programs[variant] = (jax.jit(fns.chunk).lower(state, dataset, step).compile(), state, dataset)
             cost = jax.jit(update.chunk).lower(state, dataset, step).compile().cost_analysis()
