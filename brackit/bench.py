@@ -225,12 +225,15 @@ def run_bench(
     dataset_size: int = 100_000,
     on_row: Callable[[dict[str, Any]], None] | None = None,
     devices: Sequence[int] = (1,),
+    ceiling: Callable[[], float] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (preset, seed count, device count), in that order: ``measure``'s numbers plus ``name``
     and ``d3rlpy_updates_per_s`` (None where unknown). A device count runs only with seed counts it
     divides (so 1 seed runs on 1 device). ``steps`` is the chunk length with one seed (see
     ``chunk_steps_for``); ``hidden`` and ``dataset_size`` shrink every preset for smoke tests;
-    ``on_row`` sees each row as it is measured."""
+    ``on_row`` sees each row as it is measured. With ``ceiling`` (a matmul-ceiling measurement, GFLOP/s)
+    it runs just before and just after each row, and the row's ``ceiling_gflops`` is the larger: on a
+    shared machine whose speed drifts, the row's own denominator for "% of ceiling"."""
     names = resolve_presets(names)
     datasets: dict[tuple[int, int], OfflineDataset] = {}
     rows = []
@@ -242,6 +245,7 @@ def run_bench(
             for device_count in dict.fromkeys(devices):
                 if count % device_count:
                     continue
+                ceiling_before = ceiling() if ceiling is not None else None
                 result = measure(
                     preset.algorithm,
                     preset.overrides,
@@ -253,6 +257,8 @@ def run_bench(
                     devices=device_count,
                 )
                 row = {"name": name, **result, "d3rlpy_updates_per_s": preset.d3rlpy_updates_per_s}
+                if ceiling is not None:
+                    row["ceiling_gflops"] = max(ceiling_before, ceiling())
                 rows.append(row)
                 if on_row is not None:
                     on_row(row)
@@ -266,17 +272,19 @@ def markdown_table(
     peer: Mapping[str, float] | None = None,
     peer_runs: Mapping[str, float] | None = None,
 ) -> str:
-    """The rows as a markdown table; "% of ceiling" uses the larger (less disturbed) of the two ceilings.
+    """The rows as a markdown table; "% of ceiling" uses the row's own ``ceiling_gflops`` where it has one
+    (then a "ceiling GFLOP/s" column shows it), else the larger (less disturbed) of the run's two ceilings.
     "vs d3rlpy" divides by the preset's quoted d3rlpy rate; with ``peer`` (preset name -> d3rlpy updates/s
     measured on this machine, ``benchmarks/peer_d3rlpy.py``) a "vs d3rlpy here" column divides by that.
     ``peer_runs`` (d3rlpy's total rate with several runs side by side, one per core) is the divisor for
     rows with more than one seed, where given."""
     ceiling = max(ceiling_before, ceiling_after)
+    per_row = any("ceiling_gflops" in row for row in rows)
     header = (
         "| configuration | seeds | devices | steps/chunk | compile s | updates/s (median) | GFLOP/update |"
-        " GFLOP/s | % of ceiling | vs d3rlpy |"
+        " GFLOP/s |" + (" ceiling GFLOP/s |" if per_row else "") + " % of ceiling | vs d3rlpy |"
     )
-    rule = "|---|---|---|---|---|---|---|---|---|---|"
+    rule = "|---|---|---|---|---|---|---|---|---|---|" + ("---|" if per_row else "")
     if peer is not None:
         header, rule = header + " d3rlpy here (updates/s) | vs d3rlpy here |", rule + "---|---|"
     lines = [header, rule]
@@ -286,8 +294,9 @@ def markdown_table(
         line = (
             f"| {row['name']} | {row['seeds']} | {row.get('devices', 1)} | {row['steps']} |"
             f" {row['compile_s']:.1f} | {row['updates_per_s']:,.1f} ({row['median_updates_per_s']:,.1f}) |"
-            f" {row['gflop_per_update']:.3f} | {row['gflops']:.1f} | {100 * row['gflops'] / ceiling:.0f}% |"
-            f" {versus} |"
+            f" {row['gflop_per_update']:.3f} | {row['gflops']:.1f} |"
+            + (f" {row['ceiling_gflops']:.1f} |" if per_row else "")
+            + f" {100 * row['gflops'] / row.get('ceiling_gflops', ceiling):.0f}% | {versus} |"
         )
         if peer is not None:
             here = peer.get(row["name"])
@@ -372,6 +381,7 @@ def bench_report(
         dataset_size=TINY["dataset_size"] if tiny else 100_000,
         on_row=on_row,
         devices=devices,
+        ceiling=lambda: matmul_ceiling(ceiling_size, repeats=5),
     )
     ceiling_after = matmul_ceiling(ceiling_size)
     load_after = os.getloadavg()
@@ -384,7 +394,8 @@ def bench_report(
         " and distort every number below)",
         f"- float32 matmul ceiling (jitted {ceiling_size}x{ceiling_size} @ {ceiling_size}x{ceiling_size},"
         f" best of 10): {ceiling_before:.1f} GFLOP/s before, {ceiling_after:.1f} GFLOP/s after the runs;"
-        " % of ceiling uses the larger"
+        " each row's % of ceiling uses its own ceiling, the larger of two measured (best of 5) just before"
+        " and just after that row, since this machine's speed may drift during the run"
         + (
             ""
             if jax.default_backend() == "cpu"

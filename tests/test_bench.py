@@ -15,10 +15,15 @@ from brackit.errors import ConfigError
 TINY = {"hidden": (8, 8), "dataset_size": 1_000}
 
 
+CEILINGS = iter([100.0, 90.0, 80.0, 120.0, 70.0, 75.0, 60.0, 50.0])  # (before, after) for each of 4 rows
+
+
 @pytest.fixture(scope="module")
 def rows():
     # td3bc: its delayed actor is a lax.cond on the unbatched step, the case brackit.train cares about.
-    return bench.run_bench(["BC", "td3bc"], seeds=(1, 2), steps=2, repeats=1, **TINY)
+    return bench.run_bench(
+        ["BC", "td3bc"], seeds=(1, 2), steps=2, repeats=1, ceiling=lambda: next(CEILINGS), **TINY
+    )
 
 
 def test_one_row_per_preset_and_seed_count(rows):
@@ -29,6 +34,8 @@ def test_one_row_per_preset_and_seed_count(rows):
         assert row["steps"] == 2
         assert row["median_updates_per_s"] == row["updates_per_s"]  # one timed chunk
     assert [row["d3rlpy_updates_per_s"] for row in rows] == [None, None, 100.0, 100.0]
+    # the ceiling is measured just before and just after each row; the row keeps the larger
+    assert [row["ceiling_gflops"] for row in rows] == [100.0, 120.0, 75.0, 60.0]
 
 
 def test_flops_per_update_are_per_seed(rows):
@@ -80,6 +87,10 @@ def test_markdown_table_arithmetic():
     ).splitlines()
     assert runs[2].endswith("| 40.0 | 1.50x |") and runs[3].endswith("| 24.0 | 2.50x |")
     assert runs[4].startswith("| bcq | 8 | 2 | 25 |")
+    # rows with their own ceiling: a "ceiling GFLOP/s" column, and "% of ceiling" against it
+    own = bench.markdown_table([{**row, "ceiling_gflops": 60.0}], 40.0, 120.0).splitlines()
+    assert own[0].endswith("| GFLOP/s | ceiling GFLOP/s | % of ceiling | vs d3rlpy |")
+    assert own[2] == "| bcq | 8 | 1 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 60.0 | 50% | 2.00x |"
 
 
 def test_every_preset_builds_a_valid_config():
