@@ -295,7 +295,7 @@ def markdown_table(
             f"| {row['name']} | {row['seeds']} | {row.get('devices', 1)} | {row['steps']} |"
             f" {row['compile_s']:.1f} | {row['updates_per_s']:,.1f} ({row['median_updates_per_s']:,.1f}) |"
             f" {row['gflop_per_update']:.3f} | {row['gflops']:.1f} |"
-            + (f" {row['ceiling_gflops']:.1f} |" if per_row else "")
+            + (f" {row.get('ceiling_gflops', ceiling):.1f} |" if per_row else "")
             + f" {100 * row['gflops'] / row.get('ceiling_gflops', ceiling):.0f}% | {versus} |"
         )
         if peer is not None:

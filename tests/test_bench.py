@@ -91,6 +91,8 @@ def test_markdown_table_arithmetic():
     own = bench.markdown_table([{**row, "ceiling_gflops": 60.0}], 40.0, 120.0).splitlines()
     assert own[0].endswith("| GFLOP/s | ceiling GFLOP/s | % of ceiling | vs d3rlpy |")
     assert own[2] == "| bcq | 8 | 1 | 25 | 3.0 | 60.0 (50.0) | 0.500 | 30.0 | 60.0 | 50% | 2.00x |"
+    mixed = bench.markdown_table([{**row, "ceiling_gflops": 60.0}, row], 40.0, 120.0).splitlines()
+    assert mixed[3].endswith("| 30.0 | 120.0 | 25% | 2.00x |")  # a row without one: the run's ceiling
 
 
 def test_every_preset_builds_a_valid_config():
