@@ -44,6 +44,16 @@ def time_alternately(
     return {name: (updates / min(t), updates / float(np.median(t))) for name, t in times.items()}
 
 
+def rate_cell(rate: tuple[float, float]) -> str:
+    """A (best, median) updates/s pair as a table cell: "best (median)"."""
+    return f"{rate[0]:,.1f} ({rate[1]:,.1f})"
+
+
+def gain_cell(new: tuple[float, float], old: tuple[float, float]) -> str:
+    """The gain of ``new`` over ``old`` (both (best, median) pairs) as a table cell: "+x% / +y%"."""
+    return f"{100 * (new[0] / old[0] - 1):+.0f}% / {100 * (new[1] / old[1] - 1):+.0f}%"
+
+
 def script_command(script: str, argv: Sequence[str] | None) -> str:
     """The command line that reruns ``script`` (a benchmark's ``__file__``) with these arguments."""
     return f".venv/bin/python benchmarks/{pathlib.Path(script).name} " + " ".join(argv or sys.argv[1:])

@@ -21,7 +21,14 @@ request_host_devices()  # before JAX starts
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
-from benchmarks_common import emit_report, machine_header, script_command, time_alternately  # noqa: E402
+from benchmarks_common import (  # noqa: E402
+    emit_report,
+    gain_cell,
+    machine_header,
+    rate_cell,
+    script_command,
+    time_alternately,
+)
 
 from brackit.algos import get_algorithm  # noqa: E402
 from brackit.bench import PRESETS, bench_config, synthetic_dataset  # noqa: E402
@@ -72,10 +79,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         steps = STEPS.get(name, 50)
         rates = compare(name, args.seeds, steps, args.repeats)
-        (one, one_median), (sharded, sharded_median) = rates["one"], rates["sharded"]
+        one, sharded = rates["one"], rates["sharded"]
         lines.append(
-            f"| {name} | {steps} | {one:,.1f} ({one_median:,.1f}) | {sharded:,.1f} ({sharded_median:,.1f}) |"
-            f" {100 * (sharded / one - 1):+.0f}% / {100 * (sharded_median / one_median - 1):+.0f}% |"
+            f"| {name} | {steps} | {rate_cell(one)} | {rate_cell(sharded)} | {gain_cell(sharded, one)} |"
         )
         print(lines[-1], flush=True)
     emit_report(lines, args.out, "host_devices_ab.md")

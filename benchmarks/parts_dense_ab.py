@@ -20,7 +20,14 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
-from benchmarks_common import emit_report, machine_header, script_command, time_alternately
+from benchmarks_common import (
+    emit_report,
+    gain_cell,
+    machine_header,
+    rate_cell,
+    script_command,
+    time_alternately,
+)
 
 from brackit.algos import get_algorithm
 from brackit.bench import PRESETS, bench_config, synthetic_dataset
@@ -87,11 +94,10 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         for dims in [PRESETS[name].dims] + ([ANT_DIMS] if args.ant else []):
             rates, flops = compare(name, dims, args.steps, args.repeats)
-            (old, old_median), (new, new_median) = rates["repeated"], rates["once"]
+            old, new = rates["repeated"], rates["once"]
             lines.append(
                 f"| {name} | {dims[0]} / {dims[1]} | {flops['repeated']:.3f} | {flops['once']:.3f} |"
-                f" {old:,.1f} ({old_median:,.1f}) | {new:,.1f} ({new_median:,.1f}) |"
-                f" {100 * (new / old - 1):+.0f}% / {100 * (new_median / old_median - 1):+.0f}% |"
+                f" {rate_cell(old)} | {rate_cell(new)} | {gain_cell(new, old)} |"
             )
             print(lines[-1], flush=True)
     emit_report(lines, args.out, "parts_dense_ab.md")

@@ -15,7 +15,14 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-from benchmarks_common import emit_report, machine_header, script_command, time_alternately
+from benchmarks_common import (
+    emit_report,
+    gain_cell,
+    machine_header,
+    rate_cell,
+    script_command,
+    time_alternately,
+)
 
 from brackit.algos import get_algorithm
 from brackit.bench import PRESETS, bench_config, synthetic_dataset
@@ -58,10 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     for name in args.only:
         count = steps.get(name, 100)
         r = compare(name, count, args.repeats)
-        (plain, plain_median), (batched, batched_median) = r["plain"], r["batched"]
         lines.append(
-            f"| {name} | {count} | {plain:,.1f} ({plain_median:,.1f}) | {batched:,.1f} ({batched_median:,.1f}) |"
-            f" {100 * (plain / batched - 1):+.0f}% / {100 * (plain_median / batched_median - 1):+.0f}% |"
+            f"| {name} | {count} | {rate_cell(r['plain'])} | {rate_cell(r['batched'])} |"
+            f" {gain_cell(r['plain'], r['batched'])} |"
         )
         print(lines[-1], flush=True)
     emit_report(lines, args.out, "single_run_ab.md")
