@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from brackit import cpudots
 from brackit.algos import get_algorithm, make_config
 from brackit.data import OfflineDataset, make_dataset
 from brackit.errors import ConfigError
@@ -97,16 +98,22 @@ def resolve_presets(names: Sequence[str] | None) -> list[str]:
 
 
 def matmul_ceiling(size: int = 2048, repeats: int = 10) -> float:
-    """Best float32 GFLOP/s of a jitted [size, size] @ [size, size] matmul."""
+    """Best float32 GFLOP/s of a jitted [size, size] @ [size, size] matmul. On CPU, the best of XLA's
+    default kernels (YNNPACK) and the Eigen dots brackit trains with (``brackit.cpudots``), timed in turn:
+    the ceiling is the faster one, whichever the training chunks use."""
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
-    matmul = jax.jit(lambda x, y: x @ y)
-    jax.block_until_ready(matmul(a, b))
+    matmuls = [jax.jit(lambda x, y: x @ y)]
+    if jax.default_backend() == "cpu":
+        matmuls.append(jax.jit(lambda x, y: x @ y, compiler_options={cpudots.OPTION: ""}))
+    for matmul in matmuls:
+        jax.block_until_ready(matmul(a, b))
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(matmul(a, b))
-        best = min(best, time.perf_counter() - start)
+        for matmul in matmuls:
+            start = time.perf_counter()
+            jax.block_until_ready(matmul(a, b))
+            best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best / 1e9
 
 
@@ -402,6 +409,13 @@ def bench_report(
             else " (default matmul precision, as in the updates: TF32 on NVIDIA)"
         ),
     ]
+    if jax.default_backend() == "cpu":
+        options = cpudots.compiler_options("cpu")
+        lines.append(
+            "- XLA:CPU dot kernels of the timed chunks: "
+            + ("Eigen (`brackit.cpudots`)" if options else "XLA's default (YNNPACK fusions)")
+            + "; the ceiling is the faster of YNNPACK and Eigen on its matmul"
+        )
     lines.append(
         f"- devices: {jax.device_count()} {jax.default_backend()} device(s) in this process; rows with more"
         " than one shard the seeds across them (`brackit.train.RunPlacement`)"

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from brackit import cpudots
 from brackit.algos import Algorithm, get_algorithm, make_config
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
@@ -340,11 +341,19 @@ class RunPlacement:
             return tree
         return self._put(tree, jax.sharding.PartitionSpec())
 
+    @property
+    def platform(self) -> str:
+        """The platform the runs are placed on (``cpu``, ``gpu``, ...)."""
+        return jax.default_backend() if self.mesh is None else self.mesh.devices.flat[0].platform
+
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        """``jax.jit`` whose outputs (states and per-run metrics) keep the run axis sharded."""
+        """``jax.jit`` whose outputs (states and per-run metrics) keep the run axis sharded, compiled with
+        brackit's training options for the platform (``brackit.cpudots``: Eigen dots on CPU)."""
         if self.mesh is None:
-            return jax.jit(fn)
-        return jax.jit(fn, out_shardings=self._sharding(jax.sharding.PartitionSpec("runs")))
+            return cpudots.jit(fn, self.platform)
+        return cpudots.jit(
+            fn, self.platform, out_shardings=self._sharding(jax.sharding.PartitionSpec("runs"))
+        )
 
     def to_host(self, tree: Any) -> Any:
         """Every leaf whole (all runs) on this process: host numpy copies by ``process_allgather`` across

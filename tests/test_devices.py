@@ -149,3 +149,38 @@ def test_host_devices_flag_is_added_once_and_respects_the_users_choice(monkeypat
         requested_count()
     monkeypatch.delenv("BRACKIT_HOST_DEVICES")
     assert requested_count() >= 1
+
+
+def test_cpu_training_programs_use_eigen_dots_unless_told_otherwise(monkeypatch):
+    from brackit import cpudots
+
+    monkeypatch.delenv(cpudots.ENV, raising=False)
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    assert cpudots.compiler_options("cpu") == {cpudots.OPTION: ""}
+    assert cpudots.compiler_options("gpu") is None and cpudots.compiler_options("tpu") is None
+    monkeypatch.setenv(cpudots.ENV, "XLA")
+    assert cpudots.compiler_options("cpu") is None
+    monkeypatch.setenv(cpudots.ENV, "mkl")
+    with pytest.raises(ConfigError, match="BRACKIT_CPU_DOTS='mkl': expected one of eigen, xla"):
+        cpudots.compiler_options("cpu")
+    monkeypatch.delenv(cpudots.ENV)
+    monkeypatch.setenv("XLA_FLAGS", f"--{cpudots.OPTION}=individual_dot")  # the user's explicit choice wins
+    assert cpudots.compiler_options("cpu") is None
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+
+    # The compiled training chunk: no YNNPACK fusion under brackit's option, XLA's default ones without it.
+    config = make_config("bc", hidden=(16, 16), batch_size=8)
+    fns = make_train(get_algorithm("bc"), config, OBS, ACT, chunk_steps=2)
+    states, dataset = jax.vmap(fns.init)(jnp.stack([jax.random.key(0)])), tiny_dataset()
+    chunk = over_runs(fns.chunk, 1)
+
+    def hlo(jitted):
+        return jitted.lower(states, dataset, jnp.int32(0)).compile().as_text()
+
+    placement = RunPlacement.create(1, 1)
+    assert placement.platform == jax.default_backend()
+    if placement.platform == "cpu":
+        assert "__ynn_fusion" in hlo(jax.jit(chunk))  # JAX's default at the pinned version
+        assert "__ynn_fusion" not in hlo(placement.jit(chunk))
+        monkeypatch.setenv(cpudots.ENV, "xla")
+        assert "__ynn_fusion" in hlo(placement.jit(chunk))
