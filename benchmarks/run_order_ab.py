@@ -1,0 +1,83 @@
+"""Several seeds on one CPU device: vmapped (as ``brackit.train.over_runs`` runs them) vs one after another
+(``lax.map`` over the run axis, each seed's whole chunk unbatched). A measurement for a possible run-order
+option; brackit itself always vmaps.
+
+For each preset named, both programs are compiled with brackit's training options (``brackit.cpudots``) and
+timed alternately, chunk after chunk, so that the drifting speed of a shared machine hits both alike.
+
+    .venv/bin/python benchmarks/run_order_ab.py --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+
+import jax
+import jax.numpy as jnp
+from benchmarks_common import (
+    emit_report,
+    gain_cell,
+    machine_header,
+    rate_cell,
+    script_command,
+    time_alternately,
+)
+
+from brackit import cpudots
+from brackit.algos import get_algorithm
+from brackit.bench import PRESETS, bench_config, synthetic_dataset
+from brackit.train import make_train, over_runs
+
+DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-v MMD primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "rebrac"]
+STEPS = {"BC": 125, "bear": 12, "bcq": 12}  # per chunk, per seed (default 25), as brackit bench with 8 seeds
+
+
+def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    preset = PRESETS[name]
+    dataset = synthetic_dataset(100_000, *preset.dims)
+    config = bench_config(preset.algorithm, preset.overrides)
+    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
+    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+
+    def one_after_another(states, dataset, step):
+        return jax.lax.map(lambda state: fns.chunk(state, dataset, step), states)
+
+    programs = {
+        "vmap": (cpudots.jit(over_runs(fns.chunk, seeds)), states, dataset),
+        "map": (cpudots.jit(one_after_another), states, dataset),
+    }
+    return time_alternately(programs, steps, steps * seeds, repeats)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", default=DEFAULT, choices=sorted(PRESETS))
+    parser.add_argument("--seeds", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--out", type=pathlib.Path, default=None)
+    args = parser.parse_args(argv)
+    lines = [
+        f"# {args.seeds} seeds on one device: vmapped vs one after another (`lax.map`)",
+        "",
+        machine_header(script_command(__file__, argv)),
+        f"- 1 {jax.default_backend()} device; chunks timed alternately, {args.repeats} of each after a warm-up;"
+        " updates/s of all seeds together, best chunk (median in brackets); both compiled with"
+        " `brackit.cpudots`",
+        "",
+        "| configuration | steps/chunk per seed | vmap | one after another | gain (best / median) |",
+        "|---|---|---|---|---|",
+    ]
+    for name in args.only:
+        steps = STEPS.get(name, 25)
+        rates = compare(name, args.seeds, steps, args.repeats)
+        lines.append(
+            f"| {name} | {steps} | {rate_cell(rates['vmap'])} | {rate_cell(rates['map'])}"
+            f" | {gain_cell(rates['map'], rates['vmap'])} |"
+        )
+        print(lines[-1], flush=True)
+    emit_report(lines, args.out, "run_order_ab.md")
+
+
+if __name__ == "__main__":
+    main()
