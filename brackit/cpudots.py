@@ -6,8 +6,8 @@ machine the project is measured on: +5% to +38% updates/s in every preset of
 ``benchmarks/cpu_dots_ab.py`` (``benchmarks/results/cpu_dots_ab.md``). Large square matmuls go the other
 way (2048^3: YNNPACK 165-168 against Eigen 125-136 GFLOP/s there), so this is not a process-wide flag: brackit
 passes ``xla_cpu_experimental_ynn_fusion_type=""`` (no YNNPACK fusion types) as a compiler option to the
-programs it jits for training (``brackit.train.RunPlacement.jit``) and to nothing else; the matmul ceiling
-that ``brackit bench`` divides by keeps XLA's default.
+programs it jits for training (``brackit.train.RunPlacement.jit``) and to nothing else. The matmul ceiling
+that ``brackit bench`` divides by is the faster of the two kernels (``brackit.bench.matmul_ceiling``).
 
 ``BRACKIT_CPU_DOTS`` chooses: ``eigen`` (the default) or ``xla`` (XLA's own choice, YNNPACK where it
 applies). An ``XLA_FLAGS`` that already names the option wins over both (an explicit choice). Only CPU
