@@ -13,17 +13,31 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brackit.bench import machine_header
+from brackit.algos import get_algorithm
+from brackit.bench import PRESETS, bench_config, machine_header, synthetic_dataset
 from brackit.files import atomic_write_text
+from brackit.train import TrainFunctions, make_train
 
 __all__ = [
     "emit_report",
     "first_and_best",
     "machine_header",
+    "preset_runs",
     "run_step_table",
     "script_command",
     "time_alternately",
 ]
+
+
+def preset_runs(name: str, seeds: int, steps: int) -> tuple[TrainFunctions, Any, Any]:
+    """A ``brackit.bench`` preset ready to time: its ``make_train`` functions (``steps``-update chunks),
+    ``seeds`` initial states stacked on a leading run axis, and a 100k-transition synthetic dataset."""
+    preset = PRESETS[name]
+    dataset = synthetic_dataset(100_000, *preset.dims)
+    config = bench_config(preset.algorithm, preset.overrides)
+    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
+    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+    return fns, states, dataset
 
 
 def time_alternately(

@@ -22,15 +22,15 @@ from benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
+    preset_runs,
     rate_cell,
     script_command,
     time_alternately,
 )
 
 from brackit import cpudots
-from brackit.algos import get_algorithm
-from brackit.bench import PRESETS, bench_config, synthetic_dataset
-from brackit.train import make_train, over_runs
+from brackit.bench import PRESETS
+from brackit.train import over_runs
 
 EIGEN = {cpudots.OPTION: ""}  # as brackit.train compiles on CPU, whatever BRACKIT_CPU_DOTS says
 DEFAULT = [
@@ -66,12 +66,7 @@ def ceilings(size: int = 2048, rounds: int = 10) -> dict[str, float]:
 
 
 def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    preset = PRESETS[name]
-    dataset = synthetic_dataset(100_000, *preset.dims)
-    config = bench_config(preset.algorithm, preset.overrides)
-    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    keys = jnp.stack([jax.random.key(seed) for seed in range(seeds)])
-    states = jax.jit(jax.vmap(fns.init))(keys)
+    fns, states, dataset = preset_runs(name, seeds, steps)
     chunk = over_runs(fns.chunk, seeds)
     programs = {
         "ynnpack": (jax.jit(chunk), states, dataset),

@@ -20,30 +20,25 @@ from brackit.hostdevices import request_host_devices
 request_host_devices()  # before JAX starts
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 from benchmarks_common import (  # noqa: E402
     emit_report,
     gain_cell,
     machine_header,
+    preset_runs,
     rate_cell,
     script_command,
     time_alternately,
 )
 
-from brackit.algos import get_algorithm  # noqa: E402
-from brackit.bench import PRESETS, bench_config, synthetic_dataset  # noqa: E402
-from brackit.train import RunPlacement, make_train, over_runs  # noqa: E402
+from brackit.bench import PRESETS  # noqa: E402
+from brackit.train import RunPlacement, over_runs  # noqa: E402
 
 DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "rebrac"]
 STEPS = {"BC": 250, "bear": 25, "bcq": 25}  # per chunk, per seed (default 50)
 
 
 def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    preset = PRESETS[name]
-    dataset = synthetic_dataset(100_000, *preset.dims)
-    config = bench_config(preset.algorithm, preset.overrides)
-    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+    fns, states, dataset = preset_runs(name, seeds, steps)
     one = RunPlacement.create(1, seeds)
     sharded = RunPlacement.create(jax.device_count(), seeds)
     programs = {

@@ -14,31 +14,26 @@ import argparse
 import pathlib
 
 import jax
-import jax.numpy as jnp
 from benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
+    preset_runs,
     rate_cell,
     script_command,
     time_alternately,
 )
 
 from brackit import cpudots
-from brackit.algos import get_algorithm
-from brackit.bench import PRESETS, bench_config, synthetic_dataset
-from brackit.train import make_train, over_runs
+from brackit.bench import PRESETS
+from brackit.train import over_runs
 
 DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-v MMD primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "rebrac"]
 STEPS = {"BC": 125, "bear": 12, "bcq": 12}  # per chunk, per seed (default 25), as brackit bench with 8 seeds
 
 
 def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    preset = PRESETS[name]
-    dataset = synthetic_dataset(100_000, *preset.dims)
-    config = bench_config(preset.algorithm, preset.overrides)
-    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+    fns, states, dataset = preset_runs(name, seeds, steps)
 
     def one_after_another(states, dataset, step):
         return jax.lax.map(lambda state: fns.chunk(state, dataset, step), states)
