@@ -1,8 +1,8 @@
 """Time to build a dataset by the BRAC protocol (``brackit.data.build``), per task: transitions/s.
 
-Uses the shipped behavior policy where ``datasets/behavior/<task>.npz`` exists, else a randomly initialised
-actor of the same size (the table says which). The build is timed without the file write; a short warm-up
-build compiles the policy call first. With ``--size`` below 1M the 1M time is extrapolated linearly (said
+Uses the shipped behavior policy where ``brackit/protocol_data/behavior/<task>.npz`` exists, else a
+randomly initialised actor of the same size (the table says which). The build is timed without the file
+write; a short warm-up build compiles the policy call first. With ``--size`` below 1M the 1M time is extrapolated linearly (said
 so in the table). The load average is read before and after each build (the machine may be shared).
 
     python benchmarks/dataset_build.py --size 1000000 --mix eps1 [--workers 0,1] [--num-envs 64]

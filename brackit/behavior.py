@@ -5,8 +5,12 @@ Stored without pickle as ``<dir>/<task>.npz`` (the actor's parameters, flattened
 float32) and ``<dir>/<task>.card.json`` (provenance: env id, library versions, steps, seed, evaluation return
 over 20 episodes, the sha256 of the parameters, the exact training command and the device).
 
-    python -m brackit.behavior train --task hopper [--seed 0] [--out datasets/behavior] [--max-steps N]
-        [--num-envs K] [--time-limit SECONDS]
+    python -m brackit.behavior train --task hopper [--seed 0] [--out brackit/protocol_data/behavior]
+        [--max-steps N] [--num-envs K] [--time-limit SECONDS]
+
+The shipped policies live inside the package, in ``brackit/protocol_data/behavior/`` (package data, found
+with ``importlib.resources``, so an installed wheel has them too); ``--out``'s default is that folder of
+the checkout when run from its root.
 
 ``--time-limit`` stops training in time to evaluate and save the best policy seen so far, marked
 ``"reached_target": false`` in the card. Exit status: 0 when the target was reached, 3 when it was not.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import importlib.resources
 import json
 import os
 import platform
@@ -81,9 +86,13 @@ REQUIRED_CARD_FIELDS = (
 )
 
 
+SHIPPED = "protocol_data/behavior"
+"""The shipped policies' folder inside the ``brackit`` package."""
+
+
 def default_dir() -> Path:
-    """``datasets/behavior`` of the source checkout this package lives in."""
-    return Path(__file__).resolve().parents[1] / "datasets" / "behavior"
+    """The shipped policies' folder (``brackit/protocol_data/behavior``, package data) as a path."""
+    return Path(str(importlib.resources.files("brackit").joinpath(SHIPPED)))
 
 
 def task_env(task: str) -> tuple[str, float]:
@@ -241,7 +250,8 @@ def load_policy(npz_path: str | os.PathLike, card_path: str | os.PathLike | None
 
 
 def load_task_policy(task: str, directory: str | os.PathLike | None = None) -> BehaviorPolicy:
-    """The shipped policy of ``task``; a missing file raises ``DatasetError`` with the command to train it."""
+    """The shipped policy of ``task`` (or the one in ``directory``); a missing file raises
+    ``DatasetError`` with the command to train it."""
     task_env(task)
     npz_path, card_path = policy_paths(directory or default_dir(), task)
     for path in (npz_path, card_path):
@@ -373,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     train = commands.add_parser("train", help="Train a task's behavior policy with SAC and save it.")
     train.add_argument("--task", required=True, choices=sorted(TASKS))
     train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--out", type=Path, default=Path("datasets/behavior"))
+    train.add_argument("--out", type=Path, default=Path("brackit") / SHIPPED)
     train.add_argument("--max-steps", type=int, default=500_000, help="environment steps at most")
     train.add_argument("--num-envs", type=int, default=4, help="environments stepped together")
     train.add_argument(

@@ -29,14 +29,100 @@ def _register() -> None:
 _register()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            print(f"brackit {version('brackit')}")
+        except PackageNotFoundError:  # a source tree that was never installed
+            print("brackit (not installed)")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version),
+    ] = False,
+) -> None:
+    """brackit: offline reinforcement learning in JAX."""
+
+
+@app.command("algos")
+def algos_command(
+    name: Annotated[
+        str | None, typer.Argument(help="An algorithm: print its config fields, defaults and docs.")
+    ] = None,
+) -> None:
+    """List the algorithms, or one algorithm's config fields (set them with `brackit train --set`)."""
+    from brackit.algos import ALGORITHMS, get_algorithm
+
+    if name is None:
+        width = max(map(len, ALGORITHMS))
+        for algorithm in ALGORITHMS.values():
+            print(f"{algorithm.name:<{width}}  {algorithm.description}")
+        return
+    algorithm = get_algorithm(name)
+    print(f"{algorithm.name}: {algorithm.description} ({algorithm.config_cls.__name__})")
+    rows = config_field_docs(algorithm.config_cls)
+    width = max(len(f"{key} = {default}") for key, default, _ in rows)
+    for key, default, doc in rows:
+        print(f"  {f'{key} = {default}':<{width}}  {doc}".rstrip())
+
+
+def config_field_docs(config_cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
+    """(name, default, one-line doc) of every field of a config dataclass, nested configs as
+    ``outer.inner``; the doc is the string literal under the field in the class body (the first class
+    along the MRO that documents it)."""
+    import ast
+    import dataclasses
+    import inspect
+    import textwrap
+
+    docs: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):  # subclasses override their bases' docs
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+        for node, following in zip(body, [*body[1:], None], strict=True):
+            if (
+                isinstance(node, ast.AnnAssign)
+                and isinstance(node.target, ast.Name)
+                and isinstance(following, ast.Expr)
+                and isinstance(following.value, ast.Constant)
+                and isinstance(following.value.value, str)
+            ):
+                docs[node.target.id] = " ".join(following.value.value.split())
+    rows = []
+    for field in dataclasses.fields(config_cls):
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            default = None
+        if dataclasses.is_dataclass(default):
+            rows += config_field_docs(type(default), f"{prefix}{field.name}.")
+            continue
+        text = ",".join(map(str, default)) if isinstance(default, tuple) else str(default)
+        rows.append((f"{prefix}{field.name}", text, docs.get(field.name, "")))
+    return rows
+
+
 @app.command("train")
 def train_command(
     algorithm: Annotated[str, typer.Argument(help="Algorithm name (brackit.algos.ALGORITHMS).")],
     data: Annotated[
         str,
         typer.Option(
-            help="Dataset path (brackit .npz, D4RL .hdf5, Minari directory) or TASK-MIX (e.g. hopper-eps1: "
-            "built by the BRAC protocol on first use and cached in $BRACKIT_DATA_DIR or ~/.cache/brackit)."
+            help="Dataset path (brackit .npz, D4RL .hdf5, Minari directory), TASK-MIX (e.g. hopper-eps1: "
+            "built by the BRAC protocol on first use and cached in $BRACKIT_DATA_DIR or ~/.cache/brackit), or "
+            "a Minari dataset id (e.g. mujoco/hopper/medium-v0) already in the local Minari cache "
+            "($MINARI_DATASETS_PATH or ~/.minari/datasets; never downloaded)."
         ),
     ],
     data_size: Annotated[
@@ -47,14 +133,35 @@ def train_command(
     set_: Annotated[
         list[str] | None, typer.Option("--set", help="Config field: key=value (repeatable).")
     ] = None,
-    logdir: Annotated[Path, typer.Option(help="Run directory (config, metrics, checkpoints).")] = Path(
-        "runs/run"
-    ),
-    chunk_steps: Annotated[int, typer.Option(help="Updates per jitted chunk.")] = 1000,
+    logdir: Annotated[
+        Path | None,
+        typer.Option(
+            help="Run directory (config, metrics, checkpoints); default: "
+            "runs/ALGORITHM-DATASET-YYYYmmdd-HHMMSS (UTC)."
+        ),
+    ] = None,
+    chunk_steps: Annotated[
+        int | None,
+        typer.Option(
+            help="Updates per jitted chunk; default: the largest that divides --steps, --eval-every and "
+            "--checkpoint-every, at most 1000."
+        ),
+    ] = None,
     eval_every: Annotated[int, typer.Option(help="Evaluate every N steps (0: only at the end).")] = 0,
-    eval_episodes: Annotated[int, typer.Option(help="Episodes per seed and evaluation.")] = 10,
+    eval_episodes: Annotated[
+        int, typer.Option(help="Episodes per seed and evaluation (0: no evaluation).")
+    ] = 10,
+    eval_mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Action rule for evaluation: mode, sample or max_q; default: the algorithm's reference rule"
+        ),
+    ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: only at the end).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in LOGDIR from its checkpoint.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the run in LOGDIR, even a different one (its files are deleted).")
+    ] = False,
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id (default: the dataset card's).")] = None,
     devices: Annotated[
         str,
@@ -88,11 +195,20 @@ def train_command(
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     from brackit.data.resolve import resolve_data
+    from brackit.errors import ConfigError
     from brackit.progress import TrainProgressBar
-    from brackit.run import parse_overrides, run_training
+    from brackit.run import default_logdir, parse_overrides, run_training
 
+    if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):
+        raise ConfigError(f"--eval-mode {eval_mode!r}: expected mode, sample or max_q")
+    if logdir is None:
+        if resume:
+            raise ConfigError("--resume needs --logdir: the run directory to continue")
+        logdir = default_logdir(algorithm, data)
     overrides = parse_overrides(algorithm, set_ or [])
     data = str(resolve_data(data, size=data_size))
+    # None: the algorithm's reference rule (passed only when given, for a run_training without the option)
+    mode = {} if eval_mode is None else {"eval_mode": eval_mode}
     with TrainProgressBar(steps) as bar:
         result = run_training(
             algorithm,
@@ -106,10 +222,12 @@ def train_command(
             eval_episodes=eval_episodes,
             checkpoint_every=checkpoint_every,
             resume=resume,
+            overwrite=overwrite,
             env_id=env_id,
             logger=bar.update,
             devices=parse_devices(devices),
             tensorboard=tensorboard,
+            **mode,
         )
     final = result.final_eval()
     if final is not None:
@@ -125,29 +243,108 @@ def train_command(
 
 @app.command("eval")
 def eval_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.npz written by `brackit train`.")],
+    checkpoint: Annotated[
+        Path,
+        typer.Argument(
+            help="A checkpoint.npz written by `brackit train`, or a policy file written by `brackit export`."
+        ),
+    ],
     episodes: Annotated[int, typer.Option(help="Episodes per run.")] = 10,
-    mode: Annotated[str, typer.Option(help="Action selection: mode, sample or max_q.")] = "mode",
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Action selection: mode, sample or max_q; default: the rule the run was evaluated with "
+            "(an exported policy has its rule built in)."
+        ),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Evaluation seed.")] = 0,
 ) -> None:
-    """Evaluate a saved policy: raw and D4RL-normalized returns per run."""
-    from brackit.algos import get_algorithm
+    """Evaluate a saved policy: raw and normalized returns per run."""
     from brackit.errors import ConfigError
     from brackit.evaluation import evaluate
-    from brackit.run import load_run
-    from brackit.train import batched_act, run_grid
+    from brackit.policy import is_exported_policy
 
-    spec, config, states = load_run(checkpoint)
-    if spec.env_id is None:
-        raise ConfigError(f"{checkpoint}: the run has no env id to evaluate on")
-    act = batched_act(get_algorithm(spec.algorithm), config)
-    result = evaluate(act, states, spec.env_id, episodes, seed=seed, mode=mode)
+    if is_exported_policy(checkpoint):
+        import numpy as np
+
+        from brackit.evaluation import exported_act
+        from brackit.policy import load_policy
+
+        policy = load_policy(checkpoint)
+        env_id, rule = policy.card.get("env_id"), policy.card.get("eval_mode")
+        if env_id is None:
+            raise ConfigError(f"{checkpoint}: its card ({checkpoint}.json) names no env id to evaluate on")
+        if mode is not None and mode != rule:
+            raise ConfigError(f"--mode {mode}: {checkpoint} was exported with the rule {rule!r} built in")
+        reference = policy.card.get("score_reference")
+        act, states, mode, runs = exported_act(policy), np.zeros(1), rule, [policy.card.get("run", {})]
+        env_units = True
+    else:
+        from brackit.algos import get_algorithm
+        from brackit.checkpoint import load_obs_stats, read_record
+        from brackit.run import load_run
+        from brackit.train import batched_act, run_grid
+
+        spec, config, states = load_run(checkpoint)
+        if spec.env_id is None:
+            raise ConfigError(f"{checkpoint}: the run has no env id to evaluate on")
+        env_id, mode, runs = spec.env_id, mode or spec.eval_mode, run_grid(spec.seeds, spec.sweep)
+        act = batched_act(get_algorithm(spec.algorithm), config, load_obs_stats(checkpoint))
+        reference = read_record(checkpoint)["metadata"].get("score_reference")
+        env_units = False
+    result = evaluate(
+        act,
+        states,
+        env_id,
+        episodes,
+        seed=seed,
+        mode=mode,
+        env_units=env_units,
+        reference=None if reference is None else tuple(reference),
+    )
     summary = result.summary()
-    for index, run in enumerate(run_grid(spec.seeds, spec.sweep)):
+    for index, run in enumerate(runs):
         line = f"{run}: return {summary['eval/return_mean'][index]:.1f} ± {summary['eval/return_std'][index]:.1f}"
         if "eval/score_mean" in summary:
             line += f", normalized score {summary['eval/score_mean'][index]:.1f}"
         print(line)
+
+
+@app.command("export")
+def export_command(
+    logdir: Annotated[Path, typer.Argument(help="A run directory written by `brackit train`.")],
+    out: Annotated[
+        Path,
+        typer.Option(help="The policy file to write (a serialized jax.export program); its card: OUT.json."),
+    ],
+    seed: Annotated[
+        int, typer.Option(help="Which run of the logdir: its index in the run grid (seeds x sweep), 0..R-1.")
+    ] = 0,
+    mode: Annotated[
+        str | None,
+        typer.Option(
+            help="Action rule to build in: mode, sample or max_q; default: the run's evaluation rule."
+        ),
+    ] = None,
+    onnx: Annotated[
+        bool,
+        typer.Option(
+            "--onnx", help="Also write OUT.onnx (deterministic rules; needs jax2onnx, the onnx extra)."
+        ),
+    ] = False,
+) -> None:
+    """Export one trained run as a standalone policy: obs -> actions, loadable with jax and numpy alone."""
+    from brackit.export import export_policy, onnx_path
+    from brackit.policy import card_path
+
+    card = export_policy(logdir, out, seed=seed, mode=mode, onnx=onnx)
+    inputs = ", ".join(card["inputs"])
+    print(
+        f"policy: {out} ({card['algorithm']}, run {card['run']}, rule {card['eval_mode']}; inputs: {inputs})"
+    )
+    print(f"card: {card_path(out)}")
+    if onnx:
+        print(f"onnx: {onnx_path(out)}")
 
 
 @app.command("report")
@@ -303,13 +500,13 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         return 130
-    except Exception as error:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(error, click.ClickException):
-            error.show()
-            return error.exit_code
-        raise
+    except typer.TyperException as error:  # usage errors (typer's own click copy): usage line, exit 2
+        show = getattr(error, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {error.format_message()}", file=sys.stderr)
+        return int(getattr(error, "exit_code", 2))
     return 0
 
 

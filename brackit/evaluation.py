@@ -25,15 +25,18 @@ class EvalReturns:
     """Undiscounted return of each episode: [R, E]."""
     lengths: np.ndarray
     """Episode lengths: [R, E]."""
+    reference: tuple[float, float] | None = None
+    """(random, expert) returns of the normalized score: the dataset's own (e.g. Minari's ref_min_score,
+    ref_max_score) where it carries them; None: brackit.scores.REFERENCE_RETURNS by task."""
 
     def summary(self) -> dict[str, np.ndarray]:
-        """Per-run mean and std of returns, and the D4RL-normalized mean score where defined: [R] each."""
+        """Per-run mean and std of returns, and the normalized mean score where defined: [R] each."""
         out = {
             "eval/return_mean": self.returns.mean(axis=1),
             "eval/return_std": self.returns.std(axis=1),
             "eval/length_mean": self.lengths.mean(axis=1),
         }
-        scores = [normalized_score(self.env_id, r) for r in out["eval/return_mean"]]
+        scores = [normalized_score(self.env_id, r, self.reference) for r in out["eval/return_mean"]]
         if scores and scores[0] is not None:
             out["eval/score_mean"] = np.asarray(scores)
         return out
@@ -48,10 +51,15 @@ def evaluate(
     mode: str = "mode",
     max_steps: int | None = None,
     make_env: Callable[[], Any] | None = None,
+    *,
+    env_units: bool = False,
+    reference: tuple[float, float] | None = None,
 ) -> EvalReturns:
     """Runs ``episodes`` episodes per run. ``act(states, obs [R, E, O], keys [R], mode)`` returns
-    unit-box actions [R, E, A]; they are scaled to the env's action bounds here. Env i of run r is reset
-    with seed ``seed * 100_003 + r * episodes + i``, so results are reproducible."""
+    unit-box actions [R, E, A]; they are scaled to the env's action bounds here (``env_units``: ``act``
+    returns actions in the env's units already, as an exported policy does). Env i of run r is reset
+    with seed ``seed * 100_003 + r * episodes + i``, so results are reproducible. ``reference``: the
+    normalized score's (random, expert) returns (``EvalReturns.reference``)."""
     from brackit import envs as brackit_envs
 
     num_runs = int(jax.tree.leaves(states)[0].shape[0])
@@ -76,7 +84,7 @@ def evaluate(
                 jax.random.split(step_key, num_runs),
                 mode,
             )
-            actions = np.asarray(scale_action(unit, low, high)).reshape(len(envs), -1)
+            actions = np.asarray(unit if env_units else scale_action(unit, low, high)).reshape(len(envs), -1)
             for i in np.flatnonzero(alive):
                 next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
                 obs[i] = next_obs
@@ -89,4 +97,18 @@ def evaluate(
     finally:
         for env in envs:
             env.close()
-    return EvalReturns(env_id, returns.reshape(num_runs, episodes), lengths.reshape(num_runs, episodes))
+    return EvalReturns(
+        env_id, returns.reshape(num_runs, episodes), lengths.reshape(num_runs, episodes), reference
+    )
+
+
+def exported_act(policy: Any) -> Callable[[Any, jax.Array, jax.Array, str], jax.Array]:
+    """``evaluate``'s ``act`` for an exported policy (``brackit.policy.Policy``; one run, actions in env
+    units: pass ``env_units=True`` and states with a leading axis of 1). A sampling policy gets the key
+    data of the run's key, the key a checkpoint's run 0 gets, so both evaluate alike."""
+
+    def act(states: Any, obs: jax.Array, keys: jax.Array, mode: str) -> jax.Array:
+        key = np.asarray(jax.random.key_data(keys[0])) if policy.needs_key else None
+        return jnp.asarray(policy(np.asarray(obs[0]), key))[None]
+
+    return act

@@ -4,15 +4,21 @@
     logdir/metrics.jsonl     one line per chunk (rewritten atomically from the checkpointed history)
     logdir/checkpoint.npz    the latest checkpoint (every ``checkpoint_every`` steps and at the end)
 
-A logdir that holds a different run is refused, never overwritten. ``resume=True`` continues from the
-checkpoint; because every bit of randomness lives in the checkpointed state, the result is bit-identical
-to an uninterrupted run.
+A logdir that holds a different run is refused unless ``overwrite=True`` replaces it. ``resume=True``
+continues from the checkpoint; because every bit of randomness lives in the checkpointed state, the result
+is bit-identical to an uninterrupted run. Every argument is checked before the first write, so a refused
+command leaves nothing behind. run.json also records ``provenance`` (library versions, git commit), which
+the resume comparison ignores.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
+import math
+import shutil
+import subprocess
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -23,10 +29,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from brackit.algos import config_fields, get_algorithm
-from brackit.checkpoint import config_from_dict, config_to_dict, load_states, read_record, save_checkpoint
+from brackit.checkpoint import (
+    config_from_dict,
+    config_to_dict,
+    load_obs_stats,
+    load_states,
+    read_record,
+    save_checkpoint,
+)
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.files import atomic_write_text
+from brackit.scores import dataset_reference
 from brackit.train import Progress, RunPlacement, TrainResult, apply_sweep, make_train, run_grid, train
 
 
@@ -123,6 +137,9 @@ class RunSpec:
     eval_mode: str
     label: str = ""
     """A free name for the run group (``study`` sets it; ``report`` groups and titles by it)."""
+    provenance: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
+    """Library versions and git commit of the process that wrote run.json (``provenance()``); not part of
+    what the run is, so resuming under other versions is the same run. None in older run.json files."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -134,13 +151,118 @@ class RunSpec:
         data.setdefault("label", "")
         return cls(**data)
 
+    @classmethod
+    def read(cls, path: Path) -> RunSpec:
+        """``path`` (a run.json); an unreadable or malformed file is a one-line ``RunError`` naming it."""
+        try:
+            return cls.from_json(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise RunError(
+                f"{path}: not a readable run.json ({type(error).__name__}: {error}); repair or delete it, "
+                "pass --overwrite to start this run afresh there, or choose another --logdir"
+            ) from error
+
+
+RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard")
+"""What a run writes in its logdir (``overwrite=True`` removes exactly these)."""
+MAX_CHUNK_STEPS = 1000
+"""Cap of the default chunk length: a chunk's metrics for every update stay on the device until it ends."""
+PROVENANCE_PACKAGES = ("brackit", "jax", "jaxlib", "flax", "optax")
+
+
+def provenance() -> dict[str, Any]:
+    """Versions of brackit and its numerical libraries, and the git commit when brackit runs from a
+    checkout (``git_dirty``: tracked files differ from it)."""
+    from importlib import metadata
+
+    out: dict[str, Any] = {}
+    for package in PROVENANCE_PACKAGES:
+        try:
+            out[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            out[package] = None
+    root = Path(__file__).resolve().parents[1]
+    if (root / ".git").exists():
+        try:
+            git = ["git", "-C", str(root)]
+            commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+            status = subprocess.run(
+                [*git, "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            )
+            if commit.returncode == 0:
+                out["git_commit"] = commit.stdout.strip()
+                if status.returncode == 0:
+                    out["git_dirty"] = bool(status.stdout.strip())
+        except (OSError, subprocess.SubprocessError):
+            pass
+    return out
+
+
+def default_logdir(algorithm: str, data: str | Path, now: datetime.datetime | None = None) -> Path:
+    """``runs/<algorithm>-<dataset name>-<UTC YYYYmmdd-HHMMSS>``: the dataset name is a TASK-MIX name or
+    the file's (directory's) stem."""
+    now = now or datetime.datetime.now(datetime.UTC)
+    name = Path(str(data).rstrip("/")).stem or "data"
+    return Path("runs") / f"{algorithm}-{name}-{now.strftime('%Y%m%d-%H%M%S')}"
+
+
+def default_chunk_steps(
+    steps: int, eval_every: int = 0, checkpoint_every: int = 0, cap: int = MAX_CHUNK_STEPS
+) -> int:
+    """The largest chunk length <= ``cap`` that divides ``steps`` and the nonzero intervals."""
+    common = math.gcd(steps, eval_every, checkpoint_every)
+    return max(d for d in range(1, min(common, cap) + 1) if common % d == 0)
+
+
+def check_run_arguments(
+    *,
+    steps: int,
+    seeds: Sequence[int],
+    chunk_steps: int | None,
+    eval_every: int,
+    eval_episodes: int,
+    checkpoint_every: int,
+) -> int:
+    """Checks the schedule of a run (names as the ``brackit train`` options); returns the chunk length:
+    ``chunk_steps`` (at most ``steps``) or, for None, ``default_chunk_steps``."""
+    if steps < 1:
+        raise ConfigError(f"--steps must be a positive integer, got {steps}")
+    for name, value in (
+        ("--eval-every", eval_every),
+        ("--eval-episodes", eval_episodes),
+        ("--checkpoint-every", checkpoint_every),
+    ):
+        if value < 0:
+            raise ConfigError(f"{name} must be >= 0, got {value}")
+    if len(seeds) == 0:
+        raise ConfigError("--seeds must be at least 1")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds must be distinct, got {list(seeds)}")
+    fitting = default_chunk_steps(steps, eval_every, checkpoint_every)
+    if chunk_steps is None:
+        return fitting
+    if chunk_steps < 1:
+        raise ConfigError(f"--chunk-steps must be a positive integer, got {chunk_steps}")
+    chunk = min(chunk_steps, steps)
+    intervals = (("--steps", steps), ("--eval-every", eval_every), ("--checkpoint-every", checkpoint_every))
+    bad = [f"{name} {value}" for name, value in intervals if value % chunk]
+    if bad:
+        raise ConfigError(
+            f"--chunk-steps {chunk_steps} must divide {' and '.join(bad)}; --chunk-steps {fitting} would "
+            "work (leave the option out to get it)"
+        )
+    return chunk
+
 
 def _differences(old: RunSpec, new: RunSpec) -> list[str]:
     a, b = json.loads(old.to_json()), json.loads(new.to_json())
     out = []
     for key in sorted(set(a) | set(b)):
-        if key == "data":
-            continue  # the same content at another path is the same run
+        if key in ("data", "provenance"):
+            continue  # the same content at another path (or under other library versions) is the same run
         if a.get(key) != b.get(key):
             if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
                 out += [
@@ -162,12 +284,13 @@ def run_training(
     seeds: Sequence[int] = (0,),
     overrides: dict[str, Any] | None = None,
     sweep: dict[str, Sequence[float]] | None = None,
-    chunk_steps: int = 1000,
+    chunk_steps: int | None = None,
     eval_every: int = 0,
     eval_episodes: int = 10,
-    eval_mode: str = "mode",
+    eval_mode: str | None = None,
     checkpoint_every: int = 0,
     resume: bool = False,
+    overwrite: bool = False,
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
     label: str = "",
@@ -176,17 +299,30 @@ def run_training(
 ) -> TrainResult:
     """Runs (or resumes) a training run in ``logdir``; see the module docstring.
 
+    ``chunk_steps`` None: the largest length up to ``MAX_CHUNK_STEPS`` that divides ``steps``,
+    ``eval_every`` and ``checkpoint_every``. ``eval_episodes`` 0 turns evaluation off. ``overwrite``
+    replaces the run files (``RUN_FILES``) of a different run, or of this run instead of resuming it.
     ``devices`` shards the runs across devices (``brackit.train.train``). ``tensorboard`` writes event
-    files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it)."""
+    files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it).
+    Every argument is checked before anything is written."""
     logdir = Path(logdir)
+    if resume and overwrite:
+        raise ConfigError("--resume continues the run in the logdir and --overwrite replaces it: pass one")
+    chunk_steps = check_run_arguments(
+        steps=steps,
+        seeds=tuple(int(s) for s in seeds),
+        chunk_steps=chunk_steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        checkpoint_every=checkpoint_every,
+    )
+    eval_every = eval_every if eval_episodes > 0 else 0
     algo = get_algorithm(algorithm)
+    eval_mode = eval_mode or algo.eval_mode  # run.json records the rule used
     config = algo.config_cls(**(overrides or {}))
     dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
-    chunk_steps = min(chunk_steps, steps)
-    if checkpoint_every and checkpoint_every % chunk_steps:
-        raise ConfigError(
-            f"checkpoint_every ({checkpoint_every}) must be a multiple of chunk_steps ({chunk_steps})"
-        )
+    if tensorboard:
+        TensorBoard.require()
     spec = RunSpec(
         algorithm=algorithm,
         config=config_to_dict(config),
@@ -201,25 +337,43 @@ def run_training(
         eval_episodes=eval_episodes,
         eval_mode=eval_mode,
         label=label,
+        provenance=provenance(),
     )
     RunPlacement.create(
         devices, len(run_grid(spec.seeds, spec.sweep))
     )  # a bad request fails before any write
     spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
     progress = None
+    replace = False
     if spec_path.exists():
-        old = RunSpec.from_json(spec_path.read_text())
-        differences = _differences(old, spec)
+        old = None if overwrite else RunSpec.read(spec_path)
+        differences = [] if old is None else _differences(old, spec)
         if differences:
             raise RunError(
-                f"{logdir} holds a different run ({'; '.join(differences[:3])}); choose another --logdir"
+                f"{logdir} holds a different run ({'; '.join(differences[:3])}); choose another --logdir, "
+                "or pass --overwrite to replace it"
             )
-        if checkpoint_path.exists():
+        replace = overwrite
+        if checkpoint_path.exists() and not overwrite:
             if not resume:
-                raise RunError(f"{logdir} already holds this run; pass --resume to continue it")
+                raise RunError(
+                    f"{logdir} already holds this run; pass --resume to continue it (or --overwrite to "
+                    "start it again)"
+                )
             progress = restore_progress(checkpoint_path, config, dataset, spec)
+        if old is not None and old.provenance and old.provenance != spec.provenance:
+            first = {k: v for k, v in old.provenance.items() if k != "resumed_with"}
+            if first != spec.provenance:  # keep what started the run; note what continued it
+                spec = dataclasses.replace(spec, provenance={**first, "resumed_with": spec.provenance})
     writer = jax.process_index() == 0  # across processes (jax.distributed) only process 0 writes files
     if writer:
+        if replace:
+            for name in RUN_FILES:
+                path = logdir / name
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path)
+                elif path.exists() or path.is_symlink():
+                    path.unlink()
         logdir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(spec_path, spec.to_json() + "\n")
     board = TensorBoard.open(logdir, run_grid(spec.seeds, spec.sweep), tensorboard) if writer else None
@@ -244,7 +398,9 @@ def run_training(
                 metadata={
                     "run": json.loads(spec.to_json()),
                     "dims": [dataset.card.obs_dim, dataset.card.action_dim],
+                    "score_reference": dataset_reference(dataset.card.extra),  # for `brackit eval`
                 },
+                obs_stats=progress.obs_stats,
             )
 
     try:
@@ -277,6 +433,14 @@ class TensorBoard:
         from tensorboardX import SummaryWriter
 
         self.writers = [SummaryWriter(str(logdir / "tensorboard" / run_name(run))) for run in runs]
+
+    @staticmethod
+    def require() -> None:
+        """Raises ConfigError when tensorboardX is missing (checked before a run writes anything)."""
+        import importlib.util
+
+        if importlib.util.find_spec("tensorboardX") is None:
+            raise ConfigError("tensorboard output needs tensorboardX: pip install 'brackit[tensorboard]'")
 
     @classmethod
     def open(cls, logdir: Path, runs: list[dict[str, Any]], enabled: bool | None) -> TensorBoard | None:
@@ -333,7 +497,7 @@ def restore_progress(path: Path, config: Any, dataset: OfflineDataset, spec: Run
     history = [{k: np.asarray(v) for k, v in entry.items()} for entry in record["history"]]
     for entry in history:
         entry["phase"], entry["step"] = str(entry["phase"]), int(entry["step"])
-    return Progress(record["phase"], record["step"], states, history)
+    return Progress(record["phase"], record["step"], states, history, obs_stats=load_obs_stats(path))
 
 
 def load_run(checkpoint: str | Path) -> tuple[RunSpec, Any, Any]:

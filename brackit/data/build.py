@@ -404,9 +404,9 @@ def build(
     """Builds ``size`` transitions of ``task`` (ant, halfcheetah, hopper, walker2d) with ``mix`` (see
     ``MIXES``).
 
-    ``policy`` defaults to the shipped behavior policy of ``task`` (``datasets/behavior/<task>.npz`` or
-    ``behavior_dir``); a mix that needs it raises ``DatasetError`` naming the missing file and the command
-    that trains it. ``env_id`` overrides the task's environment (tests). ``num_envs`` environments are
+    ``policy`` defaults to the shipped behavior policy of ``task`` (package data:
+    ``brackit/protocol_data/behavior/<task>.npz``; or ``behavior_dir``'s); a mix that needs it raises
+    ``DatasetError`` naming the missing file and the command that trains it. ``env_id`` overrides the task's environment (tests). ``num_envs`` environments are
     stepped together (it changes the data: it is part of the recipe, recorded in the card); ``workers``
     subprocesses step them (it does not change the data). ``num_envs`` None: ``default_num_envs(size)``
     (16 up to 240k transitions, up to 64 beyond). ``brackit data build`` also starts

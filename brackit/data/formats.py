@@ -302,6 +302,10 @@ def read_minari(path: str | os.PathLike, env_id: str | None = None) -> OfflineDa
     arrays = arrays_from_episodes(episodes, h5_path)
     brackit_card = metadata.get("brackit_card")
     card = DatasetCard.from_dict(brackit_card, metadata_path) if brackit_card else None
+    extra = card.extra if card else {"minari_dataset_id": metadata.get("dataset_id")}
+    for name in ("ref_min_score", "ref_max_score"):  # the normalized score's references (brackit.scores)
+        if isinstance(metadata.get(name), int | float):
+            extra[name] = float(metadata[name])
     return make_dataset(
         arrays,
         path=path,
@@ -310,7 +314,7 @@ def read_minari(path: str | os.PathLike, env_id: str | None = None) -> OfflineDa
         action_low=low,
         action_high=high,
         behavior=card.behavior if card else metadata.get("algorithm_name"),
-        extra=card.extra if card else {"minari_dataset_id": metadata.get("dataset_id")},
+        extra=extra,
     )
 
 
@@ -339,6 +343,9 @@ def write_minari(dataset: OfflineDataset, path: str | os.PathLike, dataset_id: s
         "minari_version": MINARI_WRITE_VERSION,
         "brackit_card": card.to_dict(),
     }
+    for name in ("ref_min_score", "ref_max_score"):  # where Minari keeps a dataset's score references
+        if name in card.extra:
+            metadata[name] = card.extra[name]
     if card.env_id is not None:
         import gymnasium as gym
 
