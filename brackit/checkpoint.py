@@ -1,8 +1,10 @@
 """Checkpoints without pickle: every leaf of the training state in one npz, the rest in JSON.
 
 A checkpoint holds the state pytree (leaves keyed by their tree path; PRNG keys stored as their raw
-data), the phase and step reached, the metrics history and the run's metadata (algorithm, config,
-dataset sha256, runs). Restoring rebuilds the state's structure from the algorithm's ``init`` and fills
+data), the phase and step reached, the metrics history, the run's metadata (algorithm, config,
+dataset sha256, runs) and, for a run trained on normalised observations (``normalize_obs``), the
+observation statistics (arrays ``obs_mean`` and ``obs_std``; a checkpoint without them is a run on raw
+observations). Restoring rebuilds the state's structure from the algorithm's ``init`` and fills
 it leaf by leaf, checking every path, shape and dtype. Writes are atomic.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from brackit.errors import BrackitError
 from brackit.files import atomic_path
+from brackit.types import ObsStats
 
 FORMAT_VERSION = 1
 _KEY_PREFIX = "key::"
@@ -90,10 +93,15 @@ def save_checkpoint(
     step: int,
     history: list[dict[str, Any]],
     metadata: dict[str, Any],
+    obs_stats: ObsStats | None = None,
 ) -> Path:
-    """Writes the states and a JSON record (phase, step, history, metadata) into one npz, atomically."""
+    """Writes the states, the observation statistics (if any) and a JSON record (phase, step, history,
+    metadata) into one npz, atomically."""
     path = Path(path)
     arrays = {f"leaf{index:05d}": value for index, (_, value) in enumerate(_leaf_items(states))}
+    if obs_stats is not None:
+        arrays["obs_mean"] = np.asarray(obs_stats.mean, np.float32)
+        arrays["obs_std"] = np.asarray(obs_stats.std, np.float32)
     names = [name for name, _ in _leaf_items(states)]
     record = {
         "format_version": FORMAT_VERSION,
@@ -153,3 +161,19 @@ def load_states(path: str | Path, template: Any) -> Any:
         raise CheckpointError(f"{path}: corrupted checkpoint ({error})") from error
     treedef = jax.tree_util.tree_structure(template)
     return jax.tree_util.tree_unflatten(treedef, leaves)
+
+
+def load_obs_stats(path: str | Path) -> ObsStats | None:
+    """The observation statistics a run was trained with, or None (raw observations; every checkpoint
+    written before they existed)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if "obs_mean" not in npz.files:
+                return None
+            mean, std = npz["obs_mean"], npz["obs_std"]
+    except (OSError, zipfile.BadZipFile, KeyError, ValueError, EOFError) as error:
+        raise CheckpointError(f"{path}: corrupted checkpoint ({error})") from error
+    if mean.shape != std.shape or mean.ndim != 1 or not np.all(std > 0):
+        raise CheckpointError(f"{path}: invalid observation statistics {mean.shape}, {std.shape}")
+    return ObsStats(mean=mean, std=std)

@@ -6,6 +6,9 @@ Wu, Tucker & Nachum (2019), "Behavior Regularized Offline Reinforcement Learning
   critic c(s, a): E_pi[1 + log softplus(c)] - E_b[softplus(c)], tight at softplus(c) = pi / pi_b);
 - Wasserstein-1: dual only, E_pi[c] - E_b[c] with c kept 1-Lipschitz in the action by a one-sided
   gradient penalty on interpolates (Gulrajani et al. 2017).
+Every dual critic, KL included, carries that gradient penalty (weight ``penalty_weight``, 5), as the
+reference's ``Divergence.dual_critic_loss`` adds it for every divergence (google-research
+``behavior_regularized_offline_rl/brac/divergences.py``).
 
 All divergences share one interface and are looked up by name (``make_divergence``); asking for a form a
 divergence lacks is a ``ConfigError`` raised when the config is built.
@@ -103,7 +106,7 @@ def gradient_penalty(
     u = jax.random.uniform(key, (*policy_action.shape[:-1], 1))
     interpolate = policy_action + u * (behavior_action - policy_action)
     grad = jax.grad(lambda a: jnp.sum(critic(obs, a)))(interpolate)
-    norm = jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-12)
+    norm = jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-8)  # the reference's EPS inside the root
     return jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
 
 
@@ -114,10 +117,14 @@ class Divergence:
     name: ClassVar[str]
     forms: ClassVar[tuple[str, ...]]
     form: str = "primal"
+    penalty_weight: float = 5.0
+    """Weight of the dual critic's one-sided gradient penalty (dual forms)."""
 
     def __post_init__(self) -> None:
         if self.form not in FORMS:
             raise ConfigError(f"divergence form must be one of {FORMS}, got {self.form!r}")
+        if not self.penalty_weight >= 0:
+            raise ConfigError(f"penalty_weight must be >= 0, got {self.penalty_weight}")
         if self.form not in self.forms:
             others = [n for n, cls in DIVERGENCES.items() if self.form in cls.forms]
             raise ConfigError(
@@ -142,7 +149,8 @@ class Divergence:
         policy_action: jax.Array,
         behavior_action: jax.Array,
     ) -> jax.Array:
-        return jnp.zeros(())
+        """``penalty_weight`` times the one-sided gradient penalty of the critic (every dual form)."""
+        return self.penalty_weight * gradient_penalty(critic, key, obs, policy_action, behavior_action)
 
     @property
     def needs_behavior_policy(self) -> bool:
@@ -153,8 +161,9 @@ class Divergence:
 @dataclasses.dataclass(frozen=True)
 class MMD(Divergence):
     """Kernel MMD. BRAC: Laplacian, sigma 20, on squashed actions, no square root.
-    BEAR: on pre-tanh samples (``on_raw``), ``sqrt(mmd2 + 1e-6)``; BEAR's Laplacian divides the L1
-    distance by 2 sigma, i.e. this kernel with ``sigma = 2 * sigma_bear``."""
+    BEAR: on pre-tanh samples (``on_raw``), ``sqrt(mmd2 + 1e-6)``. Kernel widths against BEAR's code: its
+    Laplacian divides the L1 distance by 2 sigma, i.e. this Laplacian with ``sigma = 2 * sigma_bear``; its
+    Gaussian divides the squared distance by 2 sigma, as this Gaussian does (``sigma = sigma_bear``)."""
 
     name: ClassVar[str] = "mmd"
     forms: ClassVar[tuple[str, ...]] = ("primal",)
@@ -200,13 +209,9 @@ class Wasserstein(Divergence):
     name: ClassVar[str] = "w"
     forms: ClassVar[tuple[str, ...]] = ("dual",)
     form: str = "dual"
-    penalty_weight: float = 5.0
 
     def dual(self, c_policy: jax.Array, c_behavior: jax.Array) -> jax.Array:
         return wasserstein_dual_estimate(c_policy, c_behavior)
-
-    def critic_penalty(self, critic, key, obs, policy_action, behavior_action) -> jax.Array:
-        return self.penalty_weight * gradient_penalty(critic, key, obs, policy_action, behavior_action)
 
 
 DIVERGENCES: dict[str, type[Divergence]] = {"mmd": MMD, "kl": KL, "w": Wasserstein}

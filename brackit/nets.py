@@ -6,6 +6,7 @@ Shapes: obs [B, O], action [B, A]; a critic ensemble returns q [E, B]; ``N`` is 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -28,12 +29,13 @@ class PartsDense(nn.Module):
 
     features: int
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
+    bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, parts: Sequence[jax.Array]) -> jax.Array:
         widths = [part.shape[-1] for part in parts]
         kernel = self.param("kernel", self.kernel_init, (sum(widths), self.features), jnp.float32)
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+        bias = self.param("bias", self.bias_init, (self.features,), jnp.float32)
         if len({part.shape[:-1] for part in parts}) == 1:
             return jnp.concatenate(parts, axis=-1) @ kernel + bias
         out, start = bias, 0
@@ -43,8 +45,44 @@ class PartsDense(nn.Module):
         return out
 
 
+HIDDEN_INITS = ("lecun", "fan_in_uniform")
+
+
+@dataclasses.dataclass(frozen=True)
+class MLPStyle:
+    """Where an MLP's LayerNorm goes and how its layers are initialised; the default is brackit's network.
+
+    ``MLPStyle()``: Dense -> LayerNorm -> ReLU, hidden kernels LeCun normal (flax's default), zero biases,
+    the last kernel Glorot uniform (scaled by ``MLP.final_scale``) with a zero bias. ReBRAC's networks
+    (``MLPStyle(True, "fan_in_uniform", 0.1, 3e-3)`` for its critic) are Dense -> ReLU -> LayerNorm, hidden
+    kernels U(+-1/sqrt(fan_in)) (PyTorch's default), hidden biases 0.1 and the last layer's kernel and bias
+    U(+-final_uniform). The parameters' names and shapes are the same in every style.
+    """
+
+    layer_norm_after_relu: bool = False
+    hidden_init: str = "lecun"
+    """'lecun' (LeCun normal) or 'fan_in_uniform' (U(+-1/sqrt(fan_in)))."""
+    hidden_bias: float = 0.0
+    final_uniform: float | None = None
+    """When set, the last layer's kernel and bias are U(+-final_uniform) (``final_scale`` is then unused)."""
+
+    def __post_init__(self) -> None:
+        if self.hidden_init not in HIDDEN_INITS:
+            raise ValueError(f"hidden_init must be one of {HIDDEN_INITS}, got {self.hidden_init!r}")
+
+
+def symmetric_uniform(bound: float) -> nn.initializers.Initializer:
+    """U(-bound, bound) (flax's ``uniform`` draws from [0, scale))."""
+
+    def init(key: jax.Array, shape: Sequence[int], dtype=jnp.float32) -> jax.Array:
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+    return init
+
+
 class MLP(nn.Module):
-    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC's critics).
+    """ReLU MLP; optional LayerNorm after each hidden layer (ReBRAC's critics), placed and initialised as
+    ``style`` says (``MLPStyle``).
 
     The input is an array, or a sequence of arrays read as their concatenation along the last axis, whose
     leading axes may differ and broadcast (``PartsDense``): ``mlp((obs, actions))`` with obs [B, O] and
@@ -55,6 +93,7 @@ class MLP(nn.Module):
     out_dim: int
     layer_norm: bool = False
     final_scale: float = 1.0  # scale of the last layer's init (small for policy heads)
+    style: MLPStyle = MLPStyle()
 
     @nn.compact
     def __call__(self, x: jax.Array | Sequence[jax.Array]) -> jax.Array:
@@ -63,11 +102,22 @@ class MLP(nn.Module):
                 return PartsDense(width, name=f"Dense_{index}", **kwargs)(x)
             return nn.Dense(width, name=f"Dense_{index}", **kwargs)(x)
 
+        style = self.style
+        hidden_kwargs = {}  # empty in the default style: the layers are exactly flax's defaults
+        if style.hidden_init == "fan_in_uniform":
+            hidden_kwargs["kernel_init"] = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+        if style.hidden_bias:
+            hidden_kwargs["bias_init"] = nn.initializers.constant(style.hidden_bias)
         for index, width in enumerate(self.hidden):
-            x = dense(index, width, x)
-            if self.layer_norm:
+            x = dense(index, width, x, **hidden_kwargs)
+            if self.layer_norm and not style.layer_norm_after_relu:
                 x = nn.LayerNorm(name=f"LayerNorm_{index}")(x)
             x = nn.relu(x)
+            if self.layer_norm and style.layer_norm_after_relu:
+                x = nn.LayerNorm(name=f"LayerNorm_{index}")(x)
+        if style.final_uniform is not None:
+            init = symmetric_uniform(style.final_uniform)
+            return dense(len(self.hidden), self.out_dim, x, kernel_init=init, bias_init=init)
         init = nn.initializers.variance_scaling(self.final_scale, "fan_avg", "uniform")
         return dense(len(self.hidden), self.out_dim, x, kernel_init=init)
 
@@ -77,10 +127,11 @@ class Critic(nn.Module):
 
     hidden: Sequence[int]
     layer_norm: bool = False
+    style: MLPStyle = MLPStyle()
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
-        return MLP(self.hidden, 1, self.layer_norm)((obs, action))[..., 0]
+        return MLP(self.hidden, 1, self.layer_norm, style=self.style)((obs, action))[..., 0]
 
 
 class CriticEnsemble(nn.Module):
@@ -89,6 +140,7 @@ class CriticEnsemble(nn.Module):
     hidden: Sequence[int]
     num_critics: int = 2
     layer_norm: bool = False
+    style: MLPStyle = MLPStyle()
 
     @nn.compact
     def __call__(self, obs: jax.Array, action: jax.Array) -> jax.Array:
@@ -100,7 +152,7 @@ class CriticEnsemble(nn.Module):
             out_axes=0,
             axis_size=self.num_critics,
         )
-        return ensemble(self.hidden, self.layer_norm)(obs, action)
+        return ensemble(self.hidden, self.layer_norm, self.style)(obs, action)
 
 
 class DualCritic(nn.Module):
@@ -113,18 +165,30 @@ class DualCritic(nn.Module):
         return MLP(self.hidden, 1)((obs, action))[..., 0]
 
 
+LOG_STD_TRANSFORMS = ("clip", "tanh")
+
+
 class GaussianHead(nn.Module):
-    """Maps obs [B, O] to the pre-tanh Gaussian (mean [B, A], log_std [B, A]), log_std clipped."""
+    """Maps obs [B, O] to the pre-tanh Gaussian (mean [B, A], log_std [B, A]).
+
+    ``log_std_transform`` maps the network's raw output x into [log_std_min, log_std_max]: 'clip' clips it
+    (zero gradient outside the range), 'tanh' maps it smoothly, ``min + (max - min) (tanh(x) + 1) / 2``,
+    as the BRAC reference's ActorNetwork does (``-5 + 2.5 (tanh(x) + 1)`` for [-5, 0]).
+    """
 
     hidden: Sequence[int]
     action_dim: int
     log_std_min: float = -5.0
     log_std_max: float = 0.0
+    log_std_transform: str = "clip"
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> TanhGaussian:
         out = MLP(self.hidden, 2 * self.action_dim)(obs)
         mean, log_std = jnp.split(out, 2, axis=-1)
+        if self.log_std_transform == "tanh":
+            span = self.log_std_max - self.log_std_min
+            return TanhGaussian(mean, self.log_std_min + 0.5 * span * (jnp.tanh(log_std) + 1.0))
         return TanhGaussian(mean, jnp.clip(log_std, self.log_std_min, self.log_std_max))
 
 
@@ -134,10 +198,11 @@ class DeterministicActor(nn.Module):
     hidden: Sequence[int]
     action_dim: int
     layer_norm: bool = False
+    style: MLPStyle = MLPStyle()
 
     @nn.compact
     def __call__(self, obs: jax.Array) -> jax.Array:
-        return jnp.tanh(MLP(self.hidden, self.action_dim, self.layer_norm)(obs))
+        return jnp.tanh(MLP(self.hidden, self.action_dim, self.layer_norm, style=self.style)(obs))
 
 
 @struct.dataclass

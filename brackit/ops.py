@@ -43,6 +43,38 @@ def lagrange_loss(multiplier: jax.Array, constraint_value: jax.Array, target: fl
     return -multiplier * jnp.mean(jax.lax.stop_gradient(constraint_value) - target)
 
 
+@jax.custom_vjp
+def nonnegative(x: jax.Array) -> jax.Array:
+    """``max(x, 0)`` for a trained multiplier stored unconstrained (BRAC's entropy temperature).
+
+    Its gradient lets descent raise ``x`` from 0 or below, which ReLU's zero gradient would not: a cotangent
+    that would push ``x`` up (negative) always passes; one that would push it down passes only while x > 0
+    (``relu_v2`` of the BRAC reference code, google-research behavior_regularized_offline_rl/brac/utils.py).
+    """
+    return jnp.maximum(x, 0.0)
+
+
+def _nonnegative_fwd(x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    return jnp.maximum(x, 0.0), x
+
+
+def _nonnegative_bwd(x: jax.Array, cotangent: jax.Array) -> tuple[jax.Array]:
+    return (jnp.where((cotangent > 0) & (x <= 0), 0.0, cotangent),)
+
+
+nonnegative.defvjp(_nonnegative_fwd, _nonnegative_bwd)
+
+
+def entropy_temperature_loss(
+    raw_temperature: jax.Array, log_prob: jax.Array, target_entropy: float
+) -> jax.Array:
+    """``mean(alpha (-log pi(a|s) - target_entropy))`` with ``alpha = nonnegative(raw)``: descent raises the
+    temperature while the entropy estimate ``-log_prob`` [B] is below its target (the log-probs are not
+    differentiated)."""
+    entropy = -jax.lax.stop_gradient(log_prob)
+    return jnp.mean(nonnegative(raw_temperature) * (entropy - target_entropy))
+
+
 def polyak(target: Any, online: Any, tau: float) -> Any:
     """target <- (1 - tau) target + tau online, leaf by leaf."""
     return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)

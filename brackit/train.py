@@ -23,6 +23,11 @@ from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.evaluation import evaluate
 from brackit.nets import unscale_action
+from brackit.scores import dataset_reference
+from brackit.types import ObsStats
+
+OBS_STD_EPS = 1e-3
+"""Added to the std of the observation statistics (TD3+BC's ``normalize_states``)."""
 
 
 def to_unit_box(dataset: OfflineDataset) -> OfflineDataset:
@@ -34,6 +39,22 @@ def to_unit_box(dataset: OfflineDataset) -> OfflineDataset:
     t = t.replace(
         action=unscale_action(t.action, low, high), next_action=unscale_action(t.next_action, low, high)
     )
+    return dataset.replace(transitions=t)
+
+
+def dataset_obs_stats(dataset: OfflineDataset, eps: float = OBS_STD_EPS) -> ObsStats:
+    """Mean and std + ``eps`` of the dataset's ``obs`` over its transitions (not ``next_obs``, as TD3+BC's
+    reference), computed once on the host in float64 and stored as float32."""
+    obs = np.asarray(dataset.transitions.obs, np.float64)
+    return ObsStats(
+        mean=np.asarray(obs.mean(axis=0), np.float32), std=np.asarray(obs.std(axis=0) + eps, np.float32)
+    )
+
+
+def normalize_obs(dataset: OfflineDataset, stats: ObsStats) -> OfflineDataset:
+    """``obs`` and ``next_obs`` mapped to ``(x - mean) / std`` (as ``to_unit_box`` maps the actions)."""
+    t = dataset.transitions
+    t = t.replace(obs=stats.normalize(t.obs), next_obs=stats.normalize(t.next_obs))
     return dataset.replace(transitions=t)
 
 
@@ -62,14 +83,18 @@ def make_train(
     def init(key: jax.Array) -> Any:
         return algorithm.init(config, key, obs_dim, action_dim)
 
-    def scanned(update: Callable[..., Any], counts_steps: bool) -> Callable[..., Any]:
+    def scanned(
+        update: Callable[..., Any], counts_steps: bool, batch_size: int, batches: int = 1
+    ) -> Callable[..., Any]:
         def run(state: Any, dataset: OfflineDataset, step: Any = None) -> tuple[Any, dict[str, jax.Array]]:
             if counts_steps and step is not None and hasattr(state, "step"):
                 state = state.replace(step=jnp.asarray(step, state.step.dtype))
 
             def body(state, _):
                 key, batch_key = jax.random.split(state.key)
-                batch = dataset.sample(batch_key, config.batch_size)
+                batch = dataset.sample(batch_key, batch_size * batches)
+                if batches > 1:  # [K, B, ...]: the update's batches (Algorithm.batches_per_update)
+                    batch = jax.tree.map(lambda x: x.reshape(batches, batch_size, *x.shape[1:]), batch)
                 state, metrics = update(config, state.replace(key=key), batch)
                 return state, metrics
 
@@ -79,7 +104,9 @@ def make_train(
         return run
 
     pretrain = algorithm.pretrain_update or (lambda config, state, batch: (state, {}))
-    return TrainFunctions(init, scanned(algorithm.update, True), scanned(pretrain, False), chunk_steps)
+    pretrain_batch = (algorithm.pretrain_batch_size or (lambda config: config.batch_size))(config)
+    chunk = scanned(algorithm.update, True, config.batch_size, algorithm.batches_per_update(config))
+    return TrainFunctions(init, chunk, scanned(pretrain, False, pretrain_batch), chunk_steps)
 
 
 def over_runs(chunk: Callable[..., Any], num_runs: int) -> Callable[..., Any]:
@@ -108,6 +135,8 @@ class TrainResult:
     runs: list[dict[str, Any]]
     history: list[dict[str, Any]]
     env_id: str | None
+    obs_stats: ObsStats | None = None
+    """The observation statistics the runs were trained with (``normalize_obs``); None: raw observations."""
 
     def final_eval(self) -> dict[str, Any] | None:
         evals = [h for h in self.history if "eval/return_mean" in h]
@@ -147,6 +176,8 @@ class Progress:
     to_host: Callable[[Any], Any] = lambda tree: tree
     """Makes a tree of (possibly sharded) arrays whole on this host (``RunPlacement.to_host``); across
     processes a collective, so every process must call it at the same point."""
+    obs_stats: ObsStats | None = None
+    """The observation statistics of ``normalize_obs`` (shared by all runs); a checkpoint stores them."""
 
     def host_states(self) -> Any:
         """The states, every run readable on this host (e.g. for a checkpoint); PRNG keys stay typed."""
@@ -179,7 +210,7 @@ def train(
     chunk_steps: int = 1000,
     eval_every: int = 0,
     eval_episodes: int = 10,
-    eval_mode: str = "mode",
+    eval_mode: str | None = None,
     env_id: str | None = None,
     logger: Callable[[dict[str, Any]], None] | None = None,
     on_chunk: Callable[[Progress], None] | None = None,
@@ -192,7 +223,8 @@ def train(
     ``config`` is the algorithm's config (or None for defaults, with ``overrides`` as fields). ``sweep``
     maps scalar state fields to values (e.g. ``{"alpha": [0.1, 1.0]}``). Evaluation runs every
     ``eval_every`` steps and at the end when ``eval_every`` > 0 and an env id is known. A pretraining
-    phase (e.g. BRAC's behavior policy) runs first, in chunks of the same size.
+    phase (e.g. BRAC's behavior policy) runs first, in chunks of the same size. ``eval_mode`` is the act
+    mode of the evaluation; None: the algorithm's reference rule (``Algorithm.eval_mode``).
 
     ``on_chunk(progress)`` is called after every chunk (checkpointing hooks in here); ``resume`` continues
     from such a progress record, giving bit-identical results to an uninterrupted run. A non-finite
@@ -209,13 +241,21 @@ def train(
     files (``brackit.run``). ``tests/test_multihost.py`` runs it as two processes on one machine.
     """
     algo = get_algorithm(algorithm)
+    eval_mode = eval_mode or algo.eval_mode
     if config is None:
         config = make_config(algorithm, **overrides)
     elif overrides:
         config = dataclasses.replace(config, **overrides)
     dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
     env_id = env_id or dataset.card.env_id
+    reference = dataset_reference(dataset.card.extra)  # the dataset's own score references, if any
     dataset = to_unit_box(dataset)
+    obs_stats = None
+    if getattr(config, "normalize_obs", False):
+        # on resume, the statistics the states were trained with (the dataset's, as computed then)
+        resumed = resume.obs_stats if resume is not None else None
+        obs_stats = resumed if resumed is not None else dataset_obs_stats(dataset)
+        dataset = normalize_obs(dataset, obs_stats)
     if steps <= 0 or chunk_steps <= 0:
         raise ConfigError("steps and chunk_steps must be positive")
     chunk_steps = min(chunk_steps, steps)
@@ -231,20 +271,21 @@ def train(
         fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
         keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
         states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
-        progress = Progress("pretrain", 0, placement.shard(states), [], placement.to_host)
+        progress = Progress("pretrain", 0, placement.shard(states), [], placement.to_host, obs_stats)
     else:
         progress = dataclasses.replace(
             resume,
             states=placement.shard(resume.states),
             history=list(resume.history),
             to_host=placement.to_host,
+            obs_stats=obs_stats,
         )
 
     def run_phase(phase: str, total: int, evaluate_every: int) -> None:
         if progress.phase == "train" and phase == "pretrain":
             return  # finished before the resume point
         done = progress.step if progress.phase == phase else 0
-        act = batched_act(algo, config)
+        act = batched_act(algo, config, obs_stats)
         compiled: dict[int, Callable[..., Any]] = {}
         while done < total:
             length = min(chunk_steps, total - done)
@@ -262,9 +303,13 @@ def train(
             check_finite(entry, runs)
             if env_id is not None and evaluate_every and (done % evaluate_every == 0 or done == total):
                 acting = placement.to_host(states) if placement.multi_process else states
+                eval_start = time.perf_counter()
                 entry.update(
-                    evaluate(act, acting, env_id, eval_episodes, seed=done, mode=eval_mode).summary()
+                    evaluate(
+                        act, acting, env_id, eval_episodes, seed=done, mode=eval_mode, reference=reference
+                    ).summary()
                 )
+                entry["time/eval_seconds"] = time.perf_counter() - eval_start
             progress.phase, progress.step, progress.states = phase, done, states
             progress.history.append(entry)
             if logger is not None:
@@ -276,7 +321,7 @@ def train(
     if progress.phase == "pretrain":
         progress.phase, progress.step = "train", 0
     run_phase("train", steps, eval_every)
-    return TrainResult(algorithm, config, progress.states, runs, progress.history, env_id)
+    return TrainResult(algorithm, config, progress.states, runs, progress.history, env_id, obs_stats)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -389,10 +434,15 @@ def _host(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in metrics.items()}
 
 
-def batched_act(algo: Algorithm, config: Any) -> Callable[[Any, jax.Array, jax.Array, str], jax.Array]:
-    """act over runs: states [R, ...], obs [R, E, O], keys [R] -> unit-box actions [R, E, A]."""
+def batched_act(
+    algo: Algorithm, config: Any, obs_stats: ObsStats | None = None
+) -> Callable[[Any, jax.Array, jax.Array, str], jax.Array]:
+    """act over runs: states [R, ...], raw obs [R, E, O], keys [R] -> unit-box actions [R, E, A]; with
+    ``obs_stats`` (a run trained with ``normalize_obs``) the observations are normalised first."""
 
     def act(states: Any, obs: jax.Array, keys: jax.Array, mode: str) -> jax.Array:
+        if obs_stats is not None:
+            obs = obs_stats.normalize(obs)
         return jax.vmap(lambda s, o, k: algo.act(config, s, o, k, mode))(states, obs, keys)
 
     return jax.jit(act, static_argnames="mode")

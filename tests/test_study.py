@@ -226,7 +226,7 @@ name = "same-as-a"
 algorithm = "brac"
 set = { alpha = 0.1, num_critics = 2 }
 """
-    assert sweepable_fields("brac") == ("alpha",) and sweepable_fields("bcq") == ()
+    assert sweepable_fields("brac") == ("alpha", "alpha_entropy") and sweepable_fields("bcq") == ()
     plan = plan_study(load_spec(write_spec(tmp_path, text)), tmp_path / "out")
     hopper = {g.name: g for g in plan.groups if g.dataset_name == "hopper-eps1"}
     assert sorted(hopper) == ["a+b", "g", "k@num_critics=1", "k@num_critics=4"]

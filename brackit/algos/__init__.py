@@ -36,10 +36,24 @@ class Algorithm:
     pretrain_steps: Callable[[Any], int] = lambda config: 0
     pretrain_update: Callable[..., Any] | None = None
     description: str = ""
+    pretrain_batch_size: Callable[[Any], int] | None = None
+    """Batch size of the pretraining phase (None: ``config.batch_size``)."""
+    batches_per_update: Callable[[Any], int] = lambda config: 1
+    """Batches one ``update`` reads; above 1 the training loop passes them stacked [K, B, ...]."""
+    eval_mode: str = "mode"
+    """The reference evaluation rule (``act`` mode): 'mode' (the deterministic action) or 'max_q' (the best
+    of sampled candidates under Q1), as the algorithm's paper and reference code evaluate it."""
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "bc": Algorithm("bc", bc.BCConfig, bc.init, bc.update, bc.act, description="behavior cloning (MLE)"),
+    "bc": Algorithm(
+        "bc",
+        bc.BCConfig,
+        bc.init,
+        bc.update,
+        bc.act,
+        description="behavior cloning (MLE + tuned entropy term, as BRAC's bc_agent)",
+    ),
     "brac": Algorithm(
         "brac",
         brac.BRACConfig,
@@ -49,6 +63,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         brac.pretrain_steps,
         brac.pretrain_update,
         "BRAC (value or policy penalty, any divergence)",
+        pretrain_batch_size=brac.pretrain_batch_size,
+        batches_per_update=brac.batches_per_update,
     ),
     "sac_offline": Algorithm(
         "sac_offline",
@@ -59,12 +75,26 @@ ALGORITHMS: dict[str, Algorithm] = {
         brac.pretrain_steps,
         brac.pretrain_update,
         "unregularized offline SAC (BRAC with divergence 'none')",
+        pretrain_batch_size=brac.pretrain_batch_size,
+        batches_per_update=brac.batches_per_update,
     ),
     "bcq": Algorithm(
-        "bcq", bcq.BCQConfig, bcq.init, bcq.update, bcq.act, description="BCQ (VAE + perturbation)"
+        "bcq",
+        bcq.BCQConfig,
+        bcq.init,
+        bcq.update,
+        bcq.act,
+        description="BCQ (VAE + perturbation)",
+        eval_mode="max_q",  # sfujim/BCQ select_action: argmax Q1 over perturbed VAE samples
     ),
     "bear": Algorithm(
-        "bear", bear.BEARConfig, bear.init, bear.update, bear.act, description="BEAR (VAE + MMD)"
+        "bear",
+        bear.BEARConfig,
+        bear.init,
+        bear.update,
+        bear.act,
+        description="BEAR (VAE + MMD)",
+        eval_mode="max_q",  # aviralkumar2907/BEAR select_action: argmax Q1 over 10 actor samples
     ),
     "td3bc": Algorithm("td3bc", td3bc.TD3BCConfig, td3bc.init, td3bc.update, td3bc.act, description="TD3+BC"),
     "rebrac": Algorithm(

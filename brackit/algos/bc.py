@@ -1,7 +1,18 @@
-"""Behavior cloning: a tanh-Gaussian policy fitted by maximum likelihood to the dataset's actions.
+"""Behavior cloning: a tanh-Gaussian policy fitted to the dataset's actions.
 
-Serves as the BC baseline and as the behavior-policy estimate pi_b that BRAC's primal divergences need
-(Wu et al. 2019, section 4: 200-200 network, Adam 5e-4, actions clipped 1e-3 inside the bounds).
+Serves as the BC baseline and as the behavior-policy estimate pi_b that BRAC's primal divergences need.
+Follows the BRAC reference, google-research ``behavior_regularized_offline_rl/brac/bc_agent.py`` (trained
+by ``run_bc.sh``: 200-200 network, Adam 5e-4, batch 256, actions clipped 1e-3 inside the bounds):
+
+    loss = mean(alpha_ent * log pi(a_p|s) - log pi(a_b|s)),  a_p ~ pi(.|s) (reparameterised), a_b the data's
+
+maximum likelihood plus an entropy term whose temperature starts at 1 and is trained toward the target
+entropy -|A| (``ops.entropy_temperature_loss``: it grows while the entropy is below the target, shrinks
+above it, never below 0). The entropy term keeps pi_b from collapsing onto the data's actions, which keeps
+the KL penalty of BRAC's primal forms finite and its gradient moderate. ``alpha_entropy=0,
+tune_entropy=False`` is pure maximum likelihood. The log-std is mapped smoothly into [-5, 0]
+(``log_std_transform='tanh'``, the reference ActorNetwork's). Remaining differences: flax's default
+initialisation (LeCun normal kernels) where the reference uses Keras's (Glorot uniform).
 """
 
 from __future__ import annotations
@@ -14,8 +25,8 @@ import optax
 from flax import struct
 
 from brackit.errors import ConfigError
-from brackit.nets import GaussianHead, TanhGaussian
-from brackit.ops import gradient_step
+from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
+from brackit.ops import entropy_temperature_loss, gradient_step, nonnegative
 from brackit.types import Transition
 
 
@@ -31,10 +42,29 @@ class BCConfig:
     """Dataset actions are clipped to within this of the bounds before taking log-probs."""
     log_std_min: float = -5.0
     log_std_max: float = 0.0
+    log_std_transform: str = "tanh"
+    """How the raw log-std output maps into [log_std_min, log_std_max]: 'tanh' (smooth, the reference's) or
+    'clip'."""
+    alpha_entropy: float = 1.0
+    """Weight of the entropy term (its initial value when tuned); 0 with ``tune_entropy`` False: pure MLE."""
+    tune_entropy: bool = True
+    """Train the entropy weight toward ``target_entropy`` (the reference does)."""
+    target_entropy: float | None = None
+    """None: -|A|."""
+    entropy_lr: float | None = None
+    """Adam learning rate of the entropy weight; None: ``learning_rate`` (the reference's one setting)."""
+    normalize_obs: bool = False
+    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 < self.action_clip < 0.5:
             raise ConfigError(f"action_clip must be in (0, 0.5), got {self.action_clip}")
+        if self.log_std_transform not in LOG_STD_TRANSFORMS:
+            raise ConfigError(
+                f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
+            )
+        if self.alpha_entropy < 0 or (self.entropy_lr is not None and self.entropy_lr <= 0):
+            raise ConfigError("alpha_entropy must be >= 0 and entropy_lr positive (or None)")
         if self.learning_rate <= 0 or self.batch_size <= 0:
             raise ConfigError("learning_rate and batch_size must be positive")
 
@@ -43,43 +73,93 @@ class BCConfig:
 class BCState:
     params: dict
     opt_state: optax.OptState
+    alpha_entropy: jax.Array
+    """The entropy weight as stored (scalar); its value is ``ops.nonnegative`` of it."""
+    alpha_entropy_opt: optax.OptState
     step: jax.Array
     key: jax.Array
     action_dim: int = struct.field(pytree_node=False)
 
 
 def network(config: BCConfig, action_dim: int) -> GaussianHead:
-    return GaussianHead(config.hidden, action_dim, config.log_std_min, config.log_std_max)
+    return GaussianHead(
+        config.hidden, action_dim, config.log_std_min, config.log_std_max, config.log_std_transform
+    )
 
 
 def optimizer(config: BCConfig) -> optax.GradientTransformation:
     return optax.adam(config.learning_rate)
 
 
+def entropy_optimizer(config: BCConfig) -> optax.GradientTransformation:
+    return optax.adam(config.learning_rate if config.entropy_lr is None else config.entropy_lr)
+
+
 def init(config: BCConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BCState:
     key, init_key = jax.random.split(key)
     params = network(config, action_dim).init(init_key, jnp.zeros((1, obs_dim)))
-    return BCState(params, optimizer(config).init(params), jnp.zeros((), jnp.int32), key, action_dim)
+    alpha_entropy = jnp.asarray(config.alpha_entropy, jnp.float32)
+    return BCState(
+        params=params,
+        opt_state=optimizer(config).init(params),
+        alpha_entropy=alpha_entropy,
+        alpha_entropy_opt=entropy_optimizer(config).init(alpha_entropy),
+        step=jnp.zeros((), jnp.int32),
+        key=key,
+        action_dim=action_dim,
+    )
 
 
 def distribution(config: BCConfig, params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
     return network(config, action_dim).apply(params, obs)
 
 
-def loss(params: dict, config: BCConfig, batch: Transition) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Negative log-likelihood of the (clipped) dataset actions: scalar, metrics."""
+def uses_entropy(config: BCConfig) -> bool:
+    return config.tune_entropy or config.alpha_entropy > 0
+
+
+def loss(
+    params: dict, config: BCConfig, batch: Transition, alpha_entropy: jax.Array, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """``mean(alpha_ent log pi(a_p|s) - log pi(a_b|s))``, a_p ~ pi reparameterised, a_b the (clipped)
+    dataset actions; without the entropy term (``uses_entropy`` False) the negative log-likelihood."""
     dist = distribution(config, params, batch.obs, batch.action.shape[-1])
-    log_prob = dist.log_prob(batch.action, config.action_clip)
-    nll = -jnp.mean(log_prob)
-    return nll, {"loss": nll, "log_std": jnp.mean(dist.log_std)}
+    nll = -jnp.mean(dist.log_prob(batch.action, config.action_clip))
+    metrics = {"nll": nll, "log_std": jnp.mean(dist.log_std)}
+    if not uses_entropy(config):
+        return nll, {"loss": nll, **metrics}
+    _, _, log_prob = dist.sample_and_log_prob(key)
+    value = jnp.mean(jax.lax.stop_gradient(nonnegative(alpha_entropy)) * log_prob) + nll
+    return value, {"loss": value, "entropy": -jnp.mean(log_prob), **metrics}
 
 
 def update(config: BCConfig, state: BCState, batch: Transition) -> tuple[BCState, dict[str, jax.Array]]:
+    """A policy step, then (``tune_entropy``) an entropy-weight step on a fresh sample of the updated policy,
+    in the reference's order."""
+    key, policy_key, entropy_key = jax.random.split(state.key, 3)
     params, opt_state, metrics = gradient_step(
-        loss, state.params, state.opt_state, optimizer(config), config, batch
+        loss, state.params, state.opt_state, optimizer(config), config, batch, state.alpha_entropy, policy_key
     )
+    alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
+    if config.tune_entropy:
+        target = -state.action_dim if config.target_entropy is None else config.target_entropy
+        _, _, log_prob = distribution(config, params, batch.obs, state.action_dim).sample_and_log_prob(
+            entropy_key
+        )
+        grad = jax.grad(entropy_temperature_loss)(alpha_entropy, log_prob, target)
+        updates, alpha_entropy_opt = entropy_optimizer(config).update(grad, alpha_entropy_opt, alpha_entropy)
+        alpha_entropy = optax.apply_updates(alpha_entropy, updates)
     metrics = {f"bc/{k}": v for k, v in metrics.items()}
-    return state.replace(params=params, opt_state=opt_state, step=state.step + 1), metrics
+    metrics["bc/alpha_entropy"] = nonnegative(alpha_entropy)
+    state = state.replace(
+        params=params,
+        opt_state=opt_state,
+        alpha_entropy=alpha_entropy,
+        alpha_entropy_opt=alpha_entropy_opt,
+        step=state.step + 1,
+        key=key,
+    )
+    return state, metrics
 
 
 def act(config: BCConfig, state: BCState, obs: jax.Array, key: jax.Array, mode: str = "mode") -> jax.Array:

@@ -8,7 +8,15 @@
 - Every network has its own Adam optimizer; the actor and the critics have Polyak-averaged targets (the VAE
   has none). The BRAC repository's BCQ never updated its target perturbation net and trained its VAE with
   the actor's optimizer; both are separate here and the one-update tests check that every target moves.
-- Acting: ``num_act_samples`` perturbed VAE candidates, the one with the largest Q1.
+- Acting: ``num_act_samples`` perturbed VAE candidates, the one with the largest Q1; this is also the
+  evaluation rule during training (``Algorithm.eval_mode`` 'max_q').
+
+Reference followed: sfujim/BCQ ``continuous_BCQ/BCQ.py`` (networks 400-300 and VAE 750-750 with latent 2|A|,
+log-std clamped to [-4, 15], decoding z ~ N(0, 1) clipped to +-0.5; Adam 1e-3 for every network, batch 100,
+tau 0.005, lambda 0.75, phi 0.05; 10 target samples, 100 acting samples; the update order VAE, critics,
+actor, targets). Remaining differences: flax's default initialisation (LeCun-normal kernels, zero biases)
+where the reference uses PyTorch's (U(+-1/sqrt(fan_in)) kernels and biases); the datasets' rows as
+``brackit.data`` reads them (timeout rows kept with their real next observation).
 
 Actions are in the unit box [-1, 1]^A, so the paper's ``max_action`` is 1.
 """
@@ -55,6 +63,8 @@ class BCQConfig:
     kl_weight: float = 0.5
     """VAE loss = reconstruction + kl_weight * KL."""
     num_critics: int = 2
+    normalize_obs: bool = False
+    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.phi <= 2.0:

@@ -1,22 +1,42 @@
 """BEAR: bootstrapping error accumulation reduction (Kumar, Fu, Tucker & Levine 2019, Algorithm 1).
 
-- A conditional VAE models the behavior policy (as in BCQ; ``bcq.vae_loss``).
+Follows the authors' code, aviralkumar2907/BEAR, ``algos.py`` (class ``BEAR``: ``train`` and
+``select_action``), with the settings their readme recommends (``mode=auto``, ``version=0``, no ensemble
+variance term, ``num_samples_match=5``, Laplacian kernel with their sigma 10).
+
+- A conditional VAE models the behavior policy (as in BCQ; ``bcq.vae_loss``); its samples decode latents
+  drawn from N(0, 1) clipped to [-0.5, 0.5].
 - Tanh-Gaussian actor; an ensemble of critics with Polyak targets; the actor also has a Polyak target,
-  which proposes the actions of the critic target (as in the authors' code).
-- Critic target: ``num_target_samples`` target-actor samples at s', critics reduced by
-  ``lam min + (1 - lam) max``, max over the samples (section 5, "Practical algorithm").
-- Actor (eq. 1 as a Lagrangian): ``-min_i Q_i(s, a_pi) + exp(log_lagrange) D(pi(.|s), pi_b(.|s))``; for the
-  first ``warm_start_steps`` only the divergence term.
+  which proposes the actions of the critic target.
+- Critic target: ``num_target_samples`` target-actor samples at s' (unclipped noise, as the authors' actor
+  ``forward``), critics reduced by ``lam min + (1 - lam) max``, max over the samples.
+- Actor (eq. 1 as a Lagrangian): ``-min_i mean_n Q_i(s, a_n) + exp(log_lagrange) D(pi(.|s), pi_b(.|s))``
+  with the same ``num_divergence_samples`` actor samples a_n in both terms: each critic is averaged over
+  the samples, then the min is taken over critics. These samples use standard-normal noise clipped to
+  [-actor_noise_clip, actor_noise_clip] (the authors' ``sample_multiple``). For the first
+  ``warm_start_steps`` only the divergence term.
 - The log-multiplier descends ``-exp(log_lagrange) (D - epsilon)`` (``ops.lagrange_loss``): it grows while
   D exceeds epsilon; clipped to [log_lagrange_min, log_lagrange_max].
+- Evaluation (``act`` mode 'max_q', the authors' ``select_action``): of ``num_act_samples`` actor samples
+  (unclipped noise), the one with the largest Q of critic 1.
 
 Divergence: any primal divergence of ``brackit.divergences`` that needs only samples of pi_b, since a VAE
-gives samples but no log-density. The default is BEAR's MMD with a Laplacian kernel and ``sqrt(mmd2 + 1e-6)``,
-here on the squashed actions: the VAE is trained to reconstruct squashed actions, so its pre-tanh output is
-unconstrained wherever tanh saturates, and comparing squashed samples compares the two policies on the
-actions they actually take. ``mmd_on_raw=True`` gives the authors' choice (pre-tanh samples of both, the
-VAE's pre-tanh decoder output). ``mmd_sigma`` 20 with our kernel exp(-|x - y|_1 / sigma) is the authors'
-sigma 10 with their exp(-|x - y|_1 / (2 sigma)).
+gives samples but no log-density. The default is BEAR's MMD, Laplacian kernel, ``sqrt(mmd2 + 1e-6)``, on
+pre-tanh samples of both policies (the actor's pre-tanh sample and the VAE decoder's pre-tanh output), as
+the authors compute it. ``mmd_on_raw=False`` compares squashed actions instead. Kernel widths: the authors'
+kernels are exp(-|x - y|_1 / (2 sigma)) (Laplacian) and exp(-|x - y|_2^2 / (2 sigma)) (Gaussian);
+``brackit.divergences`` uses exp(-|x - y|_1 / sigma) and exp(-|x - y|_2^2 / (2 sigma)). So ``mmd_sigma`` is
+twice the authors' sigma with the Laplacian kernel (default 20 = their 10) and equal to it with the Gaussian
+kernel (their recommended Gaussian setting, sigma 20, is ``mmd_sigma=20``).
+
+Deliberate differences from the authors' code, each a config value:
+
+- ``actor_lr`` 1e-4 (theirs: Adam's default 1e-3 for every network); ``batch_size`` 256 (theirs: 100).
+- ``log_std_min``/``log_std_max`` clip the actor's log-std to [-5, 0] (theirs: unclipped).
+- ``initial_log_lagrange`` 0 (theirs: a draw from N(0, 1)).
+- ``warm_start_steps`` 20,000 counts gradient steps (theirs: 20 calls of ``train``, i.e. 20 x ``eval_freq``
+  steps: 20,000 with the readme's ``eval_freq=1000``, 100,000 with main.py's default 5,000).
+- ``num_divergence_samples`` 5 (the readme's recommendation; the argparse and class default is 10).
 
 Actions are in the unit box [-1, 1]^A.
 """
@@ -70,13 +90,17 @@ class BEARConfig:
     mmd_kernel: str = "laplacian"
     """'laplacian' (BEAR's choice for Hopper and Walker2d) or 'gaussian' (HalfCheetah)."""
     mmd_sigma: float = 20.0
-    """Kernel width in ``brackit.divergences`` units (= the authors' sigma 10, see the module docstring)."""
+    """Kernel width in ``brackit.divergences`` units: with 'laplacian' twice the authors' sigma (20 = their
+    10), with 'gaussian' equal to it (see the module docstring)."""
     mmd_sqrt: bool = True
     """Use sqrt(mmd2 + 1e-6), as BEAR does."""
-    mmd_on_raw: bool = False
-    """Compare pre-tanh samples (the authors' code) instead of squashed actions (default; see above)."""
+    mmd_on_raw: bool = True
+    """Compare pre-tanh samples (the authors' code); False compares squashed actions."""
     num_divergence_samples: int = 5
-    """Samples of pi and of the VAE per state for the divergence."""
+    """Samples of pi and of the VAE per state, for the divergence and the actor's Q term."""
+    actor_noise_clip: float | None = 0.5
+    """The actor's samples in the actor loss draw standard-normal noise clipped to +-this (the authors'
+    ``sample_multiple``); None: unclipped. The critic target and ``act`` never clip (as the authors)."""
     epsilon: float = 0.05
     """Divergence threshold the Lagrange multiplier enforces."""
     initial_log_lagrange: float = 0.0
@@ -108,11 +132,15 @@ class BEARConfig:
     """VAE loss = reconstruction + kl_weight * KL."""
     log_std_min: float = -5.0
     log_std_max: float = 0.0
+    normalize_obs: bool = False
+    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     def __post_init__(self) -> None:
         self.check_divergence()
         if self.num_divergence_samples < 1 or self.num_target_samples < 1 or self.num_act_samples < 1:
             raise ConfigError("num_divergence_samples, num_target_samples and num_act_samples must be >= 1")
+        if self.actor_noise_clip is not None and not self.actor_noise_clip > 0:
+            raise ConfigError(f"actor_noise_clip must be > 0 or None, got {self.actor_noise_clip}")
         if self.epsilon < 0:
             raise ConfigError(f"epsilon must be >= 0, got {self.epsilon}")
         if not self.log_lagrange_min <= self.initial_log_lagrange <= self.log_lagrange_max:
@@ -215,11 +243,24 @@ def policy(config: BEARConfig, actor_params: dict, obs: jax.Array, action_dim: i
     return actor_net(config, action_dim).apply(actor_params, obs)
 
 
+def clipped_samples(
+    config: BEARConfig, pi: TanhGaussian, key: jax.Array, num: int
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """(actions, pre-tanh samples, unclipped noise) [N, B, A]: ``mean + std clip(eps)``, eps ~ N(0, 1)
+    clipped to +-``actor_noise_clip`` (not clipped when None). The noise is ``pi.sample_raw``'s for the key."""
+    noise = jax.random.normal(key, (num, *pi.mean.shape), pi.mean.dtype)
+    clip = config.actor_noise_clip
+    clipped = noise if clip is None else jnp.clip(noise, -clip, clip)
+    raw = pi.mean + jnp.exp(pi.log_std) * clipped
+    return jnp.tanh(raw), raw, noise
+
+
 # ----------------------------------------------------------------------------------------- losses
 
 
 def critic_target(config: BEARConfig, state: BEARState, batch: Transition, key: jax.Array) -> jax.Array:
-    """y = r + gamma discount max_n Qens'(s', a_n), a_n ~ pi'(.|s') (target actor), n < num_target_samples."""
+    """y = r + gamma discount max_n Qens'(s', a_n), a_n ~ pi'(.|s') (target actor, noise not clipped, as the
+    authors' actor ``forward``), n < num_target_samples."""
     n = config.num_target_samples
     pi = policy(config, state.actor_target, batch.next_obs, state.action_dim)
     next_actions = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
@@ -245,12 +286,14 @@ def actor_loss(
     behavior_raw: jax.Array,
     key: jax.Array,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """mean(-q_weight min_i Q_i(s, a_1) + exp(log_lagrange) D(s)), a_1..a_N ~ pi(.|s) (D uses all N).
+    """mean_B(-q_weight min_i mean_n Q_i(s, a_n) + exp(log_lagrange) D(s)), a_1..a_N ~ pi(.|s) with clipped
+    noise (``clipped_samples``), N = ``num_divergence_samples``; D uses the same N samples.
 
     behavior_actions / behavior_raw: VAE samples at s [M, B, A] (constants). q_weight is 0 in warm start.
     """
     pi = policy(config, actor_params, obs, state.action_dim)
-    actions, raw, log_prob = pi.sample_and_log_prob(key, config.num_divergence_samples)
+    actions, raw, noise = clipped_samples(config, pi, key, config.num_divergence_samples)
+    log_prob = pi.log_prob_raw(raw)  # never read by a divergence a VAE can serve
     divergence = config.make_divergence().primal(
         PrimalInputs(
             policy_actions=actions,
@@ -261,7 +304,8 @@ def actor_loss(
             behavior_raw=behavior_raw,
         )
     )  # [B]
-    q = jnp.min(critic_net(config).apply(critic_params, obs, actions[0]), axis=0)  # [B]
+    q_all = critic_net(config).apply(critic_params, obs, actions)  # [E, N, B]
+    q = jnp.min(jnp.mean(q_all, axis=1), axis=0)  # each critic averaged over the samples, then min: [B]
     q_weight = jnp.where(state.step < config.warm_start_steps, 0.0, 1.0)
     lagrange = jnp.exp(state.log_lagrange)
     loss = jnp.mean(-q_weight * q + lagrange * divergence)
@@ -269,7 +313,8 @@ def actor_loss(
         "loss": loss,
         "q": jnp.mean(q),
         "divergence": jnp.mean(divergence),
-        "entropy": -jnp.mean(log_prob),
+        # the untruncated policy's entropy, estimated from the same noise before clipping
+        "entropy": -jnp.mean(pi.log_prob_raw(pi.mean + jnp.exp(pi.log_std) * noise)),
     }
 
 
@@ -356,8 +401,9 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
 def act(
     config: BEARConfig, state: BEARState, obs: jax.Array, key: jax.Array, mode: str = "max_q"
 ) -> jax.Array:
-    """Unit-box actions [B, A]. 'max_q': of ``num_act_samples`` actor samples the one with the largest Q1
-    (BEAR's rule); 'mode': tanh of the actor's mean; 'sample': one actor sample."""
+    """Unit-box actions [B, A]. 'max_q' (the authors' evaluation rule, ``select_action``): of
+    ``num_act_samples`` actor samples (unclipped noise) the one with the largest Q of critic 1 alone, not an
+    ensemble reduction; 'mode': tanh of the actor's mean; 'sample': one actor sample."""
     if mode not in ACT_MODES:
         raise ConfigError(f"BEAR act mode must be one of {ACT_MODES}, got {mode!r}")
     pi = policy(config, state.actor_params, obs, state.action_dim)

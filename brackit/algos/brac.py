@@ -3,14 +3,33 @@
 One algorithm; the config chooses
 - ``penalty``: "value" (BRAC-v, eq. 3: the Q target subtracts alpha * D at s') or "policy" (BRAC-p, eq. 4:
   the divergence enters only the actor loss);
-- the divergence and its form (``brackit.divergences``): primal forms use a behavior policy pi_b fitted by
-  maximum likelihood first (``pretrain_steps``), dual forms train a critic c(s, a) against dataset actions,
-  ``dual_steps`` critic steps per update; "none" gives the unregularized offline actor-critic (SAC on the
-  batch);
+- the divergence and its form (``brackit.divergences``): primal forms use a behavior policy pi_b fitted
+  first (``behavior_steps`` of ``brackit.algos.bc``: maximum likelihood plus a tuned entropy term), dual
+  forms train a critic c(s, a) against dataset actions; "none" gives the unregularized offline
+  actor-critic (SAC on the batch);
 - an ensemble of k critics reduced by ``lam * min + (1 - lam) * max``;
 - alpha fixed or tuned by a Lagrangian toward ``target_divergence`` (clipped to [0, alpha_max]);
 - the entropy temperature fixed (0 by default) or tuned toward ``target_entropy``.
 For the first ``warm_start_steps`` the actor minimises only its divergence (and entropy) terms.
+
+Reference: google-research ``behavior_regularized_offline_rl/brac/`` (``brac_primal_agent.py``,
+``brac_dual_agent.py``, ``bc_agent.py``, ``divergences.py``, ``networks.py``, ``policies.py`` and the
+``run_primal.sh`` / ``run_dual.sh`` / ``run_bc.sh`` scripts). Followed there:
+- one update: the target critics are moved toward the critics first, then a critic step, then the actor
+  step against the *updated* critics, then (dual forms) one dual-critic step on the same batch against the
+  updated actor and ``dual_steps - 1`` more on fresh batches, then alpha, then the entropy temperature;
+- every dual critic (KL and Wasserstein) carries the gradient penalty (weight 5);
+- the primal KL evaluates log pi_b at the policy's samples clipped 1e-3 inside the bounds;
+- the entropy temperature is stored unconstrained and used as ``max(v, 0)`` with the reference's gradient
+  (``ops.nonnegative``), so a tuned temperature can grow from 0;
+- log-stds mapped smoothly into [-5, 0] (``log_std_transform='tanh'``); the Q term enters the actor loss
+  once ``step > warm_start_steps``; max-Q acting ranks candidates by Q1 (``MaxQSoftPolicy``); evaluation
+  acts by the mean action (the reference's "main" test policy, ``Algorithm.eval_mode``).
+Remaining differences (each a config value or stated here): ``penalty`` defaults to "value" in every form,
+where the reference dual script runs the policy penalty (``penalty='policy'`` gives it); rows whose next
+action is a placeholder (an episode's last row) add no dual value penalty (the reference's collected
+transitions always carry a next action); flax's default initialisation (LeCun normal kernels) where the
+reference uses Keras's (Glorot uniform); no weight decay (the reference's default is 0 too).
 
 Actions are in the unit box [-1, 1]^A throughout; the training loop maps dataset actions into it.
 """
@@ -27,13 +46,23 @@ from flax import struct
 from brackit.algos import bc
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
-from brackit.nets import CriticEnsemble, DualCritic, GaussianHead, TanhGaussian
+from brackit.nets import (
+    LOG_STD_TRANSFORMS,
+    Critic,
+    CriticEnsemble,
+    DualCritic,
+    GaussianHead,
+    TanhGaussian,
+    ensemble_member,
+)
 from brackit.ops import (
     bellman_target,
     ensemble_reduce,
     ensemble_td_loss,
+    entropy_temperature_loss,
     gradient_step,
     lagrange_loss,
+    nonnegative,
     polyak,
     value_penalty,
 )
@@ -60,7 +89,7 @@ class BRACConfig:
     """Alpha is clipped to [0, alpha_max]."""
     alpha_lr: float = 1e-3
     alpha_entropy: float = 0.0
-    """Entropy temperature (initial value when tuned)."""
+    """Entropy temperature (initial value when tuned; a tuned temperature can grow from 0)."""
     tune_entropy: bool = False
     target_entropy: float | None = None
     """None: -|A|."""
@@ -77,24 +106,32 @@ class BRACConfig:
     """None: 3e-4 for primal, 3e-6 for dual (reference scripts)."""
     critic_hidden: tuple[int, ...] = (300, 300)
     actor_hidden: tuple[int, ...] = (200, 200)
+    log_std_transform: str = "tanh"
+    """How the actor's raw log-std maps into [-5, 0]: 'tanh' (smooth, the reference's) or 'clip'."""
     warm_start_steps: int = 20_000
-    """Steps during which the actor minimises only the divergence (and entropy) terms."""
+    """The actor minimises only the divergence (and entropy) terms until step ``warm_start_steps``
+    (the Q term enters once ``step > warm_start_steps``, as in the reference)."""
     num_divergence_samples: int = 4
     """Samples per state for primal estimates (n in the paper)."""
     mmd_kernel: str = "laplacian"
+    """'laplacian' exp(-|x - y|_1 / sigma) (BRAC's) or 'gaussian' exp(-|x - y|^2 / (2 sigma))."""
     mmd_sigma: float = 20.0
+    """Kernel width sigma of the formulas above (BRAC's reference: Laplacian, 20)."""
     dual_hidden: tuple[int, ...] = (300, 300)
     dual_lr: float = 1e-3
     dual_steps: int = 3
-    """Dual-critic steps per update."""
+    """Dual-critic steps per update (the reference's c_iter): one on the update's batch after the actor
+    step, the others on fresh batches."""
     gradient_penalty: float = 5.0
-    """Weight of the one-sided gradient penalty of the Wasserstein critic."""
+    """Weight of the one-sided gradient penalty of every dual critic (KL and Wasserstein)."""
     behavior: bc.BCConfig = dataclasses.field(default_factory=bc.BCConfig)
-    """The behavior policy estimate (primal forms)."""
+    """The behavior policy estimate (primal forms): ``brackit.algos.bc``, its own batch size included."""
     behavior_steps: int = 300_000
-    """Maximum-likelihood steps for pi_b before BRAC starts (primal forms; 0 for dual and none)."""
+    """Steps fitting pi_b before BRAC starts (primal forms; 0 for dual and none)."""
     eval_samples: int = 10
-    """Candidate actions for max-Q acting."""
+    """Candidate actions for max-Q acting (ranked by Q1)."""
+    normalize_obs: bool = False
+    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     def __post_init__(self) -> None:
         if self.penalty not in PENALTIES:
@@ -111,6 +148,10 @@ class BRACConfig:
             raise ConfigError("tune_alpha needs a divergence; set divergence to 'kl', 'mmd' or 'w'")
         if (self.alpha is not None and self.alpha < 0) or self.alpha_entropy < 0:
             raise ConfigError("alpha and alpha_entropy must be >= 0")
+        if self.log_std_transform not in LOG_STD_TRANSFORMS:
+            raise ConfigError(
+                f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
+            )
         if self.num_divergence_samples < 1 or self.dual_steps < 1 or self.eval_samples < 1:
             raise ConfigError("num_divergence_samples, dual_steps and eval_samples must be >= 1")
 
@@ -118,7 +159,7 @@ class BRACConfig:
         params: dict[str, object] = {}
         if self.divergence == "mmd":
             params = {"kernel": self.mmd_kernel, "sigma": self.mmd_sigma}
-        elif self.divergence == "w":
+        elif self.form == "dual":
             params = {"penalty_weight": self.gradient_penalty}
         if self.divergence not in DIVERGENCES:
             raise ConfigError(f"divergence must be one of {[*DIVERGENCES, 'none']}, got {self.divergence!r}")
@@ -164,7 +205,8 @@ class BRACState:
     alpha: jax.Array
     """Divergence weight (scalar); a state field so a sweep can vmap over it."""
     alpha_opt: optax.OptState
-    log_alpha_entropy: jax.Array
+    alpha_entropy: jax.Array
+    """Entropy temperature as stored (scalar); its value is ``ops.nonnegative`` of it."""
     alpha_entropy_opt: optax.OptState
     step: jax.Array
     key: jax.Array
@@ -175,7 +217,7 @@ class BRACState:
 
 
 def actor_net(config: BRACConfig, action_dim: int) -> GaussianHead:
-    return GaussianHead(config.actor_hidden, action_dim)
+    return GaussianHead(config.actor_hidden, action_dim, log_std_transform=config.log_std_transform)
 
 
 def critic_net(config: BRACConfig) -> CriticEnsemble:
@@ -196,7 +238,7 @@ def init(config: BRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> B
     )
     dual_params = dual_net(config).init(dual_key, obs, action) if config.uses_dual_critic else None
     alpha = jnp.asarray(config.initial_alpha, jnp.float32)
-    log_alpha_entropy = jnp.log(jnp.asarray(max(config.alpha_entropy, 1e-30), jnp.float32))
+    alpha_entropy = jnp.asarray(config.alpha_entropy, jnp.float32)
     return BRACState(
         actor_params=actor_params,
         actor_opt=optax.adam(config.policy_lr).init(actor_params),
@@ -208,8 +250,8 @@ def init(config: BRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> B
         dual_opt=optax.adam(config.dual_lr).init(dual_params) if dual_params is not None else None,
         alpha=alpha,
         alpha_opt=optax.adam(config.alpha_lr).init(alpha),
-        log_alpha_entropy=log_alpha_entropy,
-        alpha_entropy_opt=optax.adam(config.alpha_lr).init(log_alpha_entropy),
+        alpha_entropy=alpha_entropy,
+        alpha_entropy_opt=optax.adam(config.alpha_lr).init(alpha_entropy),
         step=jnp.zeros((), jnp.int32),
         key=key,
         action_dim=action_dim,
@@ -250,7 +292,8 @@ def divergence_at(
             policy_actions=actions,
             policy_raw=raw,
             policy_log_prob=log_prob,
-            behavior_log_prob=pi_b.log_prob_raw(raw),
+            # the reference clips the samples 1e-3 inside the bounds before taking log pi_b
+            behavior_log_prob=pi_b.log_prob(actions, config.behavior.action_clip),
             behavior_actions=jnp.tanh(behavior_raw),
             behavior_raw=behavior_raw,
         )
@@ -265,7 +308,9 @@ def divergence_at(
 def dual_loss(
     dual_params: dict, config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """The dual critic maximises the dual estimate minus its penalty: loss = -mean(estimate) + penalty."""
+    """The dual critic maximises the dual estimate minus its gradient penalty:
+    loss = -mean(estimate) + penalty (the reference's ``dual_critic_loss``), pi's samples from
+    ``state.actor_params``."""
     divergence = config.make_divergence()
     critic = dual_net(config)
     policy_key, penalty_key = jax.random.split(key)
@@ -295,13 +340,16 @@ def critic_loss(
 def critic_target(
     config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
 ) -> tuple[jax.Array, dict]:
-    """y = r + gamma * discount * (Qens'(s', a') - alpha_ent log pi(a'|s') [- alpha D(s')]), a' ~ pi(.|s')."""
+    """y = r + gamma * discount * (Qens'(s', a') - alpha_ent log pi(a'|s') [- alpha D(s')]), a' ~ pi(.|s').
+
+    The dual value penalty reads the dataset's next action; rows without one (``next_action_valid`` 0)
+    get no penalty."""
     action_key, divergence_key = jax.random.split(key)
     pi = policy(config, state.actor_params, batch.next_obs, state.action_dim)
     next_action, _, next_log_prob = pi.sample_and_log_prob(action_key)
     next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_action)
     next_value = (
-        ensemble_reduce(next_q, config.ensemble_lam) - jnp.exp(state.log_alpha_entropy) * next_log_prob
+        ensemble_reduce(next_q, config.ensemble_lam) - nonnegative(state.alpha_entropy) * next_log_prob
     )
     metrics = {}
     if config.penalty == "value" and config.regularized:
@@ -314,27 +362,35 @@ def critic_target(
             batch.next_action,
             divergence_key,
         )
+        if config.uses_dual_critic:
+            next_divergence = next_divergence * batch.next_action_mask()
         next_value = value_penalty(next_value, state.alpha, next_divergence)
         metrics["next_divergence"] = jnp.mean(next_divergence)
     return bellman_target(batch.reward, batch.discount, config.gamma, next_value), metrics
 
 
 def actor_loss(
-    actor_params: dict, config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
+    actor_params: dict,
+    config: BRACConfig,
+    state: BRACState,
+    critic_params: dict,
+    batch: Transition,
+    key: jax.Array,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """mean(alpha_ent log pi(a|s) + alpha D(s) - Qens(s, a)), a ~ pi; no Q term during warm start."""
+    """mean(alpha_ent log pi(a|s) + alpha D(s) - Qens(s, a)), a ~ pi, Q from ``critic_params`` (the
+    updated critics); no Q term until ``step > warm_start_steps``."""
     action_key, divergence_key = jax.random.split(key)
     pi = policy(config, actor_params, batch.obs, state.action_dim)
     action, _, log_prob = pi.sample_and_log_prob(action_key)
-    q = ensemble_reduce(critic_net(config).apply(state.critic_params, batch.obs, action), config.ensemble_lam)
+    q = ensemble_reduce(critic_net(config).apply(critic_params, batch.obs, action), config.ensemble_lam)
     if config.regularized:
         divergence = divergence_at(
             config, state, actor_params, state.dual_params, batch.obs, batch.action, divergence_key
         )
     else:
         divergence = jnp.zeros_like(q)
-    q_weight = jnp.where(state.step < config.warm_start_steps, 0.0, 1.0)
-    alpha_entropy = jnp.exp(state.log_alpha_entropy)
+    q_weight = jnp.where(state.step > config.warm_start_steps, 1.0, 0.0)
+    alpha_entropy = nonnegative(state.alpha_entropy)
     loss = jnp.mean(alpha_entropy * log_prob + state.alpha * divergence - q_weight * q)
     metrics = {
         "loss": loss,
@@ -349,8 +405,13 @@ def actor_loss(
 
 
 def pretrain_steps(config: BRACConfig) -> int:
-    """Maximum-likelihood steps of the behavior policy before BRAC's own updates."""
+    """Steps fitting the behavior policy before BRAC's own updates."""
     return config.behavior_steps if config.uses_behavior_policy else 0
+
+
+def pretrain_batch_size(config: BRACConfig) -> int:
+    """The behavior policy's own batch size (``behavior.batch_size``)."""
+    return config.behavior.batch_size
 
 
 def pretrain_update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRACState, dict]:
@@ -358,30 +419,28 @@ def pretrain_update(config: BRACConfig, state: BRACState, batch: Transition) -> 
     return state.replace(behavior=behavior), metrics
 
 
+def batches_per_update(config: BRACConfig) -> int:
+    """Batches one update reads: ``dual_steps`` for dual forms (the extra dual-critic steps use fresh
+    batches, as the reference's train_step does), else 1."""
+    return config.dual_steps if config.uses_dual_critic else 1
+
+
 def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRACState, dict[str, jax.Array]]:
-    """One BRAC update: dual critic (dual forms), critics, actor, alpha, entropy temperature, targets."""
-    key, dual_key, target_key, actor_key = jax.random.split(state.key, 4)
+    """One BRAC update in the reference's order: target critics, critics, actor (against the updated
+    critics), dual critic (dual forms), alpha, entropy temperature.
+
+    ``batch``: one batch [B, ...], or ``batches_per_update`` batches stacked [K, B, ...] (as the training
+    loop samples them): the first serves every step, the others the extra dual-critic steps; with a single
+    batch those steps reuse it."""
+    if batch.reward.ndim == 2:
+        batch, extra = jax.tree.map(lambda x: x[0], batch), jax.tree.map(lambda x: x[1:], batch)
+    else:
+        extra = None
+    key, dual_key, target_key, actor_key, alpha_key, entropy_key = jax.random.split(state.key, 6)
     metrics: dict[str, jax.Array] = {}
 
-    if config.uses_dual_critic:
-        optimizer = optax.adam(config.dual_lr)
-
-        def dual_step(carry, step_key):
-            params, opt_state = carry
-            params, opt_state, step_metrics = gradient_step(
-                dual_loss, params, opt_state, optimizer, config, state, batch, step_key
-            )
-            return (params, opt_state), step_metrics
-
-        (dual_params, dual_opt), dual_metrics = jax.lax.scan(
-            dual_step,
-            (state.dual_params, state.dual_opt),
-            jax.random.split(dual_key, config.dual_steps),
-            unroll=True,  # a few steps: unrolled, XLA fuses them with the rest of the update
-        )
-        state = state.replace(dual_params=dual_params, dual_opt=dual_opt)
-        metrics.update({f"dual/{k}": v[-1] for k, v in dual_metrics.items()})
-
+    # the reference moves the targets toward the current critics before computing the Q target
+    state = state.replace(critic_target=polyak(state.critic_target, state.critic_params, config.tau))
     target, target_metrics = critic_target(config, state, batch, target_key)
     critic_params, critic_opt, critic_metrics = gradient_step(
         critic_loss,
@@ -401,38 +460,66 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
         optax.adam(config.policy_lr),
         config,
         state,
+        critic_params,
         batch,
         actor_key,
     )
     metrics.update({f"actor/{k}": v for k, v in actor_metrics.items()})
+    state = state.replace(
+        actor_params=actor_params, actor_opt=actor_opt, critic_params=critic_params, critic_opt=critic_opt
+    )
+
+    if config.uses_dual_critic:
+        optimizer = optax.adam(config.dual_lr)
+        steps = config.dual_steps
+        if extra is None:
+            batches = jax.tree.map(lambda x: jnp.broadcast_to(x, (steps, *x.shape)), batch)
+        else:
+            batches = jax.tree.map(lambda x, rest: jnp.concatenate([x[None], rest]), batch, extra)
+
+        def dual_step(carry, inputs):
+            params, opt_state = carry
+            step_batch, step_key = inputs
+            params, opt_state, step_metrics = gradient_step(
+                dual_loss, params, opt_state, optimizer, config, state, step_batch, step_key
+            )
+            return (params, opt_state), step_metrics
+
+        (dual_params, dual_opt), dual_metrics = jax.lax.scan(
+            dual_step,
+            (state.dual_params, state.dual_opt),
+            (batches, jax.random.split(dual_key, steps)),
+            unroll=True,  # a few steps: unrolled, XLA fuses them with the rest of the update
+        )
+        state = state.replace(dual_params=dual_params, dual_opt=dual_opt)
+        metrics.update({f"dual/{k}": v[0] for k, v in dual_metrics.items()})
 
     alpha, alpha_opt = state.alpha, state.alpha_opt
-    if config.tune_alpha:
-        grad = jax.grad(lagrange_loss)(alpha, actor_metrics["divergence"], config.target_divergence)
+    if config.tune_alpha:  # the divergence of the updated actor (and dual critic), as the reference
+        divergence = divergence_at(
+            config, state, state.actor_params, state.dual_params, batch.obs, batch.action, alpha_key
+        )
+        grad = jax.grad(lagrange_loss)(alpha, divergence, config.target_divergence)
         updates, alpha_opt = optax.adam(config.alpha_lr).update(grad, alpha_opt, alpha)
         alpha = jnp.clip(optax.apply_updates(alpha, updates), 0.0, config.alpha_max)
 
-    log_alpha_entropy, alpha_entropy_opt = state.log_alpha_entropy, state.alpha_entropy_opt
+    alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
     if config.tune_entropy:
         target_entropy = -state.action_dim if config.target_entropy is None else config.target_entropy
-        # raise the temperature while the entropy is below its target
-        grad = jax.grad(lagrange_loss)(log_alpha_entropy, -actor_metrics["entropy"], -target_entropy)
+        pi = policy(config, state.actor_params, batch.obs, state.action_dim)
+        _, _, log_prob = pi.sample_and_log_prob(entropy_key)
+        grad = jax.grad(entropy_temperature_loss)(alpha_entropy, log_prob, target_entropy)
         updates, alpha_entropy_opt = optax.adam(config.alpha_lr).update(
-            grad, alpha_entropy_opt, log_alpha_entropy
+            grad, alpha_entropy_opt, alpha_entropy
         )
-        log_alpha_entropy = optax.apply_updates(log_alpha_entropy, updates)
+        alpha_entropy = optax.apply_updates(alpha_entropy, updates)
 
     metrics["alpha/value"] = alpha
-    metrics["alpha_entropy/value"] = jnp.exp(log_alpha_entropy)
+    metrics["alpha_entropy/value"] = nonnegative(alpha_entropy)
     state = state.replace(
-        actor_params=actor_params,
-        actor_opt=actor_opt,
-        critic_params=critic_params,
-        critic_target=polyak(state.critic_target, critic_params, config.tau),
-        critic_opt=critic_opt,
         alpha=alpha,
         alpha_opt=alpha_opt,
-        log_alpha_entropy=log_alpha_entropy,
+        alpha_entropy=alpha_entropy,
         alpha_entropy_opt=alpha_entropy_opt,
         step=state.step + 1,
         key=key,
@@ -443,8 +530,9 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
 def act(
     config: BRACConfig, state: BRACState, obs: jax.Array, key: jax.Array, mode: str = "mode"
 ) -> jax.Array:
-    """Unit-box actions [B, A]. ``mode``: 'mode' (tanh of the mean), 'sample', or 'max_q' (the best of
-    ``eval_samples`` policy samples under the critic ensemble)."""
+    """Unit-box actions [B, A]. ``mode``: 'mode' (tanh of the mean; the reference's evaluation policy),
+    'sample', or 'max_q' (of ``eval_samples`` policy samples, the one with the largest Q1, as the
+    reference's MaxQSoftPolicy)."""
     pi = policy(config, state.actor_params, obs, state.action_dim)
     if mode == "mode":
         return pi.mode()
@@ -453,6 +541,8 @@ def act(
     if mode != "max_q":
         raise ConfigError(f"act mode must be 'mode', 'sample' or 'max_q', got {mode!r}")
     candidates = jnp.tanh(pi.sample_raw(key, config.eval_samples))  # [N, B, A]
-    q = critic_net(config).apply(state.critic_params, obs, candidates)  # [E, N, B]
-    best = jnp.argmax(ensemble_reduce(q, config.ensemble_lam), axis=0)  # [B]
+    q1 = Critic(config.critic_hidden).apply(
+        ensemble_member(state.critic_params, 0), obs, candidates
+    )  # [N, B]
+    best = jnp.argmax(q1, axis=0)  # [B]
     return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -10,9 +10,35 @@
   dataset's next action (ReBRAC's critic penalty; beta_critic = 0 is TD3+BC).
 - The actor and both targets are updated every ``policy_freq`` steps (``lax.cond`` on the step counter).
 
-``ReBRACConfig`` holds the ReBRAC defaults (REFERENCE: 3x256, LayerNorm in the critic, batch 1024, lr 1e-3);
-``TD3BCConfig`` is the same config with TD3+BC's defaults (alpha 2.5, 2x256, lr 3e-4, batch 256, no critic
-penalty, no LayerNorm). TD3+BC's observation normalisation is a dataset transform and is not done here.
+``ReBRACConfig`` holds ReBRAC's defaults (3x256, LayerNorm in the critic after the ReLU, batch 1024, lr 1e-3,
+its initialisation; betas 1.0/1.0 as in its code's Config, which no published MuJoCo config uses:
+``REBRAC_D4RL_BETAS`` and ``rebrac_d4rl_config`` give the tuned per-dataset betas). ``TD3BCConfig`` is the same
+config with TD3+BC's defaults (alpha 2.5, 2x256, lr 3e-4, batch 256, no critic penalty, no LayerNorm, brackit's
+default initialisation) and ``normalize_obs=True``: the training loop (``brackit.train``) standardises the
+dataset's obs and next_obs by the mean and std (+1e-3) of its obs, stores the statistics with the states and
+the checkpoint, and applies them to the raw observations the policy acts on.
+
+References followed: sfujim/TD3_BC ``TD3_BC.py`` (losses, delayed updates), ``main.py`` (hyperparameters,
+``--normalize`` on by default, normalised evaluation states) and ``utils.py`` (``normalize_states``: statistics
+of the states only, eps 1e-3); tinkoff-ai/ReBRAC ``src/algorithms/rebrac.py`` (losses, ``Config`` defaults,
+``normalize_states`` off), ``src/networks.py`` and ``src/nn.py`` (Dense -> ReLU -> LayerNorm; hidden kernels
+U(+-1/sqrt(fan_in)) and biases 0.1 in every hidden layer of actor and critic; last layer's kernel and bias
+U(+-1e-3) in the actor, U(+-3e-3) in the critic); corl-team/CORL (formerly tinkoff-ai/CORL)
+``algorithms/offline/rebrac.py`` (the same algorithm) and ``configs/offline/rebrac/<env>/<dataset>_v2.yaml``
+(the per-dataset betas).
+
+Remaining differences from the references:
+- TD3+BC's networks keep brackit's initialisation (LeCun-normal hidden kernels, zero biases, Glorot-uniform
+  last kernel), kept unchanged, rather than PyTorch's default Linear init (kernel and bias U(+-1/sqrt(fan_in)));
+  ``hidden_init='fan_in_uniform'`` gives the reference's kernels, not its biases.
+- TD3+BC's reference increments its counter before testing it, so its actor updates on the 2nd, 4th, ...
+  critic step; here (as in ReBRAC's reference) on the 1st, 3rd, ...
+- ReBRAC's reference moves the actor target toward the actor's parameters from before that step's actor
+  update; here toward the updated ones (as TD3+BC does).
+- ``lam`` divides by ``mean|Q| + 1e-8`` (the references have no epsilon).
+- The datasets are read by ``brackit.data`` (``brackit.data.formats`` lists how its rows differ from D4RL's
+  ``qlearning_dataset``: e.g. timeout rows are kept when the file has ``next_observations``), so the rows,
+  and the observation statistics over them, can differ slightly from the references'.
 """
 
 from __future__ import annotations
@@ -25,7 +51,7 @@ import optax
 from flax import struct
 
 from brackit.errors import ConfigError
-from brackit.nets import Critic, CriticEnsemble, DeterministicActor, ensemble_member
+from brackit.nets import HIDDEN_INITS, Critic, CriticEnsemble, DeterministicActor, MLPStyle, ensemble_member
 from brackit.ops import bellman_target, ensemble_td_loss, gradient_step, polyak
 from brackit.types import Transition
 
@@ -36,7 +62,7 @@ BC_REDUCTIONS = ("sum", "mean")
 @dataclasses.dataclass(frozen=True)
 class ReBRACConfig:
     beta_actor: float = 1.0
-    """Weight of ||pi(s) - a||^2 in the actor loss (tuned per dataset in the paper; 1.0 is a safe start)."""
+    """Weight of ||pi(s) - a||^2 in the actor loss (tuned per dataset: ``REBRAC_D4RL_BETAS``)."""
     beta_critic: float = 1.0
     """Weight of ||a~' - a'||^2 subtracted in the critic target (0 disables; tuned per dataset)."""
     q_scale: float = 1.0
@@ -60,8 +86,25 @@ class ReBRACConfig:
     batch_size: int = 1024
     critic_lr: float = 1e-3
     actor_lr: float = 1e-3
+    layer_norm_after_relu: bool = True
+    """LayerNorm placement: Dense -> ReLU -> LayerNorm (ReBRAC's networks) or Dense -> LayerNorm -> ReLU."""
+    hidden_init: str = "fan_in_uniform"
+    """Hidden kernels: 'fan_in_uniform' U(+-1/sqrt(fan_in)) (ReBRAC's, PyTorch's default) or 'lecun'."""
+    hidden_bias_init: float = 0.1
+    """Constant initial bias of every hidden layer of both networks (ReBRAC: 0.1)."""
+    actor_last_init: float | None = 1e-3
+    """The actor's last kernel and bias start U(+-actor_last_init); None: Glorot uniform and zero bias."""
+    critic_last_init: float | None = 3e-3
+    """The critics' last kernel and bias start U(+-critic_last_init); None: Glorot uniform and zero bias."""
+    normalize_obs: bool = False
+    """Train on observations standardised by the dataset's mean and std (+1e-3) and act on raw ones
+    (``brackit.train``); ReBRAC does not (``normalize_states: false`` in every config), TD3+BC does."""
 
     def __post_init__(self) -> None:
+        if self.hidden_init not in HIDDEN_INITS:
+            raise ConfigError(f"hidden_init must be one of {HIDDEN_INITS}, got {self.hidden_init!r}")
+        if min(self.actor_last_init or 0.0, self.critic_last_init or 0.0) < 0:
+            raise ConfigError("actor_last_init and critic_last_init must be >= 0 (or None)")
         if self.actor_q not in ACTOR_Q:
             raise ConfigError(f"actor_q must be one of {ACTOR_Q}, got {self.actor_q!r}")
         if self.bc_reduction not in BC_REDUCTIONS:
@@ -96,6 +139,49 @@ class TD3BCConfig(ReBRACConfig):
     batch_size: int = 256
     critic_lr: float = 3e-4
     actor_lr: float = 3e-4
+    layer_norm_after_relu: bool = False
+    hidden_init: str = "lecun"
+    hidden_bias_init: float = 0.0
+    actor_last_init: float | None = None
+    critic_last_init: float | None = None
+    normalize_obs: bool = True
+
+
+# (beta_actor, beta_critic) = (actor_bc_coef, critic_bc_coef) of corl-team/CORL's tuned ReBRAC configs,
+# configs/offline/rebrac/{halfcheetah,hopper,walker2d}/{random,medium,medium_replay,medium_expert,expert,
+# full_replay}_v2.yaml (every other field of those configs is ReBRACConfig's default). tinkoff-ai/ReBRAC's
+# configs/rebrac/hopper/hopper_medium.yaml has (0.01, 0.001) where CORL's has (0.01, 0.01).
+REBRAC_D4RL_BETAS: dict[str, tuple[float, float]] = {
+    "halfcheetah-random-v2": (0.001, 0.1),
+    "halfcheetah-medium-v2": (0.001, 0.01),
+    "halfcheetah-medium-replay-v2": (0.01, 0.001),
+    "halfcheetah-medium-expert-v2": (0.01, 0.1),
+    "halfcheetah-expert-v2": (0.01, 0.01),
+    "halfcheetah-full-replay-v2": (0.001, 0.1),
+    "hopper-random-v2": (0.001, 0.01),
+    "hopper-medium-v2": (0.01, 0.01),
+    "hopper-medium-replay-v2": (0.05, 0.5),
+    "hopper-medium-expert-v2": (0.1, 0.01),
+    "hopper-expert-v2": (0.1, 0.1),
+    "hopper-full-replay-v2": (0.01, 0.01),
+    "walker2d-random-v2": (0.01, 0.0),
+    "walker2d-medium-v2": (0.05, 0.1),
+    "walker2d-medium-replay-v2": (0.05, 0.01),
+    "walker2d-medium-expert-v2": (0.01, 0.01),
+    "walker2d-expert-v2": (0.01, 0.5),
+    "walker2d-full-replay-v2": (0.01, 0.01),
+}
+
+
+def rebrac_d4rl_config(dataset_name: str, **overrides: object) -> ReBRACConfig:
+    """ReBRAC's config for a D4RL gym-MuJoCo dataset (e.g. ``"hopper-medium-v2"``): the tuned betas of
+    ``REBRAC_D4RL_BETAS``, everything else ReBRAC's defaults; ``overrides`` replace any field."""
+    if dataset_name not in REBRAC_D4RL_BETAS:
+        raise ConfigError(
+            f"no tuned ReBRAC betas for {dataset_name!r}; known datasets: {', '.join(REBRAC_D4RL_BETAS)}"
+        )
+    beta_actor, beta_critic = REBRAC_D4RL_BETAS[dataset_name]
+    return ReBRACConfig(**{"beta_actor": beta_actor, "beta_critic": beta_critic, **overrides})
 
 
 @struct.dataclass
@@ -114,12 +200,23 @@ class TD3BCState:
 # ----------------------------------------------------------------------------------------- networks
 
 
+def net_style(config: ReBRACConfig, last_init: float | None) -> MLPStyle:
+    return MLPStyle(config.layer_norm_after_relu, config.hidden_init, config.hidden_bias_init, last_init)
+
+
 def actor_net(config: ReBRACConfig, action_dim: int) -> DeterministicActor:
-    return DeterministicActor(config.actor_hidden, action_dim, config.actor_layer_norm)
+    style = net_style(config, config.actor_last_init)
+    return DeterministicActor(config.actor_hidden, action_dim, config.actor_layer_norm, style)
 
 
 def critic_net(config: ReBRACConfig) -> CriticEnsemble:
-    return CriticEnsemble(config.critic_hidden, config.num_critics, config.critic_layer_norm)
+    style = net_style(config, config.critic_last_init)
+    return CriticEnsemble(config.critic_hidden, config.num_critics, config.critic_layer_norm, style)
+
+
+def first_critic_net(config: ReBRACConfig) -> Critic:
+    """One member of ``critic_net`` (apply it to ``ensemble_member(params, i)``)."""
+    return Critic(config.critic_hidden, config.critic_layer_norm, net_style(config, config.critic_last_init))
 
 
 def init(config: ReBRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> TD3BCState:
@@ -157,7 +254,8 @@ def critic_target(
     noise = config.policy_noise * jax.random.normal(key, next_action.shape, next_action.dtype)
     next_action = jnp.clip(next_action + jnp.clip(noise, -config.noise_clip, config.noise_clip), -1.0, 1.0)
     next_q = jnp.min(critic_net(config).apply(state.critic_target, batch.next_obs, next_action), axis=0)
-    penalty = behavior_penalty(config, next_action, batch.next_action)
+    # rows whose next action is a placeholder (an episode's last row) get no critic penalty
+    penalty = behavior_penalty(config, next_action, batch.next_action) * batch.next_action_mask()
     target = bellman_target(batch.reward, batch.discount, config.gamma, next_q - config.beta_critic * penalty)
     return target, {"next_penalty": jnp.mean(penalty)}
 
@@ -177,9 +275,7 @@ def actor_loss(
     if config.actor_q == "min":
         q = jnp.min(critic_net(config).apply(critic_params, batch.obs, action), axis=0)
     else:  # only critic 1 is run
-        q = Critic(config.critic_hidden, config.critic_layer_norm).apply(
-            ensemble_member(critic_params, 0), batch.obs, action
-        )
+        q = first_critic_net(config).apply(ensemble_member(critic_params, 0), batch.obs, action)
     lam = jax.lax.stop_gradient(config.q_scale / (jnp.mean(jnp.abs(q)) + 1e-8))
     penalty = behavior_penalty(config, action, batch.action)
     loss = jnp.mean(config.beta_actor * penalty - lam * q)

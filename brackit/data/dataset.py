@@ -303,6 +303,7 @@ def make_dataset(
         discount=jnp.asarray(arrays["discount"]),
         next_obs=jnp.asarray(arrays["next_obs"]),
         next_action=jnp.asarray(arrays["next_action"]),
+        next_action_valid=jnp.asarray(arrays["next_action_valid"], jnp.float32),
     )
     return OfflineDataset(
         transitions=transitions,

@@ -1,5 +1,6 @@
 """BEAR: the Lagrange multiplier's direction and clipping, warm start, the divergence choices (and the
-ConfigError for those a VAE cannot serve), one update of each configuration, determinism, vmap over seeds."""
+ConfigError for those a VAE cannot serve), one update of each configuration, determinism, vmap over seeds;
+the actor loss and the evaluation rule against numpy re-computations of the authors' formulas."""
 
 from __future__ import annotations
 
@@ -130,3 +131,116 @@ def test_act_modes():
 
 def test_vmap_over_seeds_equals_single_runs():
     assert_vmap_equals_single_runs("bear", bear.BEARConfig(**SMALL))
+
+
+# ------------------------------------------------------------- numpy re-computations of the authors' formulas
+
+
+def np_mlp(layers: dict, x: np.ndarray) -> np.ndarray:
+    """ReLU MLP from flax Dense params {'Dense_i': {'kernel', 'bias'}}, in numpy (float64)."""
+    n = len(layers)
+    for i in range(n):
+        x = x @ np.asarray(layers[f"Dense_{i}"]["kernel"], np.float64) + np.asarray(
+            layers[f"Dense_{i}"]["bias"]
+        )
+        if i < n - 1:
+            x = np.maximum(x, 0.0)
+    return x
+
+
+def np_critic(critic_params: dict, member: int, obs: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Q of ensemble member ``member``: obs [B, O], actions [N, B, A] -> [N, B]."""
+    layers = jax.tree.map(lambda x: np.asarray(x)[member], critic_params["params"]["VmapCritic_0"]["MLP_0"])
+    inputs = np.concatenate([np.broadcast_to(obs, (*actions.shape[:-1], obs.shape[-1])), actions], axis=-1)
+    return np_mlp(layers, inputs)[..., 0]
+
+
+def np_actor(actor_params: dict, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(mean, std) of the pre-tanh Gaussian, log-std clipped to the config's default [-5, 0]."""
+    mean, log_std = np.split(np_mlp(actor_params["params"]["MLP_0"], obs), 2, axis=-1)
+    return mean, np.exp(np.clip(log_std, -5.0, 0.0))
+
+
+def np_mmd_laplacian(x: np.ndarray, y: np.ndarray, sigma_authors: float) -> np.ndarray:
+    """The authors' MMD: x [N, B, A], y [M, B, A] -> [B]; kernel exp(-|d|_1 / (2 sigma)), sqrt(. + 1e-6)."""
+
+    def k(a, b):
+        d = np.abs(a[:, None] - b[None]).sum(-1)  # [N, M, B]
+        return np.exp(-d / (2.0 * sigma_authors)).mean(axis=(0, 1))
+
+    return np.sqrt(k(x, x) + k(y, y) - 2.0 * k(x, y) + 1e-6)
+
+
+def fixed_inputs(config: bear.BEARConfig):
+    state = bear.init(config, jax.random.key(0), OBS, ACT)
+    obs = batch().obs
+    rng = np.random.default_rng(7)
+    behavior_raw = rng.normal(size=(config.num_divergence_samples, B, ACT)).astype(np.float32)
+    return state, obs, np.tanh(behavior_raw), behavior_raw
+
+
+def test_actor_loss_matches_the_authors_formula_in_numpy():
+    """mean_B(-min_i mean_n Q_i(s, tanh(u_n)) + exp(l) MMD(u, u_b)), u_n = mean + std clip(eps_n, +-0.5),
+    the MMD on pre-tanh samples with the authors' Laplacian at their sigma 10 (= mmd_sigma 20)."""
+    config = bear.BEARConfig(**SMALL, initial_log_lagrange=0.3)
+    assert config.mmd_on_raw and config.actor_noise_clip == 0.5 and config.num_divergence_samples == 5
+    state, obs, behavior_actions, behavior_raw = fixed_inputs(config)
+    key = jax.random.key(5)
+    loss, metrics = bear.actor_loss(
+        state.actor_params,
+        config,
+        state,
+        state.critic_params,
+        obs,
+        jnp.asarray(behavior_actions),
+        jnp.asarray(behavior_raw),
+        key,
+    )
+
+    n = config.num_divergence_samples
+    eps = np.asarray(jax.random.normal(key, (n, B, ACT)), np.float64)  # the draw the key gives
+    assert np.any(np.abs(eps) > 0.5)  # the clip bites
+    mean, std = np_actor(state.actor_params, np.asarray(obs, np.float64))
+    raw = mean + std * np.clip(eps, -0.5, 0.5)  # [N, B, A]
+    q = np.stack(
+        [np_critic(state.critic_params, i, np.asarray(obs), np.tanh(raw)) for i in range(2)]
+    )  # [E, N, B]
+    q_policy = q.mean(axis=1).min(axis=0)  # each critic averaged over the samples, then the min
+    mmd = np_mmd_laplacian(raw, behavior_raw.astype(np.float64), sigma_authors=10.0)
+    expected = np.mean(-q_policy + np.exp(0.3) * mmd)
+
+    np.testing.assert_allclose(float(metrics["q"]), q_policy.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(metrics["divergence"]), mmd.mean(), rtol=1e-5)
+    np.testing.assert_allclose(float(loss), expected, rtol=1e-5, atol=1e-6)
+    # the single-sample or min-then-mean variants are different numbers on this batch
+    assert not np.isclose(q.min(axis=0).mean(axis=0).mean(), q_policy.mean(), rtol=1e-6)
+    assert not np.isclose(q[:, 0].min(axis=0).mean(), q_policy.mean(), rtol=1e-6)
+
+
+def test_actor_noise_clip_none_samples_the_policy():
+    config = bear.BEARConfig(**SMALL, actor_noise_clip=None)
+    state, obs, _, _ = fixed_inputs(config)
+    pi = bear.policy(config, state.actor_params, obs, ACT)
+    key = jax.random.key(5)
+    actions, raw, _ = bear.clipped_samples(config, pi, key, 5)
+    np.testing.assert_array_equal(raw, pi.sample_raw(key, 5))
+    np.testing.assert_array_equal(actions, jnp.tanh(raw))
+    with pytest.raises(ConfigError, match="actor_noise_clip"):
+        bear.BEARConfig(actor_noise_clip=0.0)
+
+
+def test_max_q_acts_by_the_argmax_of_critic_one_in_numpy():
+    """The authors' select_action: of 10 actor samples (noise not clipped), the argmax of critic 1."""
+    config = bear.BEARConfig(**SMALL)
+    state, obs, _, _ = fixed_inputs(config)
+    key = jax.random.key(11)
+    action = np.asarray(bear.act(config, state, obs, key, "max_q"))
+
+    eps = np.asarray(jax.random.normal(key, (10, B, ACT)), np.float64)
+    mean, std = np_actor(state.actor_params, np.asarray(obs, np.float64))
+    candidates = np.tanh(mean + std * eps)  # [10, B, A]
+    q = np.stack([np_critic(state.critic_params, i, np.asarray(obs), candidates) for i in range(2)])
+    best = np.argmax(q[0], axis=0)
+    np.testing.assert_allclose(action, candidates[best, np.arange(B)], rtol=1e-5, atol=1e-6)
+    # the test tells critic 1 from the ensemble: on this batch the min over critics picks other candidates
+    assert np.any(np.argmax(q.min(axis=0), axis=0) != best)

@@ -201,23 +201,6 @@ def test_readme_quickstart_from_a_path(tmp_path):
     assert np.all(np.isfinite(result.history[-1]["critic/loss"]))
 
 
-def test_max_q_acting_picks_the_best_candidate():
-    config = brac.BRACConfig(divergence="kl", form="dual", eval_samples=7, **SMALL)
-    with jax.disable_jit():
-        state = brac.init(config, jax.random.key(0), OBS, ACT)
-        obs = batch().obs
-        chosen = brac.act(config, state, obs, jax.random.key(5), mode="max_q")
-        pi = brac.policy(config, state.actor_params, obs, ACT)
-        candidates = jnp.tanh(pi.sample_raw(jax.random.key(5), 7))  # the same draws act() makes
-        q = jnp.stack(
-            [jnp.min(brac.critic_net(config).apply(state.critic_params, obs, c), axis=0) for c in candidates]
-        )
-    np.testing.assert_allclose(chosen, candidates[jnp.argmax(q, axis=0), jnp.arange(B)], rtol=1e-6)
-    assert chosen.shape == (B, ACT)
-    with pytest.raises(ConfigError, match="act mode"):
-        brac.act(config, state, obs, jax.random.key(0), mode="greedy")
-
-
 def test_normalized_scores():
     from brackit.scores import normalized_score
 

@@ -1,7 +1,10 @@
 """TD3+BC / ReBRAC: the Q normalisation lam, the critic target by hand (smoothing noise, critic penalty),
-delayed actor updates, the presets, one update of each configuration, determinism, vmap over seeds."""
+delayed actor updates, the presets, one update of each configuration, determinism, vmap over seeds, ReBRAC's
+network (LayerNorm after the ReLU) and initialisation, TD3+BC's unchanged networks, the D4RL betas."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import jax
 import jax.numpy as jnp
@@ -146,5 +149,96 @@ def test_sac_offline_is_brac_without_a_divergence():
         state = fns.init(jax.random.key(0))
         new_state, metrics = fns.chunk(state, tiny_dataset())
     assert np.isfinite(float(metrics["critic/loss"])) and float(metrics["actor/divergence"]) == 0.0
-    assert float(new_state.log_alpha_entropy) != float(state.log_alpha_entropy)
+    assert float(new_state.alpha_entropy) != float(state.alpha_entropy)
     assert not leaves_equal(state.actor_params, new_state.actor_params)
+
+
+def layer_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, eps: float = 1e-6) -> np.ndarray:
+    mean = x.mean(-1, keepdims=True)
+    return (x - mean) / np.sqrt(x.var(-1, keepdims=True) + eps) * scale + bias
+
+
+def test_rebrac_critic_is_dense_relu_layernorm():
+    """ReBRAC's critic (its networks.py): Dense -> ReLU -> LayerNorm per hidden layer, then Dense."""
+    config = td3bc.ReBRACConfig(**SMALL)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    data = batch()
+    q = np.asarray(td3bc.critic_net(config).apply(state.critic_params, data.obs, data.action))
+    mlp = jax.tree.map(np.asarray, state.critic_params["params"]["VmapCritic_0"]["MLP_0"])
+    for member in range(config.num_critics):
+        x = np.concatenate([np.asarray(data.obs), np.asarray(data.action)], axis=-1)
+        for index in range(len(config.critic_hidden)):
+            dense, norm = mlp[f"Dense_{index}"], mlp[f"LayerNorm_{index}"]
+            x = np.maximum(x @ dense["kernel"][member] + dense["bias"][member], 0.0)
+            x = layer_norm(x, norm["scale"][member], norm["bias"][member])
+        last = mlp[f"Dense_{len(config.critic_hidden)}"]
+        expected = (x @ last["kernel"][member] + last["bias"][member])[:, 0]
+        np.testing.assert_allclose(q[member], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_rebrac_initialisation_is_the_references():
+    """Hidden kernels U(+-1/sqrt(fan_in)), hidden biases 0.1 (actor and critic), last kernel and bias
+    U(+-1e-3) in the actor and U(+-3e-3) in the critic."""
+    config = td3bc.ReBRACConfig(critic_hidden=(64, 64), actor_hidden=(64, 64), actor_layer_norm=True)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    actor = jax.tree.map(np.asarray, state.actor_params["params"]["MLP_0"])
+    critic = jax.tree.map(np.asarray, state.critic_params["params"]["VmapCritic_0"]["MLP_0"])
+    for net, fan_ins, last_bound in ((actor, (OBS, 64), 1e-3), (critic, (OBS + ACT, 64), 3e-3)):
+        for index, fan_in in enumerate(fan_ins):
+            kernel, bias = net[f"Dense_{index}"]["kernel"], net[f"Dense_{index}"]["bias"]
+            bound = 1.0 / np.sqrt(fan_in)
+            assert np.max(np.abs(kernel)) <= bound and np.max(np.abs(kernel)) > 0.9 * bound
+            np.testing.assert_array_equal(bias, np.full_like(bias, 0.1))
+        last = net["Dense_2"]
+        for value in (last["kernel"], last["bias"]):
+            assert np.max(np.abs(value)) <= last_bound and np.max(np.abs(value)) > 0.2 * last_bound
+    assert jax.tree.all(
+        jax.tree.map(lambda a, b: np.array_equal(a, b), state.actor_params, state.actor_target)
+    )
+
+
+def test_td3bc_keeps_the_default_networks():
+    """TD3+BC's actor and critics are brackit's default MLPs (LeCun kernels, zero biases): unchanged."""
+    from brackit.nets import CriticEnsemble, DeterministicActor
+
+    config = td3bc.TD3BCConfig(**SMALL, critic_layer_norm=True)
+    obs, action = jnp.zeros((1, OBS)), jnp.zeros((1, ACT))
+    key = jax.random.key(3)
+    assert leaves_equal(
+        td3bc.actor_net(config, ACT).init(key, obs),
+        DeterministicActor(config.actor_hidden, ACT).init(key, obs),
+    )
+    default = CriticEnsemble(config.critic_hidden, config.num_critics, layer_norm=True)
+    params = default.init(key, obs, action)
+    assert leaves_equal(td3bc.critic_net(config).init(key, obs, action), params)
+    data = batch()
+    np.testing.assert_array_equal(
+        td3bc.critic_net(config).apply(params, data.obs, data.action),
+        default.apply(params, data.obs, data.action),
+    )
+
+
+def test_rebrac_d4rl_betas():
+    config = td3bc.rebrac_d4rl_config("hopper-medium-replay-v2", batch_size=256)
+    assert (config.beta_actor, config.beta_critic, config.batch_size) == (0.05, 0.5, 256)
+    assert config.critic_hidden == td3bc.ReBRACConfig().critic_hidden
+    assert len(td3bc.REBRAC_D4RL_BETAS) == 18
+    for name, (beta_actor, beta_critic) in td3bc.REBRAC_D4RL_BETAS.items():
+        assert name.split("-")[0] in ("halfcheetah", "hopper", "walker2d") and name.endswith("-v2")
+        assert 0.001 <= beta_actor <= 0.1 and 0.0 <= beta_critic <= 0.5
+    with pytest.raises(ConfigError, match="no tuned ReBRAC betas"):
+        td3bc.rebrac_d4rl_config("hopper-medium-v0")
+
+
+def test_rebrac_critic_penalty_skips_rows_without_a_next_action():
+    """ReBRAC's target subtracts beta_critic ||a~' - a'||^2 only where the dataset has a next action a'."""
+    config = td3bc.ReBRACConfig(critic_hidden=(16, 16), actor_hidden=(16, 16), batch_size=B, beta_critic=2.0)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    valid = np.ones(B, np.float32)
+    valid[::4] = 0.0
+    data = batch(3).replace(discount=jnp.ones(B), next_action_valid=jnp.asarray(valid))
+    key = jax.random.key(2)
+    penalized, _ = td3bc.critic_target(config, state, data, key)
+    free, _ = td3bc.critic_target(dataclasses.replace(config, beta_critic=0.0), state, data, key)
+    np.testing.assert_allclose(penalized[valid == 0], free[valid == 0], rtol=1e-6)
+    assert np.all(np.asarray(free - penalized)[valid == 1] > 0)
