@@ -19,6 +19,8 @@ A study file (TOML; every key is checked, and an error names the file, the key a
     description = "..."                    # optional
     set = { penalty = "value", divergence = "kl", behavior.hidden = [64, 64] }   # config fields
     grid = { alpha = [0.1, 1.0] }          # optional: one cell per value (the product over keys)
+    per_dataset = { hopper-eps1 = { alpha = 1.0 } }   # optional: config fields for one dataset only
+    budgets = { cpu = { steps = 50000, seeds = 2, datasets = ["hopper-eps1"] } }   # optional, see below
 
 Relative dataset paths are taken from the study file's folder. Config values are typed as TOML values
 (``"none"`` sets an optional field to None); a combination the algorithm's config refuses is an error at
@@ -36,7 +38,9 @@ or the file's stem. ``OUT/study.json`` lists every group, its logdir and status,
 
 Budgets (``--budget``) cap steps, seeds, dataset size, evaluation and chunk length for smaller machines;
 config fields that count steps (``STEP_FIELDS``: warm-up and behavior-policy steps) shrink in the same
-proportion as the steps. Restarting a study skips finished groups, resumes partial ones from their last
+proportion as the steps. A variant's ``budgets.<name>`` table caps that variant further under that budget
+(``steps``, ``seeds``; ``datasets``: only these), e.g. to give algorithms whose updates cost more fewer
+steps on a CPU. Restarting a study skips finished groups, resumes partial ones from their last
 checkpoint (bit-identical), and refuses a logdir that holds a different run (``RunError``).
 """
 
@@ -88,6 +92,10 @@ class Variant:
     grid: dict[str, tuple[Any, ...]]
     """Field (dotted for nested configs) -> typed values; the cells are the product over fields."""
     description: str = ""
+    per_dataset: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Dataset name -> the typed config overrides on that dataset (``overrides`` with its own on top)."""
+    budgets: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    """Budget name -> this variant's own caps under it: ``steps``, ``seeds``, ``datasets`` (names)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +131,8 @@ _TOP_KEYS: dict[str, tuple[type, str]] = {
     "variants": (list, "a non-empty array of tables ([[variants]])"),
 }
 _POSITIVE = ("dataset_size", "steps", "seeds", "chunk_steps")
-_VARIANT_KEYS = ("name", "algorithm", "description", "set", "grid")
+_VARIANT_KEYS = ("name", "algorithm", "description", "set", "grid", "per_dataset", "budgets")
+_VARIANT_BUDGET_KEYS = ("steps", "seeds", "datasets")
 
 
 def load_spec(spec: str | Path) -> StudySpec:
@@ -243,14 +252,55 @@ def _parse_variant(item: Any, where: str) -> Variant:
             raise ConfigError(f"{where}.grid.{key}: also given in set; give it in one place")
         hint = _field_hint(config_cls, key.split("."), f"{where}.grid.{key}")
         grid[key] = tuple(_typed(hint, v, f"{where}.grid.{key}") for v in values)
-    variant = Variant(name, algorithm, overrides, grid, item.get("description", ""))
-    for point in _grid_points(variant):  # every cell's config must build
-        try:
-            config_cls(**_cell_overrides(variant, point))
-        except ConfigError as error:
-            suffix = f" at grid point {point}" if point else ""
-            raise ConfigError(f"{where}{suffix}: {error}") from None
+    per_dataset: dict[str, dict[str, Any]] = {}
+    if not isinstance(item.get("per_dataset", {}), dict):
+        raise ConfigError(f"{where}.per_dataset: expected a table of dataset name -> config fields")
+    for dataset, table in item.get("per_dataset", {}).items():
+        if not isinstance(table, dict):
+            raise ConfigError(
+                f"{where}.per_dataset.{dataset}: expected a table of config fields, got {table!r}"
+            )
+        fields: dict[str, Any] = dict(overrides)  # the variant's overrides, then this dataset's
+        for key, value in _flatten(table).items():
+            if key in grid:
+                raise ConfigError(
+                    f"{where}.per_dataset.{dataset}.{key}: also a grid field; give it in one place"
+                )
+            fields = _assign(
+                config_cls, fields, key.split("."), value, f"{where}.per_dataset.{dataset}.{key}"
+            )
+        per_dataset[dataset] = fields
+    budgets = _parse_variant_budgets(item.get("budgets", {}), f"{where}.budgets")
+    variant = Variant(name, algorithm, overrides, grid, item.get("description", ""), per_dataset, budgets)
+    for dataset in [None, *per_dataset]:
+        for point in _grid_points(variant):  # every cell's config must build
+            try:
+                config_cls(**_cell_overrides(variant, point, dataset))
+            except ConfigError as error:
+                suffix = f" at grid point {point}" if point else ""
+                suffix += f" on {dataset}" if dataset else ""
+                raise ConfigError(f"{where}{suffix}: {error}") from None
     return variant
+
+
+def _parse_variant_budgets(table: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: expected a table of budget name -> {{steps, seeds, datasets}}")
+    out: dict[str, dict[str, Any]] = {}
+    for name, caps in table.items():
+        if name not in BUDGETS:
+            raise ConfigError(f"{where}: unknown budget {name!r}; budgets: {', '.join(BUDGETS)}")
+        if not isinstance(caps, dict) or set(caps) - set(_VARIANT_BUDGET_KEYS):
+            raise ConfigError(f"{where}.{name}: expected a table with keys {', '.join(_VARIANT_BUDGET_KEYS)}")
+        for key in ("steps", "seeds"):
+            value = caps.get(key, 1)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(f"{where}.{name}.{key}: expected a positive integer, got {value!r}")
+        datasets = caps.get("datasets", [])
+        if not isinstance(datasets, list) or not all(isinstance(d, str) and d for d in datasets):
+            raise ConfigError(f"{where}.{name}.datasets: expected a list of dataset names, got {datasets!r}")
+        out[name] = {**caps, **({"datasets": tuple(datasets)} if "datasets" in caps else {})}
+    return out
 
 
 def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -328,9 +378,11 @@ def _grid_points(variant: Variant) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*variant.grid.values())]
 
 
-def _cell_overrides(variant: Variant, point: dict[str, Any]) -> dict[str, Any]:
+def _cell_overrides(variant: Variant, point: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
+    """The config overrides of one cell: the variant's, then its ``per_dataset`` ones for ``dataset`` (a
+    name), then the grid point's."""
     config_cls = get_algorithm(variant.algorithm).config_cls
-    overrides = variant.overrides
+    overrides = variant.per_dataset.get(dataset or "", variant.overrides)
     for key, value in point.items():
         overrides = _put(config_cls, overrides, key.split("."), value)
     return overrides
@@ -356,6 +408,12 @@ class Budget:
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget("tiny", 20, 1, 2_000, 20, 1, 10, "seconds per run: checks that a study goes through"),
     "laptop": Budget("laptop", 50_000, 2, 100_000, 5_000, 5, 1_000, "a CPU laptop: one task in hours"),
+    "cpu": Budget(
+        "cpu", 100_000, 3, None, 10_000, 10, 1_000, "a 2-core CPU: 100k steps, 3 seeds, full-size datasets"
+    ),
+    "gpu": Budget(
+        "gpu", 100_000, 5, None, 10_000, 10, 1_000, "one GPU: 100k steps, 5 seeds, full-size datasets"
+    ),
     "paper": Budget("paper", description="the study's own values (500k steps, 5 seeds, 1M transitions)"),
 }
 
@@ -400,6 +458,9 @@ class Cell:
     """The grid values of this cell."""
     overrides: dict[str, Any]
     config: Any
+    steps: int = 0
+    """Training steps of this cell (the spec's, or its variant's cap under the budget)."""
+    seeds: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -414,10 +475,21 @@ class Group:
     sweep: dict[str, list[float]]
     variants: tuple[str, ...]
     logdir: Path
+    steps: int = 0
+    """Training steps of every run of the group."""
+    seeds: int = 1
+    """Seeds 0..seeds-1 of every sweep value."""
+    chunk_steps: int = 1
+    eval_every: int = 0
+    checkpoint_every: int = 0
 
     @property
     def dataset_name(self) -> str:
         return dataset_name(self.dataset)
+
+    @property
+    def seed_values(self) -> tuple[int, ...]:
+        return tuple(range(self.seeds))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -430,12 +502,8 @@ class StudyPlan:
     duplicates: tuple[tuple[str, str], ...]
     """(dropped cell, the identical cell kept), per dataset."""
 
-    @property
-    def seeds(self) -> tuple[int, ...]:
-        return tuple(range(self.spec.seeds))
-
     def runs(self, group: Group) -> int:
-        return self.spec.seeds * math.prod(len(values) for values in group.sweep.values())
+        return group.seeds * math.prod(len(values) for values in group.sweep.values())
 
     @property
     def eval_every(self) -> int:
@@ -476,24 +544,32 @@ def plan_study(
                 f"{spec.source}: steps ({spec.steps}) and {key} ({getattr(spec, key)}) must be multiples of "
                 f"chunk_steps ({spec.chunk_steps})"
             )
+    budget_name = budget if isinstance(budget, str) else budget.name
     cells: list[Cell] = []
     duplicates: list[tuple[str, str]] = []
     seen: dict[str, str] = {}
     for dataset in spec.datasets:
         for variant in spec.variants:
+            caps = variant.budgets.get(budget_name, {})
+            if "datasets" in caps and dataset_name(dataset) not in caps["datasets"]:
+                continue
+            steps = min(spec.steps, caps.get("steps", spec.steps))
+            seeds = min(spec.seeds, caps.get("seeds", spec.seeds))
             config_cls = get_algorithm(variant.algorithm).config_cls
             for point in _grid_points(variant):
-                overrides = _scaled(config_cls, _cell_overrides(variant, point), factor)
+                overrides = _cell_overrides(variant, point, dataset_name(dataset))
+                overrides = _scaled(config_cls, overrides, factor * steps / spec.steps)
                 config = config_cls(**overrides)
-                cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config)
-                key = json.dumps([dataset, variant.algorithm, config_to_dict(config)], sort_keys=True)
+                cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config, steps, seeds)
+                key = json.dumps(
+                    [dataset, variant.algorithm, config_to_dict(config), steps, seeds], sort_keys=True
+                )
                 if key in seen:
                     duplicates.append((f"{dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
                     continue
                 seen[key] = f"{dataset_name(dataset)}/{_cell_label(cell)}"
                 cells.append(cell)
-    budget_name = budget if isinstance(budget, str) else budget.name
-    groups = tuple(_batch(cells, out_dir))
+    groups = tuple(_schedule(group, spec) for group in _batch(cells, out_dir))
     return StudyPlan(spec, budget_name, out_dir, groups, tuple(duplicates))
 
 
@@ -561,7 +637,9 @@ def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
     for cell in cells:
         sweepable = [f for f in sweepable_fields(cell.algorithm) if getattr(cell.config, f) is not None]
         rest = {k: v for k, v in config_to_dict(cell.config).items() if k not in sweepable}
-        key = json.dumps([cell.dataset, cell.algorithm, sorted(sweepable), rest], sort_keys=True)
+        key = json.dumps(
+            [cell.dataset, cell.algorithm, sorted(sweepable), rest, cell.steps, cell.seeds], sort_keys=True
+        )
         buckets.setdefault(key, []).append(cell)
     for bucket in buckets.values():
         fields = [
@@ -597,6 +675,19 @@ def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> G
         sweep=sweep,
         variants=names,
         logdir=out_dir / dataset_name(first.dataset) / name,
+        steps=first.steps,
+        seeds=first.seeds,
+    )
+
+
+def _schedule(group: Group, spec: StudySpec) -> Group:
+    """The group with its evaluation, checkpoint and chunk intervals for its own number of steps."""
+    eval_every = min(spec.eval_every, group.steps) if spec.eval_episodes > 0 else 0
+    checkpoint_every = spec.checkpoint_every if 0 < spec.checkpoint_every <= group.steps else 0
+    checkpoint_every = checkpoint_every or eval_every or group.steps
+    chunk = math.gcd(spec.chunk_steps, group.steps, eval_every, checkpoint_every)
+    return dataclasses.replace(
+        group, chunk_steps=chunk, eval_every=eval_every, checkpoint_every=checkpoint_every
     )
 
 
@@ -617,7 +708,7 @@ def group_state(plan: StudyPlan, group: Group) -> str:
     spec_path, checkpoint = group.logdir / "run.json", group.logdir / "checkpoint.npz"
     if not spec_path.exists():
         return "pending"
-    old = RunSpec.from_json(spec_path.read_text())
+    old = RunSpec.read(spec_path)
     expected = _expected_spec(plan, group, old)
     differences = _differences(old, expected)
     if differences:
@@ -628,7 +719,7 @@ def group_state(plan: StudyPlan, group: Group) -> str:
     if not checkpoint.exists():
         return "pending"
     record = read_record(checkpoint)
-    return "finished" if record["phase"] == "train" and record["step"] == plan.spec.steps else "partial"
+    return "finished" if record["phase"] == "train" and record["step"] == group.steps else "partial"
 
 
 def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
@@ -641,13 +732,13 @@ def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
         data=old.data,
         dataset_sha256=old.dataset_sha256,
         env_id=old.env_id,
-        seeds=plan.seeds,
+        seeds=group.seed_values,
         sweep={k: [float(v) for v in values] for k, values in group.sweep.items()},
-        steps=plan.spec.steps,
-        chunk_steps=plan.spec.chunk_steps,
-        eval_every=plan.eval_every,
+        steps=group.steps,
+        chunk_steps=group.chunk_steps,
+        eval_every=group.eval_every,
         eval_episodes=plan.spec.eval_episodes,
-        eval_mode="mode",
+        eval_mode=get_algorithm(group.algorithm).eval_mode,
         label=group.name,
     )
 
@@ -689,20 +780,20 @@ def run_study(
         statuses[group.logdir] = "running"
         write_index(plan, statuses)
         try:
-            context = progress(group, index, len(plan.groups), plan.spec.steps) if progress else None
+            context = progress(group, index, len(plan.groups), group.steps) if progress else None
             with context or contextlib.nullcontext() as logger:
                 run_training(
                     group.algorithm,
                     resolved[group.dataset],
                     logdir=group.logdir,
-                    steps=plan.spec.steps,
-                    seeds=plan.seeds,
+                    steps=group.steps,
+                    seeds=group.seed_values,
                     overrides=group.overrides,
                     sweep=group.sweep or None,
-                    chunk_steps=plan.spec.chunk_steps,
-                    eval_every=plan.eval_every,
+                    chunk_steps=group.chunk_steps,
+                    eval_every=group.eval_every,
                     eval_episodes=plan.spec.eval_episodes,
-                    checkpoint_every=plan.checkpoint_every,
+                    checkpoint_every=group.checkpoint_every,
                     resume=states[group.logdir] == "partial",
                     logger=logger,
                     label=group.name,
@@ -743,6 +834,8 @@ def write_index(plan: StudyPlan, statuses: dict[Path, str]) -> Path:
             "variants": list(group.variants),
             "algorithm": group.algorithm,
             "sweep": group.sweep,
+            "steps": group.steps,
+            "seeds": group.seeds,
             "runs": plan.runs(group),
             "status": statuses[group.logdir],
         }
@@ -785,7 +878,7 @@ def print_plan(plan: StudyPlan, data_dir: Path | None = None) -> None:
         sweep = " ".join(f"{k}={'/'.join(_format(v) for v in vs)}" for k, vs in group.sweep.items())
         print(
             f"  {group.dataset_name:<22} {group.name:<30} {group.algorithm:<12} "
-            f"{plan.runs(group):>3} runs  {state:<8} {sweep}".rstrip()
+            f"{plan.runs(group):>3} runs x {group.steps:>7,} steps  {state:<8} {sweep}".rstrip()
         )
     to_build = [
         d
@@ -796,7 +889,7 @@ def print_plan(plan: StudyPlan, data_dir: Path | None = None) -> None:
     todo = [g for g, s in zip(plan.groups, states, strict=True) if s != "finished"]
     print(
         f"{len(plan.groups)} groups = vmapped programs ({len(todo)} to run: "
-        f"{sum(plan.runs(g) for g in todo)} runs of {spec.steps:,} steps); "
+        f"{sum(plan.runs(g) for g in todo)} runs, {sum(plan.runs(g) * g.steps for g in todo):,} updates); "
         f"{len(spec.datasets)} datasets of {spec.dataset_size:,} transitions ({len(to_build)} to build); "
         f"evaluation every {plan.eval_every:,} steps x {spec.eval_episodes} episodes"
         + (f"; {len(plan.duplicates)} duplicate cells dropped" if plan.duplicates else "")

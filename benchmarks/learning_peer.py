@@ -1,0 +1,280 @@
+"""d3rlpy, the peer: BC, TD3+BC, BCQ and BEAR trained on brackit's dataset files, written as brackit runs.
+
+The learning benchmark (``brackit study learning``, results in ``benchmarks/results/learning/``) compares
+brackit's returns with d3rlpy's on the same data and steps. This script trains d3rlpy 2.8.1 (PyTorch) on a
+brackit ``.npz`` dataset and writes each (algorithm, dataset, seed) as a run directory that ``brackit
+report`` reads beside brackit's own: ``run.json`` (brackit's ``RunSpec`` fields, label ``d3rlpy <ALGO>``),
+``metrics.jsonl`` (one line per evaluation, ``eval/return_mean`` etc. as one-element lists) and
+``peer.json`` (versions, wall time, updates/s). It never imports brackit or JAX: run it with the Python of
+the peer's own virtual environment, made by ``benchmarks/setup_peer.sh``::
+
+    bash benchmarks/setup_peer.sh /work/peer          # torch 2.13.0 (CPU), d3rlpy 2.8.1, gymnasium 1.4.0
+    /work/peer/bin/python benchmarks/learning_peer.py --data ~/.cache/brackit/datasets/hopper-eps1-1000000-s0.npz \\
+        --algo td3bc --seed 0 --steps 100000 --out runs/learning/hopper-eps1/d3rlpy-td3bc-s0
+
+Evaluation is brackit's (``brackit.evaluation.evaluate``) rewritten in a few lines: every ``--eval-every``
+updates, ``--eval-episodes`` episodes stepped together with one batched ``predict`` per step; episode i of
+the seed at position r of ``--run-index`` is reset with seed ``step * 100_003 + r * episodes + i``, so the
+d3rlpy run of seed s meets the same initial states as brackit's run of seed s in a group of seeds 0..K-1.
+Each algorithm acts by d3rlpy's ``predict``, the reference rule of each paper (the mean action for BC and
+TD3+BC, the best of the sampled candidates under Q for BCQ and BEAR).
+
+Hyperparameters are set to brackit's defaults where d3rlpy has the knob (``peer_config``; everything set is
+written to ``run.json``). Differences that remain, by d3rlpy's design: BC is d3rlpy's stochastic BC (a
+Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood); BCQ samples 10 candidate actions both
+in its target and when acting (``n_action_samples``, one knob; brackit's target uses 10, its acting 100);
+BEAR keeps d3rlpy's entropy temperature, frozen near 0 here (brackit's BEAR has none); d3rlpy builds its
+transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a
+zero observation (brackit stores the real next observation).
+
+A killed run resumes from its last evaluation (``peer_state.pt``, d3rlpy's own ``save_model`` file, local
+only, never committed): the updates continue with fresh batches, so a resumed run is not bit-identical to
+an uninterrupted one; ``peer.json`` counts the resumes. A finished run (its final evaluation logged) is
+skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+LABELS = {"bc": "d3rlpy BC", "td3bc": "d3rlpy TD3+BC", "bcq": "d3rlpy BCQ", "bear": "d3rlpy BEAR"}
+
+
+def load_npz(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
+    """(card, arrays) of a brackit npz, with the rows grouped by episode in time order."""
+    with np.load(path, allow_pickle=False) as handle:
+        card = json.loads(str(handle["card_json"]))
+        arrays = {name: handle[name] for name in handle.files if name != "card_json"}
+    order = np.argsort(arrays["episode_id"], kind="stable")  # rows of one episode stay in time order
+    return card, {name: value[order] for name, value in arrays.items()}
+
+
+def mdp_dataset(arrays: dict[str, np.ndarray]):
+    """d3rlpy's MDPDataset: an episode ends at a termination (discount 0), a time-limit cut or where the
+    next row belongs to another episode (a segment's end)."""
+    import d3rlpy
+
+    episode = arrays["episode_id"]
+    last = np.append(episode[1:] != episode[:-1], True)
+    terminals = (arrays["discount"] == 0.0).astype(np.float32)
+    timeouts = ((last | arrays["timeout"].astype(bool)) & (terminals == 0.0)).astype(np.float32)
+    return d3rlpy.dataset.MDPDataset(
+        observations=arrays["obs"],
+        actions=arrays["action"],
+        rewards=arrays["reward"],
+        terminals=terminals,
+        timeouts=timeouts,
+        action_space=d3rlpy.constants.ActionSpace.CONTINUOUS,
+    )
+
+
+def peer_config(algo: str, obs: np.ndarray):
+    """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
+    TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``."""
+    import d3rlpy
+    from d3rlpy.models import VectorEncoderFactory
+
+    def mlp(*units: int) -> VectorEncoderFactory:
+        return VectorEncoderFactory(hidden_units=list(units))
+
+    if algo == "bc":
+        return d3rlpy.algos.BCConfig(
+            policy_type="stochastic", learning_rate=5e-4, batch_size=256, encoder_factory=mlp(200, 200)
+        )
+    if algo == "td3bc":
+        return d3rlpy.algos.TD3PlusBCConfig(
+            batch_size=256,
+            actor_learning_rate=3e-4,
+            critic_learning_rate=3e-4,
+            alpha=2.5,
+            update_actor_interval=2,
+            actor_encoder_factory=mlp(256, 256),
+            critic_encoder_factory=mlp(256, 256),
+            observation_scaler=d3rlpy.preprocessing.StandardObservationScaler(
+                mean=obs.mean(axis=0), std=obs.std(axis=0), eps=1e-3
+            ),
+        )
+    if algo == "bcq":
+        return d3rlpy.algos.BCQConfig(
+            batch_size=100,
+            actor_learning_rate=1e-3,
+            critic_learning_rate=1e-3,
+            imitator_learning_rate=1e-3,
+            lam=0.75,
+            n_action_samples=10,
+            action_flexibility=0.05,
+            beta=0.5,
+            actor_encoder_factory=mlp(400, 300),
+            critic_encoder_factory=mlp(400, 300),
+            imitator_encoder_factory=mlp(750, 750),
+        )
+    if algo == "bear":
+        return d3rlpy.algos.BEARConfig(
+            batch_size=256,
+            actor_learning_rate=1e-4,
+            critic_learning_rate=1e-3,
+            imitator_learning_rate=1e-3,
+            alpha_learning_rate=1e-3,
+            temp_learning_rate=0.0,
+            initial_temperature=1e-8,
+            alpha_threshold=0.05,
+            lam=0.75,
+            n_action_samples=10,
+            n_target_samples=10,
+            n_mmd_action_samples=5,
+            mmd_kernel="laplacian",
+            mmd_sigma=20.0,
+            warmup_steps=20_000,
+            actor_encoder_factory=mlp(400, 300),
+            critic_encoder_factory=mlp(400, 300),
+            imitator_encoder_factory=mlp(750, 750),
+        )
+    raise SystemExit(f"--algo: expected one of {sorted(LABELS)}, got {algo!r}")
+
+
+def evaluate(algo, env_id: str, episodes: int, step: int, run_index: int) -> dict[str, list[float]]:
+    """``episodes`` episodes stepped together; reset seeds as ``brackit.evaluation.evaluate``."""
+    import gymnasium
+
+    envs = [gymnasium.make(env_id) for _ in range(episodes)]
+    try:
+        low, high = envs[0].action_space.low, envs[0].action_space.high
+        base = step * 100_003 + run_index * episodes
+        obs = np.stack([env.reset(seed=base + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
+        returns, lengths = np.zeros(episodes), np.zeros(episodes)
+        alive = np.ones(episodes, bool)
+        while alive.any():
+            actions = np.clip(algo.predict(obs), low, high)
+            for i in np.flatnonzero(alive):
+                next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
+                obs[i] = next_obs
+                returns[i] += float(reward)
+                lengths[i] += 1
+                alive[i] = not (terminated or truncated)
+    finally:
+        for env in envs:
+            env.close()
+    return {
+        "eval/return_mean": [float(returns.mean())],
+        "eval/return_std": [float(returns.std())],
+        "eval/length_mean": [float(lengths.mean())],
+    }
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def run(args: argparse.Namespace) -> None:
+    import d3rlpy
+    import torch
+
+    out = Path(args.out)
+    metrics_path, state_path, peer_path = out / "metrics.jsonl", out / "peer_state.pt", out / "peer.json"
+    history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if out.exists() else []
+    history = [entry for entry in history if "eval/return_mean" in entry]
+    if history and history[-1]["step"] >= args.steps:
+        print(f"{out}: finished, skipped")
+        return
+    card, arrays = load_npz(Path(args.data))
+    env_id = card["env_id"]
+    config = peer_config(args.algo, arrays["obs"])
+    spec = {
+        "algorithm": f"d3rlpy:{args.algo}",
+        "config": json.loads(config.serialize()),
+        "data": str(args.data),
+        "dataset_sha256": card["sha256"],
+        "env_id": env_id,
+        "seeds": [args.seed],
+        "sweep": {},
+        "steps": args.steps,
+        "chunk_steps": args.eval_every,
+        "eval_every": args.eval_every,
+        "eval_episodes": args.eval_episodes,
+        "eval_mode": "d3rlpy predict",
+        "label": LABELS[args.algo],
+    }
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    d3rlpy.seed(args.seed)
+    dataset = mdp_dataset(arrays)
+    algo = config.create(device="cpu:0")
+    algo.build_with_dataset(dataset)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / "run.json", json.dumps(spec, indent=2, sort_keys=True))
+    peer = json.loads(peer_path.read_text()) if peer_path.exists() else {"resumes": 0, "train_seconds": 0.0}
+    done = 0
+    if history and state_path.exists():
+        algo.load_model(str(state_path))
+        done = history[-1]["step"]
+        algo.set_grad_step(done)
+        peer["resumes"] += 1
+    else:
+        history = []
+    peer.update(
+        d3rlpy=d3rlpy.__version__,
+        torch=torch.__version__,
+        torch_threads=torch.get_num_threads(),
+        machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+    )
+    while done < args.steps:
+        length = min(args.eval_every, args.steps - done)
+        start = time.perf_counter()
+        for _ in range(length):
+            algo.update(dataset.sample_transition_batch(config.batch_size))
+        seconds = time.perf_counter() - start
+        done += length
+        eval_start = time.perf_counter()
+        entry = {
+            "phase": "train",
+            "step": done,
+            "time/seconds": seconds,
+            "time/updates_per_s": length / seconds,
+        }
+        entry.update(evaluate(algo, env_id, args.eval_episodes, done, args.run_index))
+        entry["time/eval_seconds"] = time.perf_counter() - eval_start
+        peer["train_seconds"] += seconds + entry["time/eval_seconds"]
+        history.append(entry)
+        algo.save_model(str(state_path))
+        atomic_write(metrics_path, "".join(json.dumps(e) + "\n" for e in history))
+        atomic_write(peer_path, json.dumps(peer, indent=2, sort_keys=True))
+        print(
+            f"{out} step {done}: return {entry['eval/return_mean'][0]:.1f} ({length / seconds:.0f} updates/s)"
+        )
+    updates_per_s = [e["time/updates_per_s"] for e in history]
+    peer.update(
+        finished=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        median_updates_per_s=float(np.median(updates_per_s)),
+    )
+    atomic_write(peer_path, json.dumps(peer, indent=2, sort_keys=True))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="a brackit .npz dataset")
+    parser.add_argument("--algo", required=True, choices=sorted(LABELS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--run-index", type=int, default=None, help="evaluation seeds as brackit's run r (default: --seed)"
+    )
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--eval-every", type=int, default=10_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
+    parser.add_argument("--out", required=True, help="the run directory")
+    args = parser.parse_args(argv)
+    if args.run_index is None:
+        args.run_index = args.seed
+    run(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,170 @@
+"""The learning benchmark's report: ``brackit report`` over its runs plus the table the benchmark asks for.
+
+    .venv/bin/python benchmarks/learning_report.py                    # defaults below
+    .venv/bin/python benchmarks/learning_report.py --runs benchmarks/results/learning/runs \\
+        --out benchmarks/results/learning --data-dir ~/.cache/brackit/datasets
+
+Reads every run directory under ``--runs`` (brackit's, from ``brackit study learning``, and d3rlpy's, from
+``benchmarks/learning_peer.py``), writes ``brackit report``'s ``report.md``, ``report.json`` and curves to
+``--out``, and ``summary.md`` beside them: per dataset, the data's segment returns (random, policy, noisy
+policy) and per group the IQM of the final return and of the D4RL-normalized score with 95% stratified
+bootstrap CIs (``brackit.report``), whether the IQM return reaches the policy segment's mean return, the
+alpha sweep, and the cost of a run (median updates/s of its training chunks, wall time = training chunks
++ evaluations). The segments come from the dataset cards in ``--data-dir`` and are kept in
+``--out/datasets.json``, so the report re-renders from the repository alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from brackit.bench import machine_header
+from brackit.files import atomic_write_text
+from brackit.report import bootstrap_ci, iqm, load_runs, write_report
+from brackit.scores import normalized_score
+
+
+def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
+    """Dataset name -> {env_id, sha256, segments: [{name, size, mean_episode_return}]}, from the cards of
+    the datasets the runs name (kept from ``known`` where a card is not on this machine)."""
+    out = dict(known)
+    for spec_path in sorted(runs_dir.rglob("run.json")):
+        spec = json.loads(spec_path.read_text())
+        data = Path(spec["data"])
+        name = spec_path.parent.parent.name
+        card_path = data.with_name(data.name.removesuffix(".npz") + ".card.json")
+        if not card_path.exists():
+            card_path = data_dir / card_path.name
+        if name in out or not card_path.exists():
+            continue
+        card = json.loads(card_path.read_text())
+        out[name] = {
+            "env_id": card["env_id"],
+            "sha256": card["sha256"],
+            "transitions": card["num_transitions"],
+            "segments": [
+                {k: s[k] for k in ("name", "size", "mean_episode_return")} for s in card["extra"]["segments"]
+            ],
+        }
+    return out
+
+
+def run_costs(logdir: Path) -> dict[str, float]:
+    """Median updates/s of a run's training chunks (per run: a vmapped chunk's rate / its runs) and wall
+    time per run in seconds (all chunks, pretraining included, plus evaluations)."""
+    entries = [
+        json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines() if line.strip()
+    ]
+    spec = json.loads((logdir / "run.json").read_text())
+    runs = len(spec["seeds"]) * int(np.prod([len(v) for v in spec["sweep"].values()] or [1]))
+    train = [e for e in entries if e.get("phase") == "train"]
+    rates = [e["time/updates_per_s"] / runs for e in train]
+    seconds = sum(e["time/seconds"] + e.get("time/eval_seconds", 0.0) for e in entries)
+    peer = logdir / "peer.json"
+    if peer.exists():  # d3rlpy: one run per logdir, its own wall-time count (resumes included)
+        seconds = json.loads(peer.read_text())["train_seconds"]
+    return {
+        "updates_per_s": float(np.median(rates)) if rates else float("nan"),
+        "wall_seconds": seconds,
+        "steps": int(train[-1]["step"]) if train else 0,
+        "target_steps": int(spec["steps"]),
+        "vmapped_runs": runs,
+    }
+
+
+def interval(values: np.ndarray) -> str:
+    low, high = bootstrap_ci([values], samples=2000, seed=0)
+    return f"{float(iqm(values)):.1f} [{low:.1f}, {high:.1f}]"
+
+
+def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
+    datasets_path = out / "datasets.json"
+    known = json.loads(datasets_path.read_text()) if datasets_path.exists() else {}
+    segments = segment_table(runs_dir, data_dir, known)
+    atomic_write_text(datasets_path, json.dumps(segments, indent=2, sort_keys=True) + "\n")
+    records = load_runs([runs_dir])
+    write_report(records, out)
+    by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        by_dataset[record.dataset][record.group].append(record)
+    lines = [
+        "# Learning benchmark: summary",
+        "",
+        machine_header(f".venv/bin/python benchmarks/learning_report.py --runs {runs_dir} --out {out}"),
+        "",
+        "Final = the last evaluation of each run (10 episodes, the algorithm's reference evaluation rule). "
+        "IQM over seeds with a 95% stratified bootstrap CI (2000 resamples); D4RL-normalized scores with "
+        "the v2 reference returns (`brackit.scores`). Updates/s: median over a run's training chunks, "
+        "per run (a vmapped group's rate divided by its runs); wall: training chunks (pretraining and "
+        "compilation included) + evaluations, per group (its runs vmapped) or per d3rlpy run. Rows marked "
+        "`partial` have not reached their steps yet.",
+        "",
+    ]
+    for name in sorted(by_dataset):
+        info = segments.get(name, {})
+        env_id = info.get("env_id")
+        lines.append(f"## {name} ({env_id or 'unknown env'})")
+        lines.append("")
+        policy_return = None
+        if info:
+            parts = []
+            for s in info["segments"]:
+                ret = s["mean_episode_return"]
+                score = normalized_score(env_id, ret) if ret is not None else None
+                text = f"{s['name']} {ret:.1f}" if ret is not None else f"{s['name']} (no full episode)"
+                parts.append(text + (f" (score {score:.1f})" if score is not None else ""))
+                if s["name"] == "policy":
+                    policy_return = ret
+            lines.append("Dataset segments, mean episode return: " + "; ".join(parts) + ".")
+            lines.append("")
+        lines.append(
+            "| group | seeds | steps | IQM final return [95% CI] | IQM final score [95% CI] | "
+            "vs policy segment | updates/s per run | wall per group or run |"
+        )
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for group, group_records in sorted(by_dataset[name].items()):
+            done = [r for r in group_records if r.evaluated]
+            if not done:
+                continue
+            returns = np.array([r.returns[-1] for r in done])
+            scores = (
+                np.array([r.scores[-1] for r in done]) if all(r.scores is not None for r in done) else None
+            )
+            logdirs = sorted({r.logdir for r in group_records})
+            costs = [run_costs(logdir) for logdir in logdirs]
+            steps = min(int(r.steps[-1]) for r in done)
+            target = max(c["target_steps"] for c in costs)
+            partial = "" if steps >= target else " partial"
+            versus = "n/a"
+            if policy_return is not None:
+                versus = "above" if iqm(returns) >= policy_return else "below"
+            rate = np.median([c["updates_per_s"] for c in costs])
+            wall = np.median([c["wall_seconds"] for c in costs]) / 60
+            lines.append(
+                f"| {group} | {len(done)} | {steps:,}{partial} | {interval(returns)} | "
+                f"{interval(scores) if scores is not None else 'n/a'} | {versus} | {rate:,.0f} | {wall:.1f} min |"
+            )
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    atomic_write_text(out / "summary.md", text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("benchmarks/results/learning/runs"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
+    default_data = os.environ.get("BRACKIT_DATA_DIR", str(Path.home() / ".cache/brackit/datasets"))
+    parser.add_argument("--data-dir", type=Path, default=Path(default_data))
+    args = parser.parse_args(argv)
+    print(summary(args.runs, args.out, args.data_dir))
+
+
+if __name__ == "__main__":
+    main()
