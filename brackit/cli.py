@@ -402,7 +402,9 @@ def bench_command(
 def study_command(
     spec: Annotated[str, typer.Argument(help="A study TOML file or a preset name (brac-paper).")],
     out: Annotated[Path | None, typer.Option(help="Output directory (default: runs/<study name>).")] = None,
-    budget: Annotated[str, typer.Option(help="tiny, laptop or paper (the study's own values).")] = "paper",
+    budget: Annotated[
+        str, typer.Option(help="tiny, laptop, cpu, gpu or paper (the study's own values).")
+    ] = "paper",
     tasks: Annotated[str | None, typer.Option(help="Only these tasks, e.g. hopper,walker2d.")] = None,
     mixes: Annotated[str | None, typer.Option(help="Only these mixes, e.g. eps1,gaussian3.")] = None,
     variants: Annotated[

@@ -66,7 +66,15 @@ import jax
 
 from brackit.algos import config_fields, get_algorithm
 from brackit.checkpoint import config_to_dict, read_record
-from brackit.data.resolve import DEFAULT_SIZE, cache_path, parse_task_mix, resolve_data
+from brackit.data.resolve import (
+    DEFAULT_SIZE,
+    cache_path,
+    is_minari_id,
+    is_task_mix,
+    minari_path,
+    parse_task_mix,
+    resolve_data,
+)
 from brackit.errors import ConfigError
 from brackit.files import atomic_write_text
 from brackit.run import RunError, RunSpec, _differences, run_training
@@ -205,6 +213,11 @@ def _parse_dataset(item: Any, where: str, base_dir: Path | None) -> str:
     found = next((p for p in [*candidates, path] if p.exists()), None)
     if found is not None:
         return str(found)
+    if is_minari_id(item) and not is_task_mix(item):  # a Minari id, found in the local Minari cache
+        try:
+            return str(minari_path(item))
+        except ConfigError as error:
+            raise ConfigError(f"{where}: {error}") from None
     if "/" in item or path.suffix:
         raise ConfigError(f"{where}: {item!r}: no such dataset file")
     try:
@@ -550,7 +563,7 @@ def plan_study(
     seen: dict[str, str] = {}
     for dataset in spec.datasets:
         for variant in spec.variants:
-            caps = variant.budgets.get(budget_name, {})
+            caps = variant.budgets.get(budget_name.split("+")[0], {})  # "cpu+caps": the cpu budget, capped
             if "datasets" in caps and dataset_name(dataset) not in caps["datasets"]:
                 continue
             steps = min(spec.steps, caps.get("steps", spec.steps))

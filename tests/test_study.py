@@ -386,3 +386,47 @@ def test_budget_caps_keep_the_chunk_a_divisor_of_steps_and_eval_interval():
         )
         == 0
     )
+
+
+def test_variant_budget_caps_and_per_dataset_settings(tmp_path):
+    """A variant's ``budgets.<name>`` caps its steps, seeds and datasets under that budget only; its
+    ``per_dataset`` table sets config fields on one dataset; the learning preset plans under cpu."""
+    text = """
+name = "caps"
+datasets = ["hopper-eps1", "halfcheetah-eps1"]
+steps = 400
+seeds = 4
+eval_every = 100
+eval_episodes = 2
+chunk_steps = 100
+[[variants]]
+name = "bc"
+algorithm = "bc"
+[[variants]]
+name = "heavy"
+algorithm = "brac"
+set = { behavior_steps = 40 }
+per_dataset = { hopper-eps1 = { alpha = 3.0 } }
+budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
+"""
+    spec = load_spec(write_spec(tmp_path, text))
+    paper = {(g.dataset_name, g.name): g for g in plan_study(spec, tmp_path / "out").groups}
+    assert paper["hopper-eps1", "heavy"].steps == 400 and paper["hopper-eps1", "heavy"].seeds == 4
+    assert paper["hopper-eps1", "heavy"].overrides["alpha"] == 3.0
+    assert "alpha" not in paper["halfcheetah-eps1", "heavy"].overrides  # the default elsewhere
+    laptop = {(g.dataset_name, g.name): g for g in plan_study(spec, tmp_path / "out", budget="laptop").groups}
+    assert ("halfcheetah-eps1", "heavy") not in laptop  # datasets cap
+    heavy, bc = laptop["hopper-eps1", "heavy"], laptop["hopper-eps1", "bc"]
+    assert (heavy.steps, heavy.seeds, bc.steps, bc.seeds) == (200, 2, 400, 2)
+    assert heavy.overrides["behavior_steps"] == 20  # step fields scale with the variant's own steps
+    assert heavy.steps % heavy.chunk_steps == 0 and heavy.eval_every == 100
+    with pytest.raises(ConfigError, match="unknown budget 'huge'"):
+        load_spec(write_spec(tmp_path, text.replace("laptop =", "huge ="), "bad.toml"))
+    with pytest.raises(ConfigError, match="per_dataset.hopper-eps1.alpha"):
+        load_spec(write_spec(tmp_path, text.replace("alpha = 3.0", 'alpha = "x"'), "bad2.toml"))
+    learning = plan_study(load_spec("learning"), tmp_path / "learning", budget="cpu")
+    by_name = {(g.dataset_name, g.name): g for g in learning.groups}
+    assert by_name["hopper-eps1", "bear"].steps == 50_000 and by_name["hopper-eps1", "bear"].seeds == 2
+    assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].seeds == 3
+    assert by_name["hopper-eps1", "brac-v-alpha"].sweep == {"alpha": [0.1, 1.0, 10.0]}
+    assert ("ant-eps1", "brac-v-alpha") not in by_name
