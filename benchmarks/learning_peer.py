@@ -75,9 +75,11 @@ def mdp_dataset(arrays: dict[str, np.ndarray]):
     )
 
 
-def peer_config(algo: str, obs: np.ndarray):
+def peer_config(algo: str, obs: np.ndarray, steps: int):
     """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
-    TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``."""
+    TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``. BEAR's
+    warm-up is brackit's 20,000 of 500,000 steps scaled to ``steps``, as ``brackit study`` budgets scale
+    brackit's (``brackit.study.STEP_FIELDS``)."""
     import d3rlpy
     from d3rlpy.models import VectorEncoderFactory
 
@@ -131,7 +133,7 @@ def peer_config(algo: str, obs: np.ndarray):
             n_mmd_action_samples=5,
             mmd_kernel="laplacian",
             mmd_sigma=20.0,
-            warmup_steps=20_000,
+            warmup_steps=max(1, round(20_000 * steps / 500_000)),
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
             imitator_encoder_factory=mlp(750, 750),
@@ -187,7 +189,7 @@ def run(args: argparse.Namespace) -> None:
         return
     card, arrays = load_npz(Path(args.data))
     env_id = card["env_id"]
-    config = peer_config(args.algo, arrays["obs"])
+    config = peer_config(args.algo, arrays["obs"], args.steps)
     spec = {
         "algorithm": f"d3rlpy:{args.algo}",
         "config": json.loads(config.serialize()),

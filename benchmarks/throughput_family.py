@@ -1,5 +1,5 @@
 """Updates per second of BEAR, BCQ, TD3+BC and ReBRAC at the issue's reference sizes, against the
-machine's float32 matmul ceiling and d3rlpy's numbers on this kind of machine (REFERENCE.md section 6).
+machine's float32 matmul ceiling and d3rlpy's numbers on this kind of machine (an earlier measurement with benchmarks/peer_d3rlpy.py).
 
 Sizes: batch 256, every network 2x256 (critics, actors, VAEs), 10 sampled actions in the BCQ/BEAR critic
 targets, 5 MMD samples per state in BEAR; HalfCheetah-like dimensions (obs 17, action 6) on a synthetic
@@ -12,7 +12,7 @@ A thin wrapper over ``brackit.bench`` (also ``brackit bench --only bear ...``).
 
 ``--peer-python PY`` first runs ``benchmarks/peer_d3rlpy.py`` with the interpreter ``PY`` (one that has torch
 and d3rlpy; see that script) and adds a column comparing with d3rlpy measured on this machine, minutes
-before, instead of the quoted REFERENCE.md figures only.
+before, instead of the earlier d3rlpy figures only.
 
     nice -n 10 .venv/bin/python benchmarks/throughput_family.py --out benchmarks/results \
         --peer-python /tmp/peer/bin/python
@@ -48,7 +48,7 @@ NOTES = [
     " overstates the work done)",
 ]
 FOOTER = [
-    "- d3rlpy 2.8.1 on a 2-core CPU (REFERENCE.md section 6): BEAR ~31, BCQ (10 samples) ~30, TD3+BC ~100"
+    "- d3rlpy 2.8.1 on a 2-core CPU (an earlier measurement with benchmarks/peer_d3rlpy.py): BEAR ~31, BCQ (10 samples) ~30, TD3+BC ~100"
     " updates/s; the issue's targets are >= 60% of the ceiling and >= 2.5x d3rlpy.",
 ]
 

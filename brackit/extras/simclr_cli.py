@@ -145,7 +145,7 @@ def study(
         f"{config.probe.steps} steps, L2 {config.probe.l2}; accuracies in % on the test images",
         "- one seed per cell (no error bars); differences of a point or two are within run-to-run noise",
         "",
-        "Findings of the paper (REFERENCE.md section 7), to compare with:",
+        "Findings of the paper (Cole et al. 2022), to compare with:",
         "",
         *FINDINGS,
         "",
