@@ -422,7 +422,7 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
     assert heavy.steps % heavy.chunk_steps == 0 and heavy.eval_every == 100
     with pytest.raises(ConfigError, match="unknown budget 'huge'"):
         load_spec(write_spec(tmp_path, text.replace("laptop =", "huge ="), "bad.toml"))
-    with pytest.raises(ConfigError, match="per_dataset.hopper-eps1.alpha"):
+    with pytest.raises(ConfigError, match=r"per_dataset\.hopper-eps1\.alpha"):
         load_spec(write_spec(tmp_path, text.replace("alpha = 3.0", 'alpha = "x"'), "bad2.toml"))
     learning = plan_study(load_spec("learning"), tmp_path / "learning", budget="cpu")
     by_name = {(g.dataset_name, g.name): g for g in learning.groups}
