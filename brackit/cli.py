@@ -196,7 +196,6 @@ def train_command(
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     from brackit.data.resolve import resolve_data
     from brackit.errors import ConfigError
-    from brackit.progress import TrainProgressBar
     from brackit.run import default_logdir, parse_overrides, run_training
 
     if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):
@@ -207,28 +206,25 @@ def train_command(
         logdir = default_logdir(algorithm, data)
     overrides = parse_overrides(algorithm, set_ or [])
     data = str(resolve_data(data, size=data_size))
-    # None: the algorithm's reference rule (passed only when given, for a run_training without the option)
-    mode = {} if eval_mode is None else {"eval_mode": eval_mode}
-    with TrainProgressBar(steps) as bar:
-        result = run_training(
-            algorithm,
-            data,
-            logdir=logdir,
-            steps=steps,
-            seeds=tuple(range(seeds)),
-            overrides=overrides,
-            chunk_steps=chunk_steps,
-            eval_every=eval_every or steps,
-            eval_episodes=eval_episodes,
-            checkpoint_every=checkpoint_every,
-            resume=resume,
-            overwrite=overwrite,
-            env_id=env_id,
-            logger=bar.update,
-            devices=parse_devices(devices),
-            tensorboard=tensorboard,
-            **mode,
-        )
+    result = run_training(
+        algorithm,
+        data,
+        logdir=logdir,
+        steps=steps,
+        seeds=tuple(range(seeds)),
+        overrides=overrides,
+        chunk_steps=chunk_steps,
+        eval_every=eval_every or steps,
+        eval_episodes=eval_episodes,
+        checkpoint_every=checkpoint_every,
+        resume=resume,
+        overwrite=overwrite,
+        env_id=env_id,
+        progress=True,  # the bar counts the pretraining phase too
+        devices=parse_devices(devices),
+        tensorboard=tensorboard,
+        eval_mode=eval_mode,  # None: the algorithm's reference rule
+    )
     final = result.final_eval()
     if final is not None:
         returns = final["eval/return_mean"]

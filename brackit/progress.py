@@ -10,9 +10,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 
 
 class TrainProgressBar:
-    """Use as a context manager; pass ``update`` as the training logger."""
+    """Use as a context manager; pass ``update`` as the training logger. With ``pretrain_steps`` (e.g. BRAC's
+    behavior policy) a first bar counts the pretraining phase."""
 
-    def __init__(self, total_steps: int):
+    def __init__(self, total_steps: int, pretrain_steps: int = 0):
         self.total = total_steps
         self.progress = Progress(
             TextColumn("[bold]{task.fields[phase]}"),
@@ -21,6 +22,11 @@ class TrainProgressBar:
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             TextColumn("{task.fields[info]}"),
+        )
+        self.pretrain_task = (
+            self.progress.add_task("pretrain", total=pretrain_steps, phase="pretrain", info="")
+            if pretrain_steps
+            else None
         )
         self.task = self.progress.add_task("train", total=total_steps, phase="train", info="")
         self.last_eval = ""
@@ -41,6 +47,9 @@ class TrainProgressBar:
         loss = f"{loss_key} {np.mean(entry[loss_key]):.3g}" if loss_key else ""
         info = "  ".join(part for part in (f"{rate:,.0f} upd/s", loss, self.last_eval) if part)
         if entry["phase"] == "pretrain":
-            self.progress.update(self.task, phase="pretrain", info=info)
+            if self.pretrain_task is not None:
+                self.progress.update(self.pretrain_task, completed=entry["step"], info=info)
+            else:
+                self.progress.update(self.task, phase="pretrain", info=info)
         else:
             self.progress.update(self.task, completed=entry["step"], phase="train", info=info)

@@ -296,6 +296,7 @@ def run_training(
     label: str = "",
     devices: int | str | Sequence[Any] | None = None,
     tensorboard: bool | None = None,
+    progress: bool | None = None,
 ) -> TrainResult:
     """Runs (or resumes) a training run in ``logdir``; see the module docstring.
 
@@ -304,6 +305,7 @@ def run_training(
     replaces the run files (``RUN_FILES``) of a different run, or of this run instead of resuming it.
     ``devices`` shards the runs across devices (``brackit.train.train``). ``tensorboard`` writes event
     files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it).
+    ``progress`` shows a progress bar (``brackit.train.train``; None: when standard error is a terminal).
     Every argument is checked before anything is written."""
     logdir = Path(logdir)
     if resume and overwrite:
@@ -343,7 +345,7 @@ def run_training(
         devices, len(run_grid(spec.seeds, spec.sweep))
     )  # a bad request fails before any write
     spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
-    progress = None
+    restored = None
     replace = False
     if spec_path.exists():
         old = None if overwrite else RunSpec.read(spec_path)
@@ -360,7 +362,7 @@ def run_training(
                     f"{logdir} already holds this run; pass --resume to continue it (or --overwrite to "
                     "start it again)"
                 )
-            progress = restore_progress(checkpoint_path, config, dataset, spec)
+            restored = restore_progress(checkpoint_path, config, dataset, spec)
         if old is not None and old.provenance and old.provenance != spec.provenance:
             first = {k: v for k, v in old.provenance.items() if k != "resumed_with"}
             if first != spec.provenance:  # keep what started the run; note what continued it
@@ -418,8 +420,9 @@ def run_training(
             env_id=env_id,
             logger=logger,
             on_chunk=on_chunk,
-            resume=progress,
+            resume=restored,
             devices=devices,
+            progress=progress,
         )
     finally:
         if board is not None:

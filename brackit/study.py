@@ -809,6 +809,7 @@ def run_study(
                     checkpoint_every=group.checkpoint_every,
                     resume=states[group.logdir] == "partial",
                     logger=logger,
+                    progress=False,  # ``progress`` above shows the group's bar
                     label=group.name,
                     devices=devices,
                 )

@@ -6,10 +6,13 @@ alternates training chunks with evaluation, and records a metrics history. Nothi
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import os
+import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -23,6 +26,7 @@ from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.evaluation import evaluate
 from brackit.nets import unscale_action
+from brackit.progress import TrainProgressBar
 from brackit.scores import dataset_reference
 from brackit.types import ObsStats
 
@@ -216,6 +220,7 @@ def train(
     on_chunk: Callable[[Progress], None] | None = None,
     resume: Progress | None = None,
     devices: int | str | Sequence[jax.Device] | None = None,
+    progress: bool | None = None,
     **overrides: Any,
 ) -> TrainResult:
     """Trains ``algorithm`` on a dataset (object or path) for every seed x sweep value as one program.
@@ -225,6 +230,9 @@ def train(
     ``eval_every`` steps and at the end when ``eval_every`` > 0 and an env id is known. A pretraining
     phase (e.g. BRAC's behavior policy) runs first, in chunks of the same size. ``eval_mode`` is the act
     mode of the evaluation; None: the algorithm's reference rule (``Algorithm.eval_mode``).
+
+    ``progress`` shows a progress bar (``brackit.progress``: the pretraining phase, then the training steps,
+    with rates, the latest loss and return); None: when standard error is a terminal, False: never.
 
     ``on_chunk(progress)`` is called after every chunk (checkpointing hooks in here); ``resume`` continues
     from such a progress record, giving bit-identical results to an uninterrupted run. A non-finite
@@ -271,9 +279,9 @@ def train(
         fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
         keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
         states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
-        progress = Progress("pretrain", 0, placement.shard(states), [], placement.to_host, obs_stats)
+        record = Progress("pretrain", 0, placement.shard(states), [], placement.to_host, obs_stats)
     else:
-        progress = dataclasses.replace(
+        record = dataclasses.replace(
             resume,
             states=placement.shard(resume.states),
             history=list(resume.history),
@@ -282,9 +290,9 @@ def train(
         )
 
     def run_phase(phase: str, total: int, evaluate_every: int) -> None:
-        if progress.phase == "train" and phase == "pretrain":
+        if record.phase == "train" and phase == "pretrain":
             return  # finished before the resume point
-        done = progress.step if progress.phase == phase else 0
+        done = record.step if record.phase == phase else 0
         act = batched_act(algo, config, obs_stats)
         compiled: dict[int, Callable[..., Any]] = {}
         while done < total:
@@ -294,7 +302,7 @@ def train(
                 body = fns.pretrain_chunk if phase == "pretrain" else fns.chunk
                 compiled[length] = placement.jit(over_runs(body, len(runs)))
             start = time.perf_counter()
-            states, metrics = compiled[length](progress.states, dataset, jnp.int32(done))
+            states, metrics = compiled[length](record.states, dataset, jnp.int32(done))
             metrics = _host(placement.to_host(jax.block_until_ready(metrics)))  # waits for the chunk
             done += length
             seconds = time.perf_counter() - start
@@ -310,18 +318,30 @@ def train(
                     ).summary()
                 )
                 entry["time/eval_seconds"] = time.perf_counter() - eval_start
-            progress.phase, progress.step, progress.states = phase, done, states
-            progress.history.append(entry)
+            record.phase, record.step, record.states = phase, done, states
+            record.history.append(entry)
             if logger is not None:
                 logger(entry)
             if on_chunk is not None:
-                on_chunk(progress)
+                on_chunk(record)
 
-    run_phase("pretrain", algo.pretrain_steps(config), 0)
-    if progress.phase == "pretrain":
-        progress.phase, progress.step = "train", 0
-    run_phase("train", steps, eval_every)
-    return TrainResult(algorithm, config, progress.states, runs, progress.history, env_id, obs_stats)
+    pretrain_steps = algo.pretrain_steps(config)
+    warm_start = getattr(config, "warm_start_steps", 0)
+    if warm_start and steps <= warm_start:
+        warnings.warn(
+            f"{algorithm}: steps ({steps}) <= warm_start_steps ({warm_start}): the actor never leaves its "
+            "warm start (it only matches the behavior policy); lower warm_start_steps or train longer",
+            stacklevel=2,
+        )
+    show = sys.stderr.isatty() if progress is None else progress
+    with TrainProgressBar(steps, pretrain_steps) if show else contextlib.nullcontext() as bar:
+        if bar is not None:
+            logger = _chain(bar.update, logger)
+        run_phase("pretrain", pretrain_steps, 0)
+        if record.phase == "pretrain":
+            record.phase, record.step = "train", 0
+        run_phase("train", steps, eval_every)
+    return TrainResult(algorithm, config, record.states, runs, record.history, env_id, obs_stats)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -428,6 +448,17 @@ def _global_array(leaf: Any, sharding: jax.sharding.NamedSharding) -> Any:
         return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
     host = np.asarray(leaf)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+
+def _chain(first: Callable[[dict[str, Any]], None], second: Callable[[dict[str, Any]], None] | None):
+    """A logger calling ``first`` then ``second`` (if any)."""
+
+    def log(entry: dict[str, Any]) -> None:
+        first(entry)
+        if second is not None:
+            second(entry)
+
+    return log
 
 
 def _host(metrics: dict[str, jax.Array]) -> dict[str, np.ndarray]:

@@ -256,3 +256,16 @@ def test_pretraining_uses_the_behavior_batch_size(monkeypatch):
         state = fns.init(jax.random.key(0))
         fns.pretrain_chunk(state, tiny_dataset())
     assert set(sizes) == {5}
+
+
+def test_short_runs_warn_about_warm_start_and_show_a_progress_bar(capsys):
+    """A run shorter than its warm start says so; ``progress=True`` draws the bar (pretraining included),
+    and None draws none when standard error is not a terminal (as under pytest)."""
+    from brackit.train import train
+
+    config = brac.BRACConfig(**{**SMALL, "warm_start_steps": 10, "behavior_steps": 2})
+    with pytest.warns(UserWarning, match="never leaves its warm start"):
+        train("brac", tiny_dataset(), config, steps=4, chunk_steps=2, progress=True)
+    assert "pretrain" in capsys.readouterr().out
+    train("brac", tiny_dataset(), dataclasses.replace(config, warm_start_steps=0), steps=2, chunk_steps=2)
+    assert "pretrain" not in capsys.readouterr().out
