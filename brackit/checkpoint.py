@@ -94,9 +94,11 @@ def save_checkpoint(
     history: list[dict[str, Any]],
     metadata: dict[str, Any],
     obs_stats: ObsStats | None = None,
+    run_sha256: str | None = None,
 ) -> Path:
     """Writes the states, the observation statistics (if any) and a JSON record (phase, step, history,
-    metadata) into one npz, atomically."""
+    metadata and ``run_sha256``, the hash of the run the checkpoint belongs to, ``RunSpec.identity_sha256``:
+    a resume refuses a checkpoint of another run) into one npz, atomically."""
     path = Path(path)
     arrays = {f"leaf{index:05d}": value for index, (_, value) in enumerate(_leaf_items(states))}
     if obs_stats is not None:
@@ -111,6 +113,8 @@ def save_checkpoint(
         "history": [{k: np.asarray(v).tolist() for k, v in entry.items()} for entry in history],
         "metadata": metadata,
     }
+    if run_sha256 is not None:
+        record["run_sha256"] = run_sha256
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
         np.savez(handle, record_json=np.array(json.dumps(record)), **arrays)
     return path

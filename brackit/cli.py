@@ -194,17 +194,32 @@ def train_command(
         if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
+    from brackit.algos import make_config
     from brackit.data.resolve import resolve_data
     from brackit.errors import ConfigError
-    from brackit.run import default_logdir, parse_overrides, run_training
+    from brackit.run import check_run_arguments, default_logdir, parse_overrides, run_training
 
     if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):
         raise ConfigError(f"--eval-mode {eval_mode!r}: expected mode, sample or max_q")
+    if seeds < 1:
+        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
+    if data_size is not None and data_size < 1:
+        raise ConfigError(f"--data-size must be >= 1, got {data_size}")
     if logdir is None:
         if resume:
             raise ConfigError("--resume needs --logdir: the run directory to continue")
         logdir = default_logdir(algorithm, data)
     overrides = parse_overrides(algorithm, set_ or [])
+    # the schedule and the config's ranges first: resolving a TASK-MIX name may build (write) a dataset
+    check_run_arguments(
+        steps=steps,
+        seeds=tuple(range(seeds)),
+        chunk_steps=chunk_steps,
+        eval_every=eval_every,
+        eval_episodes=eval_episodes,
+        checkpoint_every=checkpoint_every,
+    )
+    make_config(algorithm, **overrides)
     data = str(resolve_data(data, size=data_size))
     result = run_training(
         algorithm,
@@ -482,14 +497,25 @@ def parse_devices(text: str) -> int | str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2."""
+    """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2. SIGINT (Ctrl-C) and
+    SIGTERM stop it as an error would, after one line, with status 130 and 143 (``brackit.interrupts``)."""
     from brackit.determinism import request_deterministic_gpu_ops
     from brackit.hostdevices import request_host_devices
+    from brackit.interrupts import Interrupted, StopSignals
 
     request_deterministic_gpu_ops()  # bit-identical reruns on GPUs too (brackit/determinism.py)
     try:
         request_host_devices()  # one CPU device per core, for --devices (brackit/hostdevices.py)
-        app(args=argv, standalone_mode=False)
+        with StopSignals():
+            # standalone_mode=False: typer returns the status of a typer.Exit (and of a KeyboardInterrupt,
+            # as 130) instead of exiting; a command's own return value is None
+            status = app(args=argv, standalone_mode=False)
+    except Interrupted as interrupted:
+        print(
+            f"{interrupted}; stopped (a run's last checkpoint is intact: --resume continues it)",
+            file=sys.stderr,
+        )
+        return interrupted.exit_status
     except BrackitError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -505,6 +531,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {error.format_message()}", file=sys.stderr)
         return int(getattr(error, "exit_code", 2))
+    if isinstance(status, int) and not isinstance(status, bool) and status:
+        if status == 130:
+            print("aborted", file=sys.stderr)
+        return status
     return 0
 
 

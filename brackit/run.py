@@ -3,18 +3,25 @@
     logdir/run.json          what the run is (algorithm, full config, dataset sha256, seeds, steps ...)
     logdir/metrics.jsonl     one line per chunk (rewritten atomically from the checkpointed history)
     logdir/checkpoint.npz    the latest checkpoint (every ``checkpoint_every`` steps and at the end)
+    logdir/tensorboard/      event files per run (rewritten from the checkpointed history on every start)
+    logdir/.lock             flock'ed while a process runs there (``brackit.files.DirectoryLock``)
 
-A logdir that holds a different run is refused unless ``overwrite=True`` replaces it. ``resume=True``
-continues from the checkpoint; because every bit of randomness lives in the checkpointed state, the result
-is bit-identical to an uninterrupted run. Every argument is checked before the first write, so a refused
-command leaves nothing behind. run.json also records ``provenance`` (library versions, git commit), which
-the resume comparison ignores.
+A logdir that holds a different run is refused unless ``overwrite=True`` replaces it; so is one in use by
+another process, and one holding a checkpoint but no run.json. ``resume=True`` continues from the
+checkpoint; because every bit of randomness lives in the checkpointed state, the result is bit-identical to
+an uninterrupted run. A checkpoint records the hash of its run's spec (``RunSpec.identity_sha256``), and a
+resume refuses one of another run (copied in). Every argument is checked before the first write, so a
+refused command leaves nothing behind (but the empty lock file in an existing logdir). Starting in a logdir
+removes the temporaries of atomic writes that a kill interrupted (``brackit.files.AtomicDebris``). run.json
+also records ``provenance`` (library versions, git commit), which the resume comparison ignores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
+import hashlib
 import json
 import math
 import shutil
@@ -39,7 +46,7 @@ from brackit.checkpoint import (
 )
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
-from brackit.files import atomic_write_text
+from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.scores import dataset_reference
 from brackit.train import Progress, RunPlacement, TrainResult, apply_sweep, make_train, run_grid, train
 
@@ -144,6 +151,12 @@ class RunSpec:
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
+    def identity_sha256(self) -> str:
+        """sha256 of what the run is: every field but ``NOT_IDENTITY`` (the fields a resume ignores). A
+        checkpoint stores it (``run_sha256``), binding it to its run."""
+        identity = {k: v for k, v in json.loads(self.to_json()).items() if k not in NOT_IDENTITY}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
+
     @classmethod
     def from_json(cls, text: str) -> RunSpec:
         data = json.loads(text)
@@ -163,6 +176,9 @@ class RunSpec:
             ) from error
 
 
+NOT_IDENTITY = ("data", "provenance")
+"""RunSpec fields that are not part of what the run is: the same content at another path, or under other
+library versions, is the same run (``_differences``, ``RunSpec.identity_sha256``)."""
 RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard")
 """What a run writes in its logdir (``overwrite=True`` removes exactly these)."""
 MAX_CHUNK_STEPS = 1000
@@ -261,7 +277,7 @@ def _differences(old: RunSpec, new: RunSpec) -> list[str]:
     a, b = json.loads(old.to_json()), json.loads(new.to_json())
     out = []
     for key in sorted(set(a) | set(b)):
-        if key in ("data", "provenance"):
+        if key in NOT_IDENTITY:
             continue  # the same content at another path (or under other library versions) is the same run
         if a.get(key) != b.get(key):
             if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
@@ -322,6 +338,7 @@ def run_training(
     algo = get_algorithm(algorithm)
     eval_mode = eval_mode or algo.eval_mode  # run.json records the rule used
     config = algo.config_cls(**(overrides or {}))
+    check_sweep(config, sweep)
     dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
     if tensorboard:
         TensorBoard.require()
@@ -344,6 +361,50 @@ def run_training(
     RunPlacement.create(
         devices, len(run_grid(spec.seeds, spec.sweep))
     )  # a bad request fails before any write
+    writer = jax.process_index() == 0  # across processes (jax.distributed) only process 0 writes files
+    with contextlib.ExitStack() as stack:
+        if writer:  # one process at a time writes a logdir; held until the run stops
+            stack.enter_context(DirectoryLock(logdir))
+        return _run_in_logdir(
+            spec,
+            config,
+            dataset,
+            logdir=logdir,
+            checkpoint_every=checkpoint_every,
+            resume=resume,
+            overwrite=overwrite,
+            writer=writer,
+            tensorboard=tensorboard,
+            train_kwargs={
+                "steps": steps,
+                "seeds": seeds,
+                "sweep": sweep,
+                "chunk_steps": chunk_steps,
+                "eval_every": eval_every,
+                "eval_episodes": eval_episodes,
+                "eval_mode": eval_mode,
+                "env_id": env_id,
+                "logger": logger,
+                "devices": devices,
+                "progress": progress,
+            },
+        )
+
+
+def _run_in_logdir(
+    spec: RunSpec,
+    config: Any,
+    dataset: OfflineDataset,
+    *,
+    logdir: Path,
+    checkpoint_every: int,
+    resume: bool,
+    overwrite: bool,
+    writer: bool,
+    tensorboard: bool | None,
+    train_kwargs: dict[str, Any],
+) -> TrainResult:
+    """``run_training`` once the logdir is locked: checks what the logdir holds, then trains."""
     spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
     restored = None
     replace = False
@@ -367,8 +428,16 @@ def run_training(
             first = {k: v for k, v in old.provenance.items() if k != "resumed_with"}
             if first != spec.provenance:  # keep what started the run; note what continued it
                 spec = dataclasses.replace(spec, provenance={**first, "resumed_with": spec.provenance})
-    writer = jax.process_index() == 0  # across processes (jax.distributed) only process 0 writes files
+    elif checkpoint_path.exists():
+        if not overwrite:
+            raise RunError(
+                f"{logdir} holds {checkpoint_path.name} but no run.json, so whose run it is cannot be "
+                "checked; move the checkpoint away, choose another --logdir, or pass --overwrite to replace it"
+            )
+        replace = True
+    steps = train_kwargs["steps"]
     if writer:
+        AtomicDebris.sweep(logdir, RUN_FILES)  # temporaries of writes a kill interrupted
         if replace:
             for name in RUN_FILES:
                 path = logdir / name
@@ -378,7 +447,9 @@ def run_training(
                     path.unlink()
         logdir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(spec_path, spec.to_json() + "\n")
-    board = TensorBoard.open(logdir, run_grid(spec.seeds, spec.sweep), tensorboard) if writer else None
+    runs = run_grid(spec.seeds, spec.sweep)
+    history = restored.history if restored is not None else []
+    board = TensorBoard.open(logdir, runs, tensorboard, history) if writer else None
 
     def on_chunk(progress: Progress) -> None:
         finished = progress.phase == "train" and progress.step == steps
@@ -403,39 +474,37 @@ def run_training(
                     "score_reference": dataset_reference(dataset.card.extra),  # for `brackit eval`
                 },
                 obs_stats=progress.obs_stats,
+                run_sha256=spec.identity_sha256(),
             )
 
     try:
-        return train(
-            algorithm,
-            dataset,
-            config,
-            steps=steps,
-            seeds=seeds,
-            sweep=sweep,
-            chunk_steps=chunk_steps,
-            eval_every=eval_every,
-            eval_episodes=eval_episodes,
-            eval_mode=eval_mode,
-            env_id=env_id,
-            logger=logger,
-            on_chunk=on_chunk,
-            resume=restored,
-            devices=devices,
-            progress=progress,
-        )
+        return train(spec.algorithm, dataset, config, on_chunk=on_chunk, resume=restored, **train_kwargs)
     finally:
         if board is not None:
             board.close()
 
 
 class TensorBoard:
-    """One tensorboardX writer per run (``logdir/tensorboard/seed0``, ``.../alpha0.1-seed0``)."""
+    """One tensorboardX writer per run (``logdir/tensorboard/seed0``, ``.../alpha0.1-seed0``).
 
-    def __init__(self, logdir: Path, runs: list[dict[str, Any]]) -> None:
+    Opening it replaces each run's event files by the ``history`` a run starts from (its checkpoint's; none
+    for a fresh start), as metrics.jsonl is rewritten from it: after a kill, the events written past the
+    checkpoint would otherwise appear twice once the resumed run writes those steps again."""
+
+    EVENTS = "events.out.tfevents.*"
+
+    def __init__(
+        self, logdir: Path, runs: list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()
+    ) -> None:
         from tensorboardX import SummaryWriter
 
-        self.writers = [SummaryWriter(str(logdir / "tensorboard" / run_name(run))) for run in runs]
+        directories = [logdir / "tensorboard" / run_name(run) for run in runs]
+        for directory in directories:
+            for stale in directory.glob(self.EVENTS):
+                stale.unlink()
+        self.writers = [SummaryWriter(str(directory)) for directory in directories]
+        for entry in history:
+            self.write(entry)
 
     @staticmethod
     def require() -> None:
@@ -446,11 +515,17 @@ class TensorBoard:
             raise ConfigError("tensorboard output needs tensorboardX: pip install 'brackit[tensorboard]'")
 
     @classmethod
-    def open(cls, logdir: Path, runs: list[dict[str, Any]], enabled: bool | None) -> TensorBoard | None:
+    def open(
+        cls,
+        logdir: Path,
+        runs: list[dict[str, Any]],
+        enabled: bool | None,
+        history: Sequence[dict[str, Any]] = (),
+    ) -> TensorBoard | None:
         if enabled is False:
             return None
         try:
-            return cls(logdir, runs)
+            return cls(logdir, runs, history)
         except ImportError as error:
             if enabled:
                 raise ConfigError(
@@ -482,6 +557,16 @@ def run_name(run: dict[str, Any]) -> str:
     return "-".join([*parts, f"seed{run['seed']}"])
 
 
+def check_sweep(config: Any, sweep: dict[str, Sequence[float]] | None) -> None:
+    """Every sweep value must be a valid value of its config field (its declared range, ``check_ranges``):
+    the config is rebuilt with each value in turn."""
+    fields = config_fields(type(config))
+    for name, values in (sweep or {}).items():
+        if name in fields:
+            for value in values:
+                dataclasses.replace(config, **{name: value})
+
+
 def _jsonl(entry: dict[str, Any]) -> str:
     return json.dumps({k: np.asarray(v).tolist() for k, v in entry.items()}) + "\n"
 
@@ -495,7 +580,16 @@ def template_states(spec: RunSpec, config: Any, obs_dim: int, action_dim: int) -
 
 
 def restore_progress(path: Path, config: Any, dataset: OfflineDataset, spec: RunSpec) -> Progress:
+    """The progress saved in checkpoint ``path`` of the run ``spec`` (that of ``path``'s run.json); a
+    checkpoint bound to another run (``run_sha256``) is a RunError. Older checkpoints carry no binding."""
     record = read_record(path)
+    bound, expected = record.get("run_sha256"), spec.identity_sha256()
+    if bound is not None and bound != expected:
+        raise RunError(
+            f"{path} belongs to another run than {path.parent / 'run.json'} (run hash {bound[:12]}, expected "
+            f"{expected[:12]}); was it copied in from another logdir? Move it away, or pass --overwrite to "
+            "start this run afresh"
+        )
     states = load_states(path, template_states(spec, config, dataset.card.obs_dim, dataset.card.action_dim))
     history = [{k: np.asarray(v) for k, v in entry.items()} for entry in record["history"]]
     for entry in history:

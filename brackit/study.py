@@ -76,7 +76,7 @@ from brackit.data.resolve import (
     resolve_data,
 )
 from brackit.errors import ConfigError
-from brackit.files import atomic_write_text
+from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.run import RunError, RunSpec, _differences, run_training
 
 STEP_FIELDS = ("warm_start_steps", "behavior_steps")
@@ -772,11 +772,24 @@ def run_study(
 
     ``progress(group, index, total, steps)`` is a context manager around each trained group that yields
     a logger for its metrics (or None), e.g. ``rich_group_progress``. ``devices`` shards each group's runs
-    (``brackit.train.train``; ``"auto"``: the most devices that divide the group's runs).
+    (``brackit.train.train``; ``"auto"``: the most devices that divide the group's runs). The output
+    directory is locked (``OUT/.lock``) for the study's duration: a second study there is refused.
     """
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
     plan = plan_study(spec, out_dir, budget=budget, tasks=tasks, mixes=mixes, variants=variants)
+    with DirectoryLock(plan.out_dir):
+        AtomicDebris.sweep(plan.out_dir, ["study.json"])  # a killed index write's temporary
+        return _run_plan(plan, data_dir=data_dir, progress=progress, devices=devices)
+
+
+def _run_plan(
+    plan: StudyPlan,
+    *,
+    data_dir: Path | None,
+    progress: GroupProgress | None,
+    devices: int | str | None,
+) -> list[GroupResult]:
     states = {group.logdir: group_state(plan, group) for group in plan.groups}  # refuses clashes up front
     statuses = {group.logdir: states[group.logdir] for group in plan.groups}
     write_index(plan, statuses)

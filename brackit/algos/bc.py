@@ -18,12 +18,14 @@ initialisation (LeCun normal kernels) where the reference uses Keras's (Glorot u
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
 from brackit.ops import entropy_temperature_loss, gradient_step, nonnegative
@@ -56,17 +58,24 @@ class BCConfig:
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "hidden": ">= 1",
+        "learning_rate": "> 0",
+        "batch_size": ">= 1",
+        "action_clip": "(0, 0.5)",
+        "log_std_min": "finite",
+        "log_std_max": "finite",
+        "alpha_entropy": ">= 0",
+        "target_entropy": "finite or None",
+        "entropy_lr": "> 0 or None",
+    }
+
     def __post_init__(self) -> None:
-        if not 0.0 < self.action_clip < 0.5:
-            raise ConfigError(f"action_clip must be in (0, 0.5), got {self.action_clip}")
+        check_ranges(self)
         if self.log_std_transform not in LOG_STD_TRANSFORMS:
             raise ConfigError(
                 f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
             )
-        if self.alpha_entropy < 0 or (self.entropy_lr is not None and self.entropy_lr <= 0):
-            raise ConfigError("alpha_entropy must be >= 0 and entropy_lr positive (or None)")
-        if self.learning_rate <= 0 or self.batch_size <= 0:
-            raise ConfigError("learning_rate and batch_size must be positive")
 
 
 @struct.dataclass

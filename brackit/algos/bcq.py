@@ -24,12 +24,14 @@ Actions are in the unit box [-1, 1]^A, so the paper's ``max_action`` is 1.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import VAE, Critic, CriticEnsemble, Perturbation, ensemble_member, standard_normal_kl
 from brackit.ops import bellman_target, ensemble_reduce, ensemble_td_loss, gradient_step, polyak
@@ -66,19 +68,27 @@ class BCQConfig:
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "phi": "[0, 2]",  # the unit box is 2 wide
+        "ensemble_lam": "[0, 1]",
+        "num_target_samples": ">= 1",
+        "num_act_samples": ">= 1",
+        "gamma": "[0, 1]",
+        "tau": "(0, 1]",
+        "batch_size": ">= 1",
+        "critic_lr": "> 0",
+        "actor_lr": "> 0",
+        "vae_lr": "> 0",
+        "critic_hidden": ">= 1",
+        "actor_hidden": ">= 1",
+        "vae_hidden": ">= 1",
+        "latent_dim": ">= 0",
+        "kl_weight": ">= 0",
+        "num_critics": ">= 1",
+    }
+
     def __post_init__(self) -> None:
-        if not 0.0 <= self.phi <= 2.0:
-            raise ConfigError(f"phi must be in [0, 2] (the unit box is 2 wide), got {self.phi}")
-        if not 0.0 <= self.ensemble_lam <= 1.0:
-            raise ConfigError(f"ensemble_lam must be in [0, 1], got {self.ensemble_lam}")
-        if self.num_target_samples < 1 or self.num_act_samples < 1:
-            raise ConfigError("num_target_samples and num_act_samples must be >= 1")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
-        if min(self.critic_lr, self.actor_lr, self.vae_lr) <= 0 or self.batch_size <= 0:
-            raise ConfigError("learning rates and batch_size must be positive")
-        if self.latent_dim < 0 or self.kl_weight < 0 or self.num_critics < 1:
-            raise ConfigError("latent_dim and kl_weight must be >= 0 and num_critics >= 1")
+        check_ranges(self)
 
 
 @struct.dataclass

@@ -44,6 +44,7 @@ Actions are in the unit box [-1, 1]^A.
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +52,7 @@ import optax
 from flax import struct
 
 from brackit.algos.bcq import vae_loss
+from brackit.config_checks import check_ranges
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import VAE, Critic, CriticEnsemble, GaussianHead, TanhGaussian, ensemble_member
@@ -135,24 +137,40 @@ class BEARConfig:
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "mmd_sigma": "> 0",
+        "num_divergence_samples": ">= 1",
+        "actor_noise_clip": "> 0 or None",
+        "epsilon": ">= 0",
+        "initial_log_lagrange": "finite",
+        "log_lagrange_min": "finite",
+        "log_lagrange_max": "finite",
+        "lagrange_lr": "> 0",
+        "warm_start_steps": ">= 0",
+        "ensemble_lam": "[0, 1]",
+        "num_target_samples": ">= 1",
+        "num_act_samples": ">= 1",
+        "num_critics": ">= 1",
+        "gamma": "[0, 1]",
+        "tau": "(0, 1]",
+        "batch_size": ">= 1",
+        "critic_lr": "> 0",
+        "actor_lr": "> 0",
+        "vae_lr": "> 0",
+        "critic_hidden": ">= 1",
+        "actor_hidden": ">= 1",
+        "vae_hidden": ">= 1",
+        "latent_dim": ">= 0",
+        "kl_weight": ">= 0",
+        "log_std_min": "finite",
+        "log_std_max": "finite",
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         self.check_divergence()
-        if self.num_divergence_samples < 1 or self.num_target_samples < 1 or self.num_act_samples < 1:
-            raise ConfigError("num_divergence_samples, num_target_samples and num_act_samples must be >= 1")
-        if self.actor_noise_clip is not None and not self.actor_noise_clip > 0:
-            raise ConfigError(f"actor_noise_clip must be > 0 or None, got {self.actor_noise_clip}")
-        if self.epsilon < 0:
-            raise ConfigError(f"epsilon must be >= 0, got {self.epsilon}")
         if not self.log_lagrange_min <= self.initial_log_lagrange <= self.log_lagrange_max:
             raise ConfigError("initial_log_lagrange must lie in [log_lagrange_min, log_lagrange_max]")
-        if not 0.0 <= self.ensemble_lam <= 1.0:
-            raise ConfigError(f"ensemble_lam must be in [0, 1], got {self.ensemble_lam}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
-        if min(self.critic_lr, self.actor_lr, self.vae_lr, self.lagrange_lr) <= 0 or self.batch_size <= 0:
-            raise ConfigError("learning rates and batch_size must be positive")
-        if self.num_critics < 1 or self.latent_dim < 0 or self.kl_weight < 0:
-            raise ConfigError("num_critics must be >= 1, latent_dim and kl_weight >= 0")
 
     def make_divergence(self) -> Divergence:
         """The divergence object (unknown names or parameters are ConfigErrors)."""

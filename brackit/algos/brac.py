@@ -37,6 +37,7 @@ Actions are in the unit box [-1, 1]^A throughout; the training loop maps dataset
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -44,6 +45,7 @@ import optax
 from flax import struct
 
 from brackit.algos import bc
+from brackit.config_checks import check_ranges
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import (
@@ -133,27 +135,45 @@ class BRACConfig:
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "alpha": ">= 0 or None",
+        "target_divergence": "finite",
+        "alpha_max": ">= 0",
+        "alpha_lr": "> 0",
+        "alpha_entropy": ">= 0",
+        "target_entropy": "finite or None",
+        "num_critics": ">= 1",
+        "ensemble_lam": "[0, 1]",
+        "gamma": "[0, 1]",
+        "tau": "(0, 1]",
+        "batch_size": ">= 1",
+        "critic_lr": "> 0",
+        "actor_lr": "> 0 or None",
+        "critic_hidden": ">= 1",
+        "actor_hidden": ">= 1",
+        "warm_start_steps": ">= 0",
+        "num_divergence_samples": ">= 1",
+        "mmd_sigma": "> 0",
+        "dual_hidden": ">= 1",
+        "dual_lr": "> 0",
+        "dual_steps": ">= 1",
+        "gradient_penalty": ">= 0",
+        "behavior_steps": ">= 0",
+        "eval_samples": ">= 1",
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.penalty not in PENALTIES:
             raise ConfigError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
         if self.divergence != "none":
             self.make_divergence()  # raises ConfigError naming the field to change
-        if self.num_critics < 1:
-            raise ConfigError(f"num_critics must be >= 1, got {self.num_critics}")
-        if not 0.0 <= self.ensemble_lam <= 1.0:
-            raise ConfigError(f"ensemble_lam must be in [0, 1], got {self.ensemble_lam}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
         if self.tune_alpha and self.divergence == "none":
             raise ConfigError("tune_alpha needs a divergence; set divergence to 'kl', 'mmd' or 'w'")
-        if (self.alpha is not None and self.alpha < 0) or self.alpha_entropy < 0:
-            raise ConfigError("alpha and alpha_entropy must be >= 0")
         if self.log_std_transform not in LOG_STD_TRANSFORMS:
             raise ConfigError(
                 f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
             )
-        if self.num_divergence_samples < 1 or self.dual_steps < 1 or self.eval_samples < 1:
-            raise ConfigError("num_divergence_samples, dual_steps and eval_samples must be >= 1")
 
     def make_divergence(self) -> Divergence:
         params: dict[str, object] = {}

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -31,6 +31,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import CriticEnsemble, GaussianHead, TanhGaussian, scale_action
 from brackit.ops import (
@@ -81,17 +82,30 @@ class SACConfig:
     vector_mode: str = "sync"
     """'sync' (all envs in this process) or 'async' (one subprocess per env)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "actor_hidden": ">= 1",
+        "critic_hidden": ">= 1",
+        "num_critics": ">= 1",
+        "learning_rate": "> 0",
+        "batch_size": ">= 1",
+        "gamma": "[0, 1]",
+        "tau": "(0, 1]",
+        "initial_temperature": "> 0",
+        "target_entropy": "finite or None",
+        "log_std_min": "finite",
+        "log_std_max": "finite",
+        "random_steps": ">= 0",
+        "buffer_size": ">= 1",
+        "num_envs": ">= 1",
+        "updates_per_step": ">= 1 or None",
+    }
+
     def __post_init__(self) -> None:
-        if self.num_critics < 1:
-            raise ConfigError(f"num_critics must be >= 1, got {self.num_critics}")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError(f"gamma must be in [0, 1] and tau in (0, 1], got {self.gamma}, {self.tau}")
-        if self.learning_rate <= 0 or self.batch_size < 1 or self.initial_temperature <= 0:
-            raise ConfigError("learning_rate, batch_size and initial_temperature must be positive")
-        if self.num_envs < 1 or self.buffer_size < self.batch_size:
-            raise ConfigError("num_envs must be >= 1 and buffer_size >= batch_size")
-        if self.updates_per_step is not None and self.updates_per_step < 1:
-            raise ConfigError(f"updates_per_step must be >= 1 or None, got {self.updates_per_step}")
+        check_ranges(self)
+        if self.buffer_size < self.batch_size:
+            raise ConfigError(
+                f"buffer_size must be >= batch_size ({self.batch_size}), got {self.buffer_size}"
+            )
         if self.random_steps < self.batch_size:
             raise ConfigError(
                 f"random_steps must be >= batch_size ({self.batch_size}) to fill the first batch"

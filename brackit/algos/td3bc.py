@@ -44,12 +44,14 @@ Remaining differences from the references:
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import HIDDEN_INITS, Critic, CriticEnsemble, DeterministicActor, MLPStyle, ensemble_member
 from brackit.ops import bellman_target, ensemble_td_loss, gradient_step, polyak
@@ -100,28 +102,34 @@ class ReBRACConfig:
     """Train on observations standardised by the dataset's mean and std (+1e-3) and act on raw ones
     (``brackit.train``); ReBRAC does not (``normalize_states: false`` in every config), TD3+BC does."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "beta_actor": ">= 0",
+        "beta_critic": ">= 0",
+        "q_scale": "> 0",
+        "policy_noise": ">= 0",
+        "noise_clip": ">= 0",
+        "policy_freq": ">= 1",
+        "num_critics": ">= 1",
+        "critic_hidden": ">= 1",
+        "actor_hidden": ">= 1",
+        "gamma": "[0, 1]",
+        "tau": "(0, 1]",
+        "batch_size": ">= 1",
+        "critic_lr": "> 0",
+        "actor_lr": "> 0",
+        "hidden_bias_init": "finite",
+        "actor_last_init": ">= 0 or None",
+        "critic_last_init": ">= 0 or None",
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.hidden_init not in HIDDEN_INITS:
             raise ConfigError(f"hidden_init must be one of {HIDDEN_INITS}, got {self.hidden_init!r}")
-        if min(self.actor_last_init or 0.0, self.critic_last_init or 0.0) < 0:
-            raise ConfigError("actor_last_init and critic_last_init must be >= 0 (or None)")
         if self.actor_q not in ACTOR_Q:
             raise ConfigError(f"actor_q must be one of {ACTOR_Q}, got {self.actor_q!r}")
         if self.bc_reduction not in BC_REDUCTIONS:
             raise ConfigError(f"bc_reduction must be one of {BC_REDUCTIONS}, got {self.bc_reduction!r}")
-        if (
-            min(self.beta_actor, self.beta_critic, self.policy_noise, self.noise_clip) < 0
-            or self.q_scale <= 0
-        ):
-            raise ConfigError(
-                "beta_actor, beta_critic, policy_noise and noise_clip must be >= 0, q_scale > 0"
-            )
-        if self.policy_freq < 1 or self.num_critics < 1:
-            raise ConfigError("policy_freq and num_critics must be >= 1")
-        if not 0.0 <= self.gamma <= 1.0 or not 0.0 < self.tau <= 1.0:
-            raise ConfigError("gamma must be in [0, 1] and tau in (0, 1]")
-        if min(self.critic_lr, self.actor_lr) <= 0 or self.batch_size <= 0:
-            raise ConfigError("learning rates and batch_size must be positive")
 
 
 @dataclasses.dataclass(frozen=True)
