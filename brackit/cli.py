@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -290,6 +291,7 @@ def eval_command(
         reference = policy.card.get("score_reference")
         act, states, mode, runs = exported_act(policy), np.zeros(1), rule, [policy.card.get("run", {})]
         env_units = True
+        dims = (policy.obs_dim, policy.action_dim)
     else:
         from brackit.algos import get_algorithm
         from brackit.checkpoint import load_obs_stats, read_record
@@ -301,8 +303,11 @@ def eval_command(
             raise ConfigError(f"{checkpoint}: the run has no env id to evaluate on")
         env_id, mode, runs = spec.env_id, mode or spec.eval_mode, run_grid(spec.seeds, spec.sweep)
         act = batched_act(get_algorithm(spec.algorithm), config, load_obs_stats(checkpoint))
-        reference = read_record(checkpoint)["metadata"].get("score_reference")
+        record = read_record(checkpoint)
+        reference = record["metadata"].get("score_reference")
         env_units = False
+        dims = tuple(int(d) for d in record["metadata"]["dims"])  # load_run checked they are there
+    check_env_dims(env_id, dims, checkpoint)
     result = evaluate(
         act,
         states,
@@ -319,6 +324,21 @@ def eval_command(
         if "eval/score_mean" in summary:
             line += f", normalized score {summary['eval/score_mean'][index]:.1f}"
         print(line)
+
+
+def check_env_dims(env_id: str, dims: tuple[int, ...], where: object) -> None:
+    """Refuses, in one line, an environment id that gymnasium does not know or whose observation and
+    action widths are not ``dims`` (what the policy at ``where`` was trained for)."""
+    from brackit.data.dataset import env_spaces
+    from brackit.errors import ConfigError
+
+    env_dims = env_spaces(env_id, where)[:2]
+    if tuple(env_dims) != tuple(dims):
+        raise ConfigError(
+            f"{where}: the policy takes observations of width {dims[0]} and gives actions of width "
+            f"{dims[1]}, but {env_id} has {env_dims[0]} and {env_dims[1]}: evaluate it on the "
+            "environment it was trained for"
+        )
 
 
 @app.command("export")
@@ -496,9 +516,65 @@ def parse_devices(text: str) -> int | str:
     return count
 
 
+USER_ERRNOS = frozenset(
+    {
+        errno.EACCES,
+        errno.EPERM,
+        errno.EEXIST,
+        errno.EISDIR,
+        errno.ENOTDIR,
+        errno.ENOENT,
+        errno.ENAMETOOLONG,
+        errno.ELOOP,
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EFBIG,
+        errno.EROFS,
+    }
+)
+"""The ``OSError``s that a user's paths and disks cause (permissions, a file where a directory goes or the
+reverse, a missing path, a full, read-only or size-limited file system): one line, not a traceback."""
+
+
+def user_error_line(error: BaseException) -> str | None:
+    """The one line that reports ``error`` if it is a user's error rather than a bug, else None: brackit's
+    own errors, the predictable ``OSError``s (``USER_ERRNOS``, naming the path), and gymnasium's refusal of
+    an environment id (unknown, malformed, deprecated, or missing its dependencies)."""
+    if isinstance(error, BrackitError):
+        text = str(error)
+    elif isinstance(error, OSError) and error.errno in USER_ERRNOS:
+        reason = error.strerror or str(error)
+        if error.filename is None:
+            text = reason
+        elif error.filename2 is None:
+            text = f"{error.filename}: {reason}"
+        else:
+            text = f"{error.filename} -> {error.filename2}: {reason}"
+    elif _is_gymnasium_env_error(error):
+        text = f"gymnasium: {error}"
+    else:
+        return None
+    return " ".join(text.split())
+
+
+def _is_gymnasium_env_error(error: BaseException) -> bool:
+    gym_error = sys.modules.get("gymnasium.error")
+    if gym_error is None:  # not imported: the error is not gymnasium's
+        return False
+    refusals = tuple(
+        getattr(gym_error, name)
+        for name in ("UnregisteredEnv", "DeprecatedEnv", "DependencyNotInstalled")
+        if hasattr(gym_error, name)
+    )
+    # a plain ``gymnasium.error.Error`` is what gymnasium raises for a malformed id
+    return isinstance(error, refusals) or type(error) is getattr(gym_error, "Error", None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a ``BrackitError`` becomes one line on stderr and exit status 2. SIGINT (Ctrl-C) and
-    SIGTERM stop it as an error would, after one line, with status 130 and 143 (``brackit.interrupts``)."""
+    """Run the CLI; a user's error (``user_error_line``: a ``BrackitError``, a permission, path or disk
+    ``OSError``, an unknown gymnasium id) becomes one line on stderr and exit status 2; any other exception
+    is a bug and shows its traceback. SIGINT (Ctrl-C) and SIGTERM stop it as an error would, after one
+    line, with status 130 and 143 (``brackit.interrupts``)."""
     from brackit.determinism import request_deterministic_gpu_ops
     from brackit.hostdevices import request_host_devices
     from brackit.interrupts import Interrupted, StopSignals
@@ -531,6 +607,12 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"error: {error.format_message()}", file=sys.stderr)
         return int(getattr(error, "exit_code", 2))
+    except Exception as error:
+        line = user_error_line(error)
+        if line is None:  # a bug: its traceback
+            raise
+        print(f"error: {line}", file=sys.stderr)
+        return 2
     if isinstance(status, int) and not isinstance(status, bool) and status:
         if status == 130:
             print("aborted", file=sys.stderr)

@@ -1,12 +1,16 @@
 """Atomic file writes: data goes to a hidden temporary sibling, is flushed, then renamed into place, so a
 killed write never leaves a partial file (or directory) under the target name (its temporary may remain:
-``AtomicDebris`` removes it later). ``DirectoryLock``: one writing process per directory."""
+``AtomicDebris`` removes it later). Replacing a directory takes two renames (POSIX has no portable atomic
+swap): the old one moves into a hidden ``.old`` sibling, then the new one into place; an error between them
+moves the old one back, and after a kill there ``restore_replaced_directory`` (run by the next write, load
+or sweep) does. ``DirectoryLock``: one writing process per directory."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import fcntl
+import glob
 import os
 import re
 import shutil
@@ -21,11 +25,14 @@ from brackit.errors import BrackitError
 def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[Path]:
     """Yields a temporary sibling path; on success it replaces ``target`` by a rename.
 
-    On any error (or a kill) the target is untouched and the temporary is removed when possible.
+    On any error the target is untouched (a directory's old copy is moved back) and the temporary is
+    removed when possible; after a kill the target is whole, or restorable by ``restore_replaced_directory``.
+    An ``OSError`` without a file name (ENOSPC, EFBIG from a write) is raised again naming ``target``.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     if directory:
+        restore_replaced_directory(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     else:
         fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -35,20 +42,67 @@ def atomic_path(target: str | os.PathLike, directory: bool = False) -> Iterator[
     try:
         yield tmp
         if directory:
-            if target.exists():
-                trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-                os.replace(target, trash / "old")
-                os.replace(tmp, target)
-                shutil.rmtree(trash, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            _replace_directory(tmp, target)
         else:
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
+    except OSError as error:
+        if error.filename is None and error.errno is not None:  # say which file could not be written
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(target)) from error
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
+
+
+_KEPT = "old"  # the name of the replaced directory inside its ``.old`` sibling while it may be restored
+
+
+def _replace_directory(new: Path, target: Path) -> None:
+    """Puts the directory ``new`` at ``target``, moving an existing ``target`` aside first (see the module
+    docstring): at every instant ``target`` or ``.TARGET.XXXXXXXX.old/old`` holds a whole directory."""
+    if not (target.exists() or target.is_symlink()):
+        os.replace(new, target)
+        return
+    trash = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+    kept = trash / _KEPT
+    os.replace(target, kept)
+    try:
+        os.replace(new, target)
+    except BaseException:
+        if not (target.exists() or target.is_symlink()):
+            os.replace(kept, target)
+        raise
+    try:  # discarded under another name first, so that a half-removed copy is never restored
+        os.replace(kept, trash / "discarded")
+    except OSError:
+        return  # the new directory is in place; the sweep of a later start removes the old one
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def restore_replaced_directory(target: str | os.PathLike) -> bool:
+    """If ``target`` is missing because a kill stopped ``atomic_path`` between its two renames, moves the
+    replaced directory (kept whole in ``.TARGET.XXXXXXXX.old/old``) back; True if it did."""
+    target = Path(target)
+    if target.exists() or target.is_symlink() or not target.parent.is_dir():
+        return False
+    kept = [
+        path / _KEPT
+        for path in target.parent.glob(f".{glob.escape(target.name)}.*.old")
+        if AtomicDebris.target_of(path) == (target.name, "old")
+        and not path.is_symlink()
+        and (path / _KEPT).exists()
+    ]
+    if not kept:
+        return False
+    newest = max(kept, key=lambda path: path.stat().st_mtime)
+    try:
+        os.replace(newest, target)
+    except FileNotFoundError:  # another process restored it first
+        return target.exists()
+    shutil.rmtree(newest.parent, ignore_errors=True)
+    return True
 
 
 def _umask() -> int:
@@ -65,12 +119,19 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> None:
 class AtomicDebris:
     """The temporaries ``atomic_path`` leaves when its process is killed inside it (a kill skips the
     cleanup): ``.NAME.XXXXXXXX.tmp`` (a file or a directory) and ``.NAME.XXXXXXXX.old`` (a directory), named
-    by ``tempfile.mkstemp``/``mkdtemp`` after the target NAME. ``sweep`` removes those of the given targets
-    and nothing else (an ``.old`` one only while NAME exists: a kill between its two renames leaves the only
-    copy there); call it only while no other process may be writing them (e.g. under a
-    ``DirectoryLock``)."""
+    by ``tempfile.mkstemp``/``mkdtemp`` after the target NAME. ``sweep`` first restores a NAME that a kill
+    between the two renames of a directory replacement left missing (``restore_replaced_directory``), then
+    removes the temporaries of the given targets and nothing else (an ``.old`` one only while NAME exists,
+    or when it holds no restorable copy); call it only while no other process may be writing them (e.g.
+    under a ``DirectoryLock``)."""
 
     PATTERN = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.(?P<kind>tmp|old)$")
+
+    @classmethod
+    def target_of(cls, path: Path) -> tuple[str, str] | None:
+        """(NAME, 'tmp' or 'old') of a temporary's path, or None."""
+        match = cls.PATTERN.match(path.name)
+        return None if match is None else (match["target"], match["kind"])
 
     @classmethod
     def matches(cls, path: Path, targets: Iterable[str]) -> bool:
@@ -78,15 +139,18 @@ class AtomicDebris:
         if match is None or match["target"] not in set(targets) or path.is_symlink():
             return False
         if match["kind"] == "old":  # the replaced directory: stale once the new one is in place
-            return path.is_dir() and (path.parent / match["target"]).exists()
+            return path.is_dir() and ((path.parent / match["target"]).exists() or not (path / _KEPT).exists())
         return path.is_file() or path.is_dir()
 
     @classmethod
     def sweep(cls, directory: str | os.PathLike, targets: Iterable[str]) -> list[Path]:
-        """Removes the leftover temporaries of ``targets`` (names in ``directory``); returns them."""
+        """Restores interrupted directory replacements of ``targets`` (names in ``directory``), then
+        removes their leftover temporaries; returns the removed paths."""
         directory, targets = Path(directory), set(targets)
         if not directory.is_dir():
             return []
+        for target in sorted(targets):
+            restore_replaced_directory(directory / target)
         removed = []
         for path in sorted(directory.iterdir()):
             if cls.matches(path, targets):

@@ -283,8 +283,9 @@ def test_temporaries_of_a_killed_atomic_write_are_removed_on_the_next_start(tmp_
     assert (logdir / "checkpoint.npz").read_bytes() == checkpoint  # the target is untouched
     stale_trash = logdir / ".metrics.jsonl.k2j4h5g6.old"  # a replaced directory's trash, target present
     (stale_trash / "old").mkdir(parents=True)
-    only_copy = logdir / ".tensorboard.a1b2c3d4.old"  # its target is missing: the only copy, kept
+    only_copy = logdir / ".tensorboard.a1b2c3d4.old"  # its target is missing: the only copy, restored
     (only_copy / "old").mkdir(parents=True)
+    (only_copy / "old" / "events").write_text("kept")
     keep = [
         logdir / ".notes.txt.abcdefgh.tmp",  # the pattern, but not a file a run writes
         logdir / ".checkpoint.npz.keep",
@@ -298,7 +299,8 @@ def test_temporaries_of_a_killed_atomic_write_are_removed_on_the_next_start(tmp_
     assert not any(AtomicDebris.matches(path, run_module.RUN_FILES) for path in keep)
     run_training("bc", data, logdir=logdir, resume=True, **common)  # the next start in that logdir
     assert not debris.exists() and not stale_trash.exists()
-    assert only_copy.exists() and all(path.read_text() == "mine" for path in keep)
+    assert not only_copy.exists() and (logdir / "tensorboard" / "events").read_text() == "kept"
+    assert all(path.read_text() == "mine" for path in keep)
     assert read_record(logdir / "checkpoint.npz")["step"] == 2
 
 

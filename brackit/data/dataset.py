@@ -85,16 +85,46 @@ class DatasetCard:
         return out
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], path: object = "<card>") -> DatasetCard:
-        names = {f.name for f in dataclasses.fields(cls)} - {"extra_json"}
-        missing = sorted(n for n in names if n not in data and n not in ("behavior",))
-        if missing:
-            raise DatasetError(path, f"card.{missing[0]}", "present in the dataset card")
-        kwargs = {n: data[n] for n in names if n in data}
-        kwargs["action_low"] = tuple(float(v) for v in data["action_low"])
-        kwargs["action_high"] = tuple(float(v) for v in data["action_high"])
-        kwargs["extra_json"] = json.dumps(data.get("extra", {}), sort_keys=True)
+    def from_dict(cls, data: Any, path: object = "<card>") -> DatasetCard:
+        """The card of a JSON object; any missing or mistyped entry is a ``DatasetError`` naming it."""
+        if not isinstance(data, dict):
+            raise DatasetError(path, "card", "a JSON object", f"a {type(data).__name__}")
+        kwargs: dict[str, Any] = {}
+        for name, kinds in _CARD_TYPES.items():
+            if name not in data:
+                if type(None) in kinds:
+                    continue
+                raise DatasetError(path, f"card.{name}", "present in the dataset card")
+            value = data[name]
+            if not isinstance(value, kinds) or isinstance(value, bool):
+                wanted = " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+                raise DatasetError(path, f"card.{name}", wanted, f"{value!r}"[:80])
+            kwargs[name] = value
+        for name in ("action_low", "action_high"):
+            value = data.get(name)
+            if not isinstance(value, list) or not all(
+                isinstance(v, int | float) and not isinstance(v, bool) for v in value
+            ):
+                raise DatasetError(path, f"card.{name}", "a list of numbers", f"{value!r}"[:80])
+            kwargs[name] = tuple(float(v) for v in value)
+        extra = data.get("extra", {})
+        if not isinstance(extra, dict):
+            raise DatasetError(path, "card.extra", "a JSON object", f"{extra!r}"[:80])
+        kwargs["extra_json"] = json.dumps(extra, sort_keys=True)
         return cls(**kwargs)
+
+
+# The scalar entries of a card's JSON and their types (NoneType: may be null or absent).
+_CARD_TYPES: dict[str, tuple[type, ...]] = {
+    "env_id": (str, type(None)),
+    "obs_dim": (int,),
+    "action_dim": (int,),
+    "num_transitions": (int,),
+    "num_episodes": (int,),
+    "source_format": (str,),
+    "sha256": (str,),
+    "behavior": (str, type(None)),
+}
 
 
 @struct.dataclass
@@ -197,22 +227,61 @@ def env_spaces(env_id: str, path: object = "<dataset>") -> tuple[int, int, np.nd
     )
 
 
+def coerce_field(value: Any, dtype: Any, rank: int, path: object, name: str) -> np.ndarray:
+    """One field as it will be used: a numeric array of ``rank`` with non-zero widths, cast to ``dtype``.
+
+    The checks run on the cast result, so a float64 value beyond float32's range (inf once stored) is
+    refused like a NaN; a boolean field takes only 0 and 1 (a NaN would cast to True); an integer field
+    only whole numbers within its range. Any failure is a ``DatasetError`` naming ``path`` and ``name``.
+    """
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise DatasetError(path, name, "a numeric array", str(error)) from error
+    if array.dtype.kind not in "biuf":
+        raise DatasetError(path, name, "a numeric array", f"dtype {array.dtype}")
+    if array.ndim != rank:
+        raise DatasetError(path, name, f"rank {rank}", f"rank {array.ndim} with shape {array.shape}")
+    if 0 in array.shape[1:]:
+        raise DatasetError(path, name, "non-zero widths", f"shape {array.shape}")
+    target = np.dtype(dtype)
+
+    def refuse(bad: np.ndarray, expected: str) -> DatasetError:
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        return DatasetError(path, name, expected, f"{array[index].item()!r} at row {index[0]}")
+
+    if target.kind == "b":
+        if array.dtype.kind != "b":
+            bad = (array != 0) & (array != 1)  # NaN included
+            if bad.any():
+                raise refuse(bad, "booleans (0 or 1)")
+        return array.astype(target, copy=False)
+    if target.kind in "iu":
+        info = np.iinfo(target)
+        with np.errstate(all="ignore"):  # NaN compares False; a narrow float can't hold info.max
+            bad = (array < info.min) | (array > info.max)
+            if array.dtype.kind == "f":
+                bad |= ~np.isfinite(array) | (np.floor(array) != array)
+        if bad.any():
+            raise refuse(bad, f"whole numbers within {target}'s range")
+        return array.astype(target, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = array.astype(target, copy=False)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise refuse(bad, f"finite {target} values (NaN, inf and values beyond {target}'s range refused)")
+    return out
+
+
 def validate_arrays(arrays: dict[str, np.ndarray], path: object) -> dict[str, np.ndarray]:
-    """Checks ranks, lengths, dtypes and finiteness; returns the arrays cast to canonical dtypes."""
+    """Checks every field as it will be used (``coerce_field``: dtype, rank, non-zero widths, finiteness
+    after the cast to the canonical dtype), then lengths, widths and the values' meaning; returns the
+    cast arrays."""
     out = {}
     for name in ARRAY_FIELDS:
         if name not in arrays:
             raise DatasetError(path, name, "present")
-        array = np.asarray(arrays[name])
-        rank = _RANKS.get(name, 1)
-        if array.ndim != rank:
-            raise DatasetError(path, name, f"rank {rank}", f"rank {array.ndim} with shape {array.shape}")
-        if array.dtype.kind not in "biuf":
-            raise DatasetError(path, name, "a numeric array", f"dtype {array.dtype}")
-        if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
-            bad = int(np.argmax(~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1)))
-            raise DatasetError(path, name, "finite values", f"NaN or inf at row {bad}")
-        out[name] = array.astype(_DTYPES[name], copy=False)
+        out[name] = coerce_field(arrays[name], _DTYPES[name], _RANKS.get(name, 1), path, name)
     n = out["reward"].shape[0]
     for name, array in out.items():
         if array.shape[0] != n:
@@ -229,6 +298,20 @@ def validate_arrays(arrays: dict[str, np.ndarray], path: object) -> dict[str, np
     if episode_id[0] != 0 or np.any((steps != 0) & (steps != 1)):
         raise DatasetError(path, "episode_id", "consecutive ids from 0, rows grouped by episode")
     return out
+
+
+def _action_bounds(
+    low: Any, high: Any, action_dim: int, path: object, source: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """``low`` and ``high`` (from ``source``) as finite float32 [action_dim] vectors with low <= high."""
+    low = coerce_field(low, np.float32, 1, path, "action_low")
+    high = coerce_field(high, np.float32, 1, path, "action_high")
+    for name, bound in (("action_low", low), ("action_high", high)):
+        if bound.shape != (action_dim,):
+            raise DatasetError(path, name, f"shape ({action_dim},) (from {source})", f"shape {bound.shape}")
+    if np.any(low > high):
+        raise DatasetError(path, "action_low", f"low <= high (from {source})", f"{low} > {high}")
+    return low, high
 
 
 def make_dataset(
@@ -257,11 +340,10 @@ def make_dataset(
             raise DatasetError(path, "obs", f"width {env_obs_dim} for {env_id}", f"width {obs_dim}")
         if action_dim != env_action_dim:
             raise DatasetError(path, "action", f"width {env_action_dim} for {env_id}", f"width {action_dim}")
+        low, high = _action_bounds(low, high, action_dim, path, f"{env_id}'s action space")
         extra.setdefault("action_bounds_source", "env")
     elif action_low is not None and action_high is not None:
-        low, high = np.asarray(action_low, np.float32), np.asarray(action_high, np.float32)
-        if low.shape != (action_dim,) or high.shape != (action_dim,):
-            raise DatasetError(path, "action_low", f"shape ({action_dim},)", f"shape {low.shape}")
+        low, high = _action_bounds(action_low, action_high, action_dim, path, "file")
         extra.setdefault("action_bounds_source", "file")
     elif np.all(np.abs(arrays["action"]) <= 1.0 + _BOUND_TOLERANCE):
         low, high = -np.ones(action_dim, np.float32), np.ones(action_dim, np.float32)
@@ -349,6 +431,18 @@ def arrays_from_episodes(episodes: list[Episode], path: object = "<episodes>") -
             if rows != steps:
                 raise DatasetError(path, f"episode_{index}/{name}", f"{steps} rows (as actions)", f"{rows}")
         actions = np.asarray(episode.actions, np.float32)
+        if parts["action"]:  # every episode as wide as the first
+            for name, array, first in (
+                ("observations", observations, parts["obs"][0]),
+                ("actions", actions, parts["action"][0]),
+            ):
+                if array.shape[1:] != first.shape[1:]:
+                    raise DatasetError(
+                        path,
+                        f"episode_{index}/{name}",
+                        f"trailing shape {first.shape[1:]} (as the first episode)",
+                        f"shape {array.shape}",
+                    )
         terminations = np.asarray(episode.terminations, bool)
         parts["obs"].append(observations[:-1])
         parts["next_obs"].append(observations[1:])

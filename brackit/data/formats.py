@@ -18,9 +18,12 @@ killed write never leaves a file under the target name.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import re
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,11 +36,12 @@ from brackit.data.dataset import (
     Episode,
     OfflineDataset,
     arrays_from_episodes,
+    coerce_field,
     episodes_from_arrays,
     make_dataset,
 )
 from brackit.errors import DatasetError
-from brackit.files import atomic_path, atomic_write_text
+from brackit.files import atomic_path, atomic_write_text, restore_replaced_directory
 
 FORMATS = ("npz", "minari")
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -51,10 +55,11 @@ MINARI_WRITE_VERSION = "0.5.4"  # a version that minari's loader (0.4.0-0.5.4) a
 def detect_format(path: str | os.PathLike) -> str:
     """'npz', 'd4rl' or 'minari', from the content (not the file name)."""
     path = Path(path)
+    restore_replaced_directory(path)  # a Minari directory whose replacement a kill interrupted
     if not path.exists():
         raise DatasetError(path, "path", "an existing file or directory")
     if path.is_dir():
-        if (path / "data" / "metadata.json").exists() or (path / "metadata.json").exists():
+        if is_minari_directory(path):
             return "minari"
         raise DatasetError(path, "data/metadata.json", "a Minari dataset directory")
     with open(path, "rb") as handle:
@@ -64,6 +69,22 @@ def detect_format(path: str | os.PathLike) -> str:
     if head == _HDF5_MAGIC:
         return "d4rl"
     raise DatasetError(path, "file", "a brackit .npz (zip) or a D4RL HDF5 file", f"header {head!r}")
+
+
+def is_minari_directory(path: str | os.PathLike) -> bool:
+    path = Path(path)
+    return (path / "data" / "metadata.json").is_file() or (path / "metadata.json").is_file()
+
+
+def _json_object(text: str | bytes, path: object, field: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object; anything else is a ``DatasetError`` naming ``field``."""
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, RecursionError) as error:
+        raise DatasetError(path, field, "a JSON object", f"unreadable JSON ({error})") from error
+    if not isinstance(value, dict):
+        raise DatasetError(path, field, "a JSON object", f"a JSON {type(value).__name__}")
+    return value
 
 
 def load_dataset(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
@@ -101,6 +122,8 @@ def card_path(path: str | os.PathLike) -> Path:
 def write_npz(dataset: OfflineDataset, path: str | os.PathLike) -> Path:
     """Compressed npz holding the arrays and the card (as a JSON string); a card file goes beside it."""
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not an npz file to write", str(path))
     arrays = dataset.host_arrays()
     card_json = json.dumps(dataset.card.to_dict(), sort_keys=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -126,15 +149,16 @@ def read_npz(path: str | os.PathLike, env_id: str | None = None) -> OfflineDatas
                     raise DatasetError(
                         path, name, "a plain numeric array (pickled objects are refused)"
                     ) from error
-    except DatasetError:
+    except (DatasetError, PermissionError):
         raise
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError) as error:
         raise DatasetError(path, "file", "a complete, uncorrupted npz archive", str(error)) from error
-    try:
-        card_dict = json.loads(str(arrays.pop("card_json")))
-    except json.JSONDecodeError as error:
-        raise DatasetError(path, "card_json", "a JSON object") from error
-    card = DatasetCard.from_dict(card_dict, path)
+    card_json = arrays.pop("card_json")
+    if card_json.dtype.kind != "U" or card_json.ndim != 0:
+        raise DatasetError(
+            path, "card_json", "a JSON string", f"{card_json.dtype} array of shape {card_json.shape}"
+        )
+    card = DatasetCard.from_dict(_json_object(str(card_json), path, "card_json"), path)
     if env_id is not None and card.env_id is not None and env_id != card.env_id:
         raise DatasetError(path, "card.env_id", repr(env_id), repr(card.env_id))
     extra = card.extra
@@ -159,48 +183,81 @@ def _open_hdf5(path: Path) -> Any:
 
     try:
         return h5py.File(path, "r")
+    except PermissionError as error:
+        raise PermissionError(errno.EACCES, "Permission denied", str(path)) from error
     except OSError as error:
         raise DatasetError(path, "file", "a readable HDF5 file (it may be truncated or corrupted)") from error
 
 
-def _read_hdf5_array(handle: Any, name: str, path: Path) -> np.ndarray:
+def _hdf5_node(handle: Any, name: str, path: Path, kind: str, field: str | None = None) -> Any:
+    """``handle[name]``, which must be an HDF5 ``kind`` ('dataset' or 'group')."""
+    import h5py
+
+    field = field or name
     if name not in handle:
-        raise DatasetError(path, name, "present")
+        raise DatasetError(path, field, "present")
     try:
-        return np.asarray(handle[name][()])
-    except (OSError, KeyError, ValueError) as error:
-        raise DatasetError(path, name, "a readable array (the file may be truncated)", str(error)) from error
+        node = handle[name]
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:  # e.g. a dangling link
+        raise DatasetError(path, field, f"a readable HDF5 {kind}", str(error)) from error
+    wanted = h5py.Dataset if kind == "dataset" else h5py.Group
+    if not isinstance(node, wanted):
+        found = "a group" if isinstance(node, h5py.Group) else f"a {type(node).__name__}"
+        found = "a dataset" if isinstance(node, h5py.Dataset) else found
+        hint = " (an array; groups such as Dict spaces are unsupported)" if kind == "dataset" else ""
+        raise DatasetError(path, field, f"an HDF5 {kind}{hint}", found)
+    return node
+
+
+def _read_hdf5_array(
+    handle: Any, name: str, path: Path, dtype: Any, rank: int, field: str | None = None
+) -> np.ndarray:
+    """The dataset ``handle[name]`` as a checked array (``coerce_field``: dtype, rank, widths, values)."""
+    field = field or name
+    node = _hdf5_node(handle, name, path, "dataset", field)
+    try:
+        value = node[()]
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as error:
+        raise DatasetError(path, field, "a readable array (the file may be truncated)", str(error)) from error
+    return coerce_field(value, dtype, rank, path, field)
+
+
+# The arrays of a D4RL file as they are used: (dtype, rank); next_observations is optional.
+_D4RL_FIELDS: dict[str, tuple[Any, int]] = {
+    "observations": (np.float32, 2),
+    "actions": (np.float32, 2),
+    "rewards": (np.float32, 1),
+    "terminals": (np.bool_, 1),
+    "timeouts": (np.bool_, 1),
+    "next_observations": (np.float32, 2),
+}
+# The arrays of a Minari episode group: (dtype, rank).
+_MINARI_FIELDS: dict[str, tuple[Any, int]] = {
+    "observations": (np.float32, 2),
+    "actions": (np.float32, 2),
+    "rewards": (np.float32, 1),
+    "terminations": (np.bool_, 1),
+    "truncations": (np.bool_, 1),
+}
+_EPISODE_NAME = re.compile(r"^episode_(\d+)$")
 
 
 def read_d4rl(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
     """Reads a D4RL HDF5 file without the ``d4rl`` package (see the module docstring for semantics)."""
     path = Path(path)
+    fields = {}
     with _open_hdf5(path) as handle:
-        observations = _read_hdf5_array(handle, "observations", path)
-        actions = _read_hdf5_array(handle, "actions", path)
-        rewards = _read_hdf5_array(handle, "rewards", path)
-        terminals = _read_hdf5_array(handle, "terminals", path)
-        timeouts = _read_hdf5_array(handle, "timeouts", path)
-        next_observations = (
-            _read_hdf5_array(handle, "next_observations", path) if "next_observations" in handle else None
-        )
-    n = rewards.shape[0] if rewards.ndim else 0
-    for name, array, rank in (
-        ("observations", observations, 2),
-        ("actions", actions, 2),
-        ("rewards", rewards, 1),
-        ("terminals", terminals, 1),
-        ("timeouts", timeouts, 1),
-        ("next_observations", next_observations, 2),
-    ):
-        if array is None:
-            continue
-        if array.ndim != rank:
-            raise DatasetError(path, name, f"rank {rank}", f"shape {array.shape}")
+        for name, (dtype, rank) in _D4RL_FIELDS.items():
+            if name != "next_observations" or name in handle:
+                fields[name] = _read_hdf5_array(handle, name, path, dtype, rank)
+    n = fields["rewards"].shape[0]
+    for name, array in fields.items():
         if array.shape[0] != n:
             raise DatasetError(path, name, f"{n} rows (as 'rewards')", f"{array.shape[0]} rows")
-    terminals = terminals.astype(bool)
-    timeouts = timeouts.astype(bool) & ~terminals
+    observations, actions, rewards = fields["observations"], fields["actions"], fields["rewards"]
+    next_observations = fields.get("next_observations")
+    terminals = fields["terminals"]
+    timeouts = fields["timeouts"] & ~terminals
     ends = terminals | timeouts
     if next_observations is not None:
         keep = np.ones(n, bool)
@@ -257,55 +314,73 @@ def _box_space_json(low: tuple[float, ...] | np.ndarray, high: tuple[float, ...]
     return json.dumps({"type": "Box", "dtype": "float32", "shape": [len(low)], "low": low, "high": high})
 
 
+def _minari_metadata(metadata_path: Path) -> dict[str, Any]:
+    """metadata.json of a Minari dataset, each entry brackit uses checked (types, JSON, Box bounds)."""
+    try:
+        text = metadata_path.read_bytes()
+    except PermissionError:
+        raise
+    except OSError as error:
+        raise DatasetError(metadata_path, "metadata.json", "a readable file", str(error)) from error
+    metadata = _json_object(text, metadata_path, "metadata.json")
+    if metadata.get("data_format", "hdf5") != "hdf5":
+        raise DatasetError(metadata_path, "data_format", "'hdf5'", repr(metadata.get("data_format")))
+    for name in ("action_space", "env_spec", "algorithm_name"):
+        if metadata.get(name) is not None and not isinstance(metadata[name], str):
+            raise DatasetError(metadata_path, name, "a string", f"{metadata[name]!r}"[:80])
+    if metadata.get("brackit_card") is not None and not isinstance(metadata["brackit_card"], dict):
+        raise DatasetError(
+            metadata_path, "brackit_card", "a JSON object", f"{metadata['brackit_card']!r}"[:80]
+        )
+    return metadata
+
+
 def read_minari(path: str | os.PathLike, env_id: str | None = None) -> OfflineDataset:
     """Reads a Minari dataset directory with h5py (the ``minari`` package is not needed)."""
     path = Path(path)
     data_dir = _minari_data_dir(path)
     metadata_path = data_dir / "metadata.json"
-    try:
-        metadata = json.loads(metadata_path.read_text())
-    except (OSError, json.JSONDecodeError) as error:
-        raise DatasetError(metadata_path, "metadata.json", "a readable JSON object") from error
-    if metadata.get("data_format", "hdf5") != "hdf5":
-        raise DatasetError(metadata_path, "data_format", "'hdf5'", repr(metadata.get("data_format")))
+    metadata = _minari_metadata(metadata_path)
     low = high = None
-    if "action_space" in metadata:
-        space = json.loads(metadata["action_space"])
+    if metadata.get("action_space"):
+        space = _json_object(metadata["action_space"], metadata_path, "action_space")
         if space.get("type") != "Box":
             raise DatasetError(metadata_path, "action_space", "a Box space", repr(space.get("type")))
-        low, high = np.asarray(space["low"], np.float32), np.asarray(space["high"], np.float32)
+        for bound in ("low", "high"):
+            if bound not in space:
+                raise DatasetError(metadata_path, f"action_space.{bound}", "present in a Box space")
+        low = coerce_field(space["low"], np.float32, 1, metadata_path, "action_space.low")
+        high = coerce_field(space["high"], np.float32, 1, metadata_path, "action_space.high")
     if env_id is None and metadata.get("env_spec"):
-        env_id = json.loads(metadata["env_spec"]).get("id")
+        env_id = _json_object(metadata["env_spec"], metadata_path, "env_spec").get("id")
+        if env_id is not None and not isinstance(env_id, str):
+            raise DatasetError(metadata_path, "env_spec.id", "a string", f"{env_id!r}"[:80])
     h5_path = data_dir / "main_data.hdf5"
-    if not h5_path.exists():
-        raise DatasetError(h5_path, "main_data.hdf5", "present")
+    if not h5_path.is_file():
+        raise DatasetError(h5_path, "main_data.hdf5", "present (a file)")
     episodes: list[Episode] = []
     with _open_hdf5(h5_path) as handle:
-        names = sorted((k for k in handle if k.startswith("episode_")), key=lambda k: int(k.split("_")[1]))
+        matches = (_EPISODE_NAME.match(k) for k in handle)
+        names = [m.group(0) for m in sorted((m for m in matches if m), key=lambda m: int(m.group(1)))]
         if not names:
             raise DatasetError(h5_path, "episode_0", "at least one episode group")
         for name in names:
-            group = handle[name]
-            fields = {}
-            for key in ("observations", "actions", "rewards", "terminations", "truncations"):
-                if key not in group:
-                    raise DatasetError(h5_path, f"{name}/{key}", "present")
-                if not hasattr(group[key], "shape"):
-                    raise DatasetError(
-                        h5_path, f"{name}/{key}", "an array (Box spaces only; Dict is unsupported)"
-                    )
-                fields[key] = _read_hdf5_array(group, key, h5_path)
-            for key in ("observations", "actions"):
-                if fields[key].ndim != 2:
-                    raise DatasetError(h5_path, f"{name}/{key}", "rank 2", f"shape {fields[key].shape}")
+            group = _hdf5_node(handle, name, h5_path, "group")
+            fields = {
+                key: _read_hdf5_array(group, key, h5_path, dtype, rank, f"{name}/{key}")
+                for key, (dtype, rank) in _MINARI_FIELDS.items()
+            }
             episodes.append(Episode(**fields))
     arrays = arrays_from_episodes(episodes, h5_path)
     brackit_card = metadata.get("brackit_card")
     card = DatasetCard.from_dict(brackit_card, metadata_path) if brackit_card else None
     extra = card.extra if card else {"minari_dataset_id": metadata.get("dataset_id")}
     for name in ("ref_min_score", "ref_max_score"):  # the normalized score's references (brackit.scores)
-        if isinstance(metadata.get(name), int | float):
-            extra[name] = float(metadata[name])
+        value = metadata.get(name)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not np.isfinite(value):
+                raise DatasetError(metadata_path, name, "a finite number", repr(value))
+            extra[name] = float(value)
     return make_dataset(
         arrays,
         path=path,
@@ -326,6 +401,9 @@ def write_minari(dataset: OfflineDataset, path: str | os.PathLike, dataset_id: s
     import h5py
 
     path = Path(path)
+    if path.exists() and not (path.is_dir() and (is_minari_directory(path) or not any(path.iterdir()))):
+        what = "a directory that is not a Minari dataset" if path.is_dir() else "not a directory"
+        raise FileExistsError(errno.EEXIST, f"exists and is {what}: refusing to replace it", str(path))
     card = dataset.card
     episodes = episodes_from_arrays(dataset.host_arrays(), path)
     if dataset_id is None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from brackit.data.build import MIXES, build
 from brackit.data.formats import save_dataset
 from brackit.errors import ConfigError
+from brackit.files import restore_replaced_directory
 
 DEFAULT_SIZE = 1_000_000
 """Transitions per dataset in the BRAC paper."""
@@ -72,6 +73,7 @@ def minari_path(dataset_id: str) -> Path:
     """The local copy of a Minari dataset: ``<minari_root()>/<id>``; a ConfigError saying where it looked
     when it is not there (nothing is downloaded)."""
     path = minari_root() / dataset_id
+    restore_replaced_directory(path)  # a replacement a kill interrupted
     if (path / "data" / "metadata.json").is_file():
         return path
     where = "$MINARI_DATASETS_PATH" if os.environ.get(MINARI_ENV) else "Minari's default cache"
@@ -107,6 +109,7 @@ def resolve_data(
     ``size`` and ``seed`` apply to TASK-MIX names only.
     """
     path = Path(data).expanduser()
+    restore_replaced_directory(path)  # a Minari directory whose replacement a kill interrupted
     if path.exists():
         return path
     if is_minari_id(str(data)) and not is_task_mix(str(data)):

@@ -244,7 +244,7 @@ def test_non_finite_and_out_of_bounds(tmp_path):
     rewards = np.arange(8, dtype=np.float32)
     rewards[3] = np.nan
     write_d4rl(tmp_path / "nan.hdf5", with_next=True, rewards=rewards)
-    error = expect_error(tmp_path / "nan.hdf5", "reward")
+    error = expect_error(tmp_path / "nan.hdf5", "rewards")  # the file's own field name
     assert "row 3" in str(error)
     # a Minari file whose action_space is [-1, 1] but holds an action of 1.5
     dataset = small_dataset()
