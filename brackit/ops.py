@@ -84,6 +84,19 @@ def global_norm(tree: Any) -> jax.Array:
     return optax.global_norm(tree)
 
 
+def multiplier_step(
+    loss_fn: Callable[..., jax.Array],
+    value: jax.Array,
+    opt_state: Any,
+    optimizer: optax.GradientTransformation,
+    *args: Any,
+) -> tuple[jax.Array, Any]:
+    """One optimizer step on a scalar multiplier (alpha, a temperature, a Lagrange multiplier):
+    ``loss_fn(value, *args) -> loss``; returns the new value and optimizer state."""
+    updates, opt_state = optimizer.update(jax.grad(loss_fn)(value, *args), opt_state, value)
+    return optax.apply_updates(value, updates), opt_state
+
+
 def gradient_step(
     loss_fn: Callable[..., tuple[jax.Array, dict[str, jax.Array]]],
     params: Any,

@@ -28,7 +28,7 @@ from flax import struct
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
-from brackit.ops import entropy_temperature_loss, gradient_step, nonnegative
+from brackit.ops import entropy_temperature_loss, gradient_step, multiplier_step, nonnegative
 from brackit.types import Transition
 
 
@@ -155,9 +155,14 @@ def update(config: BCConfig, state: BCState, batch: Transition) -> tuple[BCState
         _, _, log_prob = distribution(config, params, batch.obs, state.action_dim).sample_and_log_prob(
             entropy_key
         )
-        grad = jax.grad(entropy_temperature_loss)(alpha_entropy, log_prob, target)
-        updates, alpha_entropy_opt = entropy_optimizer(config).update(grad, alpha_entropy_opt, alpha_entropy)
-        alpha_entropy = optax.apply_updates(alpha_entropy, updates)
+        alpha_entropy, alpha_entropy_opt = multiplier_step(
+            entropy_temperature_loss,
+            alpha_entropy,
+            alpha_entropy_opt,
+            entropy_optimizer(config),
+            log_prob,
+            target,
+        )
     metrics = {f"bc/{k}": v for k, v in metrics.items()}
     metrics["bc/alpha_entropy"] = nonnegative(alpha_entropy)
     state = state.replace(

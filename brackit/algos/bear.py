@@ -62,6 +62,7 @@ from brackit.ops import (
     ensemble_td_loss,
     gradient_step,
     lagrange_loss,
+    multiplier_step,
     polyak,
 )
 from brackit.types import Transition
@@ -383,15 +384,13 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
     )
 
     # raise the multiplier while the divergence exceeds epsilon
-    grad = jax.grad(lambda log_l: lagrange_loss(jnp.exp(log_l), actor_metrics["divergence"], config.epsilon))(
-        state.log_lagrange
+    log_lagrange, lagrange_opt = multiplier_step(
+        lambda log_l: lagrange_loss(jnp.exp(log_l), actor_metrics["divergence"], config.epsilon),
+        state.log_lagrange,
+        state.lagrange_opt,
+        optax.adam(config.lagrange_lr),
     )
-    updates, lagrange_opt = optax.adam(config.lagrange_lr).update(
-        grad, state.lagrange_opt, state.log_lagrange
-    )
-    log_lagrange = jnp.clip(
-        optax.apply_updates(state.log_lagrange, updates), config.log_lagrange_min, config.log_lagrange_max
-    )
+    log_lagrange = jnp.clip(log_lagrange, config.log_lagrange_min, config.log_lagrange_max)
 
     metrics = {
         **{f"vae/{k}": v for k, v in vae_metrics.items()},

@@ -64,6 +64,7 @@ from brackit.ops import (
     entropy_temperature_loss,
     gradient_step,
     lagrange_loss,
+    multiplier_step,
     nonnegative,
     polyak,
     value_penalty,
@@ -519,20 +520,24 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
         divergence = divergence_at(
             config, state, state.actor_params, state.dual_params, batch.obs, batch.action, alpha_key
         )
-        grad = jax.grad(lagrange_loss)(alpha, divergence, config.target_divergence)
-        updates, alpha_opt = optax.adam(config.alpha_lr).update(grad, alpha_opt, alpha)
-        alpha = jnp.clip(optax.apply_updates(alpha, updates), 0.0, config.alpha_max)
+        alpha, alpha_opt = multiplier_step(
+            lagrange_loss, alpha, alpha_opt, optax.adam(config.alpha_lr), divergence, config.target_divergence
+        )
+        alpha = jnp.clip(alpha, 0.0, config.alpha_max)
 
     alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
     if config.tune_entropy:
         target_entropy = -state.action_dim if config.target_entropy is None else config.target_entropy
         pi = policy(config, state.actor_params, batch.obs, state.action_dim)
         _, _, log_prob = pi.sample_and_log_prob(entropy_key)
-        grad = jax.grad(entropy_temperature_loss)(alpha_entropy, log_prob, target_entropy)
-        updates, alpha_entropy_opt = optax.adam(config.alpha_lr).update(
-            grad, alpha_entropy_opt, alpha_entropy
+        alpha_entropy, alpha_entropy_opt = multiplier_step(
+            entropy_temperature_loss,
+            alpha_entropy,
+            alpha_entropy_opt,
+            optax.adam(config.alpha_lr),
+            log_prob,
+            target_entropy,
         )
-        alpha_entropy = optax.apply_updates(alpha_entropy, updates)
 
     metrics["alpha/value"] = alpha
     metrics["alpha_entropy/value"] = nonnegative(alpha_entropy)

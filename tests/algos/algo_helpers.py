@@ -8,12 +8,21 @@ import jax.numpy as jnp
 import numpy as np
 from helpers import random_episode_arrays
 
-from brackit.algos import get_algorithm
+from brackit.algos import bc, get_algorithm
 from brackit.data import make_dataset
 from brackit.train import make_train
 from brackit.types import Transition
 
 OBS, ACT, B = 3, 2, 16
+BRAC_SMALL = {
+    "critic_hidden": (16, 16),
+    "actor_hidden": (16, 16),
+    "dual_hidden": (16, 16),
+    "behavior": bc.BCConfig(hidden=(16, 16)),
+    "batch_size": B,
+    "warm_start_steps": 0,
+}
+"""Small BRAC networks for the tests (``BRACConfig(**BRAC_SMALL)``)."""
 
 
 def batch(seed: int = 0, obs_dim: int = OBS, action_dim: int = ACT, size: int = B) -> Transition:

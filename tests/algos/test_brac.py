@@ -8,21 +8,22 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from algo_helpers import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal, tiny_dataset
+from algo_helpers import (
+    ACT,
+    BRAC_SMALL,
+    OBS,
+    assert_vmap_equals_single_runs,
+    batch,
+    leaves_equal,
+    tiny_dataset,
+)
 
 from brackit.algos import bc, brac, make_config
 from brackit.data import Episode, arrays_from_episodes, make_dataset
 from brackit.errors import ConfigError
 from brackit.train import train
 
-SMALL = {
-    "critic_hidden": (16, 16),
-    "actor_hidden": (16, 16),
-    "dual_hidden": (16, 16),
-    "behavior": bc.BCConfig(hidden=(16, 16)),
-    "batch_size": B,
-    "warm_start_steps": 0,
-}
+SMALL = BRAC_SMALL
 FORMS = [("kl", "primal"), ("mmd", "primal"), ("kl", "dual"), ("w", "dual")]
 
 

@@ -11,21 +11,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from algo_helpers import ACT, OBS, B, batch, tiny_dataset
+from algo_helpers import ACT, BRAC_SMALL, OBS, B, batch, tiny_dataset
 
 from brackit.algos import bc, brac, get_algorithm
 from brackit.data import OfflineDataset
 from brackit.ops import entropy_temperature_loss, gradient_step
 from brackit.train import make_train
 
-SMALL = {
-    "critic_hidden": (16, 16),
-    "actor_hidden": (16, 16),
-    "dual_hidden": (16, 16),
-    "behavior": bc.BCConfig(hidden=(16, 16)),
-    "batch_size": B,
-    "warm_start_steps": 0,
-}
+SMALL = BRAC_SMALL
 
 
 def np_mlp(params: dict, x: np.ndarray) -> np.ndarray:
