@@ -730,9 +730,22 @@ def group_state(plan: StudyPlan, group: Group) -> str:
             "or the budget it was run with"
         )
     if not checkpoint.exists():
-        return "pending"
+        # results kept without their checkpoints (e.g. committed): finished if metrics.jsonl reached the end
+        history = _metrics(group.logdir)
+        finished = any(e.get("phase") == "train" and e.get("step") == group.steps for e in history)
+        return "finished" if finished else "pending"
     record = read_record(checkpoint)
     return "finished" if record["phase"] == "train" and record["step"] == group.steps else "partial"
+
+
+def _metrics(logdir: Path) -> list[dict[str, Any]]:
+    """The entries of ``logdir/metrics.jsonl`` ([] when absent or unreadable)."""
+    try:
+        return [
+            json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines() if line.strip()
+        ]
+    except (OSError, ValueError):
+        return []
 
 
 def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
@@ -838,8 +851,9 @@ def _run_plan(
 
 
 def _final_return(logdir: Path) -> float | None:
-    record = read_record(logdir / "checkpoint.npz")
-    evals = [entry["eval/return_mean"] for entry in record["history"] if "eval/return_mean" in entry]
+    checkpoint = logdir / "checkpoint.npz"
+    history = read_record(checkpoint)["history"] if checkpoint.exists() else _metrics(logdir)
+    evals = [entry["eval/return_mean"] for entry in history if "eval/return_mean" in entry]
     return float(sum(evals[-1]) / len(evals[-1])) if evals else None
 
 

@@ -317,6 +317,14 @@ def test_run_study_writes_logdirs_skips_finished_and_resumes_partial(tmp_path, c
     assert main(["study", str(spec_path), "--out", str(out)]) == 0
     assert "0 groups trained, 2 already finished" in capsys.readouterr().out
     assert [(p.stat().st_mtime_ns, p.read_bytes()) for p in files] == stamps
+    # results kept without their checkpoints (run.json + metrics.jsonl, as committed) still count as finished
+    for checkpoint in out.rglob("checkpoint.npz"):
+        checkpoint.unlink()
+    results = run_study(spec_path, out)
+    assert [(r.group.name, r.status) for r in results] == [("bc", "skipped"), ("brac", "skipped")]
+    assert results[0].final_return is None or np.isfinite(results[0].final_return)
+    files = sorted(p for p in out.rglob("*") if p.is_file() and p.name != "study.json")
+    stamps = [(p.stat().st_mtime_ns, p.read_bytes()) for p in files]
     # 4. the same out with other settings is refused before anything runs
     longer = write_spec(tmp_path, TINY_SPEC.replace("steps = 20", "steps = 40"), "longer.toml")
     with pytest.raises(RunError, match=r"holds a different run \(steps: 20 != 40"):
