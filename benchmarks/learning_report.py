@@ -8,7 +8,7 @@ Reads every run directory under ``--runs`` (brackit's, from ``brackit study lear
 ``benchmarks/learning_peer.py``), writes ``brackit report``'s ``report.md``, ``report.json`` and curves to
 ``--out``, and ``summary.md`` beside them: per dataset, the data's segment returns (random, policy, noisy
 policy) and per group the IQM of the final return and of the D4RL-normalized score with 95% stratified
-bootstrap CIs (``brackit.report``), whether the IQM return reaches the policy segment's mean return, the
+bootstrap CIs (``brackit.stats``), whether the IQM return reaches the policy segment's mean return, the
 alpha sweep, and the cost of a run (median updates/s of its training chunks, wall time = training chunks
 + evaluations). The segments come from the dataset cards in ``--data-dir`` and are kept in
 ``--out/datasets.json``, so the report re-renders from the repository alone.
@@ -26,8 +26,9 @@ import numpy as np
 
 from brackit.bench import machine_header
 from brackit.files import atomic_write_text
-from brackit.report import bootstrap_ci, iqm, load_runs, write_report
+from brackit.report import load_runs, write_report
 from brackit.scores import normalized_score
+from brackit.stats import bootstrap_ci, iqm
 
 
 def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:

@@ -10,9 +10,7 @@ it leaf by leaf, checking every path, shape and dtype. Writes are atomic.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import typing
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -31,44 +29,6 @@ _KEY_PREFIX = "key::"
 
 class CheckpointError(BrackitError, ValueError):
     """A checkpoint that cannot be used: names the file and what is wrong."""
-
-
-# ----------------------------------------------------------------------------------------- configs
-
-
-def config_to_dict(config: Any) -> dict[str, Any]:
-    """A config dataclass (possibly nested) as plain JSON-able values."""
-    return json.loads(json.dumps(dataclasses.asdict(config)))
-
-
-def config_from_dict(config_cls: type, data: dict[str, Any]) -> Any:
-    """Inverse of ``config_to_dict``: lists back to tuples, nested dataclasses rebuilt."""
-    hints = typing.get_type_hints(config_cls)
-    kwargs = {}
-    for field in dataclasses.fields(config_cls):
-        if field.name not in data:
-            continue
-        kwargs[field.name] = _coerce(hints[field.name], data[field.name])
-    return config_cls(**kwargs)
-
-
-def _coerce(hint: Any, value: Any) -> Any:
-    if value is None:
-        return None
-    if dataclasses.is_dataclass(hint):
-        return config_from_dict(hint, value)
-    origin = typing.get_origin(hint)
-    if origin is tuple:
-        return tuple(value)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
-        for option in typing.get_args(hint):
-            if option is type(None):
-                continue
-            try:
-                return _coerce(option, value)
-            except (TypeError, ValueError):
-                continue
-    return value
 
 
 # ----------------------------------------------------------------------------------------- pytrees

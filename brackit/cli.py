@@ -178,6 +178,13 @@ def train_command(
             help="TensorBoard events (default: if tensorboardX is installed).",
         ),
     ] = None,
+    log: Annotated[
+        str | None,
+        typer.Option(
+            help="Outputs beside metrics.jsonl (always written), comma-separated: csv, tensorboard, wandb "
+            "(default: tensorboard if tensorboardX is installed)."
+        ),
+    ] = None,
     coordinator: Annotated[
         str | None,
         typer.Option(
@@ -198,6 +205,7 @@ def train_command(
     from brackit.algos import make_config
     from brackit.data.resolve import resolve_data
     from brackit.errors import ConfigError
+    from brackit.loggers import choose_loggers, parse_loggers
     from brackit.run import check_run_arguments, default_logdir, parse_overrides, run_training
 
     if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):
@@ -221,6 +229,8 @@ def train_command(
         checkpoint_every=checkpoint_every,
     )
     make_config(algorithm, **overrides)
+    loggers = parse_loggers(log) if log is not None else None
+    choose_loggers(loggers, tensorboard)  # a missing package is refused before anything is written
     data = str(resolve_data(data, size=data_size))
     result = run_training(
         algorithm,
@@ -239,6 +249,7 @@ def train_command(
         progress=True,  # the bar counts the pretraining phase too
         devices=parse_devices(devices),
         tensorboard=tensorboard,
+        loggers=loggers,
         eval_mode=eval_mode,  # None: the algorithm's reference rule
     )
     final = result.final_eval()
@@ -381,17 +392,35 @@ def export_command(
 @app.command("report")
 def report_command(
     logdirs: Annotated[
-        list[Path], typer.Argument(help="Run directories, or directories searched recursively for run.json.")
+        list[Path],
+        typer.Argument(
+            help="Run directories, or directories searched recursively for run.json; or one report.json "
+            "to re-render (e.g. a committed benchmark result)."
+        ),
     ],
-    out: Annotated[Path, typer.Option(help="Where report.md, report.json and the PNG curves go.")] = Path(
+    out: Annotated[Path, typer.Option(help="Where report.md, report.json and the PNG plots go.")] = Path(
         "report"
     ),
-    bootstrap_samples: Annotated[int, typer.Option(help="Bootstrap resamples for the IQM intervals.")] = 2000,
+    bootstrap_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="Bootstrap resamples for the confidence intervals [default: 2000, or report.json's own]."
+        ),
+    ] = None,
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="Also plot this logged metric (a metrics.jsonl key, e.g. critic/loss, alpha/value) against "
+            "steps, per dataset; repeatable.",
+        ),
+    ] = None,
 ) -> None:
-    """Tables (final and best return, D4RL score, IQM with 95% CIs) and learning curves of runs."""
-    from brackit.report import load_runs, write_report
+    """Tables (final and best return, D4RL score; mean, median, IQM and optimality gap with 95% CIs;
+    probability of improvement), performance profiles and learning curves of runs."""
+    from brackit.report import report
 
-    path = write_report(load_runs(logdirs), out, bootstrap_samples=bootstrap_samples)
+    path = report(logdirs, out, bootstrap_samples=bootstrap_samples, metrics=metric or ())
     print(path.read_text(), end="")
     print(f"report: {path}")
 
@@ -455,10 +484,14 @@ def study_command(
     ] = "1",
 ) -> None:
     """Run a study: variants x datasets x seeds, batched into vmapped programs; finished groups are skipped."""
-    import dataclasses
-
-    from brackit.errors import ConfigError
-    from brackit.study import BUDGETS, load_spec, plan_study, print_plan, rich_group_progress, run_study
+    from brackit.study import (
+        load_spec,
+        plan_study,
+        print_plan,
+        resolve_budget,
+        rich_group_progress,
+        run_study,
+    )
 
     study = load_spec(spec)
     caps = {
@@ -468,19 +501,7 @@ def study_command(
         "eval_every": eval_every,
         "eval_episodes": eval_episodes,
     }
-    if any(value is not None for value in caps.values()):
-        if budget not in BUDGETS:
-            raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
-        named = BUDGETS[budget]
-        budget = dataclasses.replace(  # type: ignore[assignment]
-            named,
-            name=f"{named.name}+caps",
-            **{
-                key: min(value, getattr(named, key) or value)
-                for key, value in caps.items()
-                if value is not None
-            },
-        )
+    capped = resolve_budget(budget, caps)
     out = out or Path("runs") / study.name
 
     def split(text: str | None) -> list[str] | None:
@@ -488,12 +509,12 @@ def study_command(
 
     filters = {"tasks": split(tasks), "mixes": split(mixes), "variants": split(variants)}
     if dry_run:
-        print_plan(plan_study(study, out, budget=budget, **filters), data_dir=data_dir)
+        print_plan(plan_study(study, out, budget=capped, **filters), data_dir=data_dir)
         return
     results = run_study(
         study,
         out,
-        budget=budget,
+        budget=capped,
         data_dir=data_dir,
         progress=rich_group_progress,
         devices=parse_devices(devices),

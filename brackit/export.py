@@ -117,7 +117,8 @@ def export_policy(
     ``out.json`` (and with ``onnx`` the ONNX model to ``out.onnx``), each atomically; returns the card."""
     import brackit
     from brackit.algos import get_algorithm
-    from brackit.checkpoint import config_to_dict, load_obs_stats, read_record
+    from brackit.checkpoint import load_obs_stats, read_record
+    from brackit.config import to_dict as config_to_dict
     from brackit.nets import scale_action
     from brackit.run import load_run
     from brackit.train import run_grid

@@ -4,6 +4,7 @@
     logdir/metrics.jsonl     one line per chunk (rewritten atomically from the checkpointed history)
     logdir/checkpoint.npz    the latest checkpoint (every ``checkpoint_every`` steps and at the end)
     logdir/tensorboard/      event files per run (rewritten from the checkpointed history on every start)
+    logdir/csv/, wandb/      the other outputs ``--log`` may choose (``brackit.loggers``)
     logdir/.lock             flock'ed while a process runs there (``brackit.files.DirectoryLock``)
 
 A logdir that holds a different run is refused unless ``overwrite=True`` replaces it; so is one in use by
@@ -26,7 +27,6 @@ import json
 import math
 import shutil
 import subprocess
-import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,10 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brackit.algos import config_fields, get_algorithm
+from brackit import config as config_lib
+from brackit.algos import get_algorithm
 from brackit.checkpoint import (
-    config_from_dict,
-    config_to_dict,
     load_obs_stats,
     load_states,
     read_record,
@@ -47,6 +46,7 @@ from brackit.checkpoint import (
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
+from brackit.loggers import RunLoggers, choose_loggers
 from brackit.scores import dataset_reference
 from brackit.train import Progress, RunPlacement, TrainResult, apply_sweep, make_train, run_grid, train
 
@@ -59,68 +59,9 @@ class RunError(BrackitError):
 
 
 def parse_overrides(algorithm: str, assignments: Sequence[str]) -> dict[str, Any]:
-    """``["alpha=0.5", "critic_hidden=64,64", "behavior.hidden=32,32"]`` -> typed config overrides.
-
-    An unknown field or a value of the wrong type is a ConfigError that lists the valid fields.
-    """
-    config_cls = get_algorithm(algorithm).config_cls
-    overrides: dict[str, Any] = {}
-    for assignment in assignments:
-        if "=" not in assignment:
-            raise ConfigError(f"--set expects key=value, got {assignment!r}")
-        key, raw = assignment.split("=", 1)
-        parts = key.strip().split(".")
-        overrides = _assign(config_cls, overrides, parts, raw.strip(), algorithm)
-    return overrides
-
-
-def _assign(
-    config_cls: type, overrides: dict[str, Any], parts: list[str], raw: str, where: str
-) -> dict[str, Any]:
-    fields = config_fields(config_cls)
-    name = parts[0]
-    if name not in fields:
-        raise ConfigError(f"{where} has no config field {name!r}; valid fields: {', '.join(fields)}")
-    hint = fields[name]
-    if len(parts) > 1:
-        if not dataclasses.is_dataclass(hint):
-            raise ConfigError(f"{where}.{name} is not a nested config; use {name}=VALUE")
-        nested = overrides.get(name) or hint()
-        nested_overrides = _assign(hint, {}, parts[1:], raw, f"{where}.{name}")
-        overrides[name] = dataclasses.replace(nested, **nested_overrides)
-        return overrides
-    overrides[name] = parse_value(hint, raw, f"{where}.{name}")
-    return overrides
-
-
-def parse_value(hint: Any, raw: str, where: str) -> Any:
-    """Parses ``raw`` as a value of type ``hint`` (bool, int, float, str, tuple[int, ...], X | None)."""
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if type(None) in args:
-        if raw.lower() in ("none", "null"):
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        return parse_value(hint, raw, where)
-    try:
-        if hint is bool:
-            if raw.lower() in ("true", "1", "yes"):
-                return True
-            if raw.lower() in ("false", "0", "no"):
-                return False
-            raise ValueError(raw)
-        if hint is int:
-            return int(raw)
-        if hint is float:
-            return float(raw)
-        if hint is str:
-            return raw
-        if origin is tuple:
-            items = [item for item in raw.strip("()[] ").split(",") if item.strip()]
-            return tuple(parse_value(args[0], item.strip(), where) for item in items)
-    except ValueError as error:
-        raise ConfigError(f"{where} expects {getattr(hint, '__name__', hint)}, got {raw!r}") from error
-    raise ConfigError(f"{where} cannot be set from the command line")
+    """``["alpha=0.5", "critic_hidden=64,64", "behavior.hidden=32,32"]`` -> typed config overrides of the
+    algorithm's config (``brackit.config.overrides_from_text``)."""
+    return config_lib.overrides_from_text(get_algorithm(algorithm).config_cls, assignments, algorithm)
 
 
 # ----------------------------------------------------------------------------------------- runs
@@ -179,7 +120,7 @@ class RunSpec:
 NOT_IDENTITY = ("data", "provenance")
 """RunSpec fields that are not part of what the run is: the same content at another path, or under other
 library versions, is the same run (``_differences``, ``RunSpec.identity_sha256``)."""
-RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard")
+RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard", "csv", "wandb")
 """What a run writes in its logdir (``overwrite=True`` removes exactly these)."""
 MAX_CHUNK_STEPS = 1000
 """Cap of the default chunk length: a chunk's metrics for every update stay on the device until it ends."""
@@ -312,6 +253,7 @@ def run_training(
     label: str = "",
     devices: int | str | Sequence[Any] | None = None,
     tensorboard: bool | None = None,
+    loggers: Sequence[str] | None = None,
     progress: bool | None = None,
 ) -> TrainResult:
     """Runs (or resumes) a training run in ``logdir``; see the module docstring.
@@ -320,7 +262,8 @@ def run_training(
     ``eval_every`` and ``checkpoint_every``. ``eval_episodes`` 0 turns evaluation off. ``overwrite``
     replaces the run files (``RUN_FILES``) of a different run, or of this run instead of resuming it.
     ``devices`` shards the runs across devices (``brackit.train.train``). ``tensorboard`` writes event
-    files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it).
+    files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it);
+    ``loggers`` instead names the outputs written beside metrics.jsonl (``brackit.loggers.LOGGERS``).
     ``progress`` shows a progress bar (``brackit.train.train``; None: when standard error is a terminal).
     Every argument is checked before anything is written."""
     logdir = Path(logdir)
@@ -340,11 +283,10 @@ def run_training(
     config = algo.config_cls(**(overrides or {}))
     check_sweep(config, sweep)
     dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
-    if tensorboard:
-        TensorBoard.require()
+    outputs = choose_loggers(loggers, tensorboard)
     spec = RunSpec(
         algorithm=algorithm,
-        config=config_to_dict(config),
+        config=config_lib.to_dict(config),
         data=str(data) if not isinstance(data, OfflineDataset) else "<in memory>",
         dataset_sha256=dataset.card.sha256,
         env_id=env_id or dataset.card.env_id,
@@ -374,7 +316,7 @@ def run_training(
             resume=resume,
             overwrite=overwrite,
             writer=writer,
-            tensorboard=tensorboard,
+            outputs=outputs,
             train_kwargs={
                 "steps": steps,
                 "seeds": seeds,
@@ -401,7 +343,7 @@ def _run_in_logdir(
     resume: bool,
     overwrite: bool,
     writer: bool,
-    tensorboard: bool | None,
+    outputs: tuple[str, ...],
     train_kwargs: dict[str, Any],
 ) -> TrainResult:
     """``run_training`` once the logdir is locked: checks what the logdir holds, then trains."""
@@ -449,7 +391,14 @@ def _run_in_logdir(
         atomic_write_text(spec_path, spec.to_json() + "\n")
     runs = run_grid(spec.seeds, spec.sweep)
     history = restored.history if restored is not None else []
-    board = TensorBoard.open(logdir, runs, tensorboard, history) if writer else None
+    logs = RunLoggers(
+        outputs if writer else (),
+        logdir,
+        [run_name(run) for run in runs],
+        history,
+        config=json.loads(spec.to_json()),
+        group=spec.label,
+    )
 
     def on_chunk(progress: Progress) -> None:
         finished = progress.phase == "train" and progress.step == steps
@@ -459,8 +408,7 @@ def _run_in_logdir(
         if not writer:
             return
         atomic_write_text(logdir / "metrics.jsonl", "".join(_jsonl(entry) for entry in progress.history))
-        if board is not None:
-            board.write(progress.history[-1])
+        logs.write(progress.history[-1])
         if states is not None:
             save_checkpoint(
                 checkpoint_path,
@@ -477,76 +425,8 @@ def _run_in_logdir(
                 run_sha256=spec.identity_sha256(),
             )
 
-    try:
+    with logs:
         return train(spec.algorithm, dataset, config, on_chunk=on_chunk, resume=restored, **train_kwargs)
-    finally:
-        if board is not None:
-            board.close()
-
-
-class TensorBoard:
-    """One tensorboardX writer per run (``logdir/tensorboard/seed0``, ``.../alpha0.1-seed0``).
-
-    Opening it replaces each run's event files by the ``history`` a run starts from (its checkpoint's; none
-    for a fresh start), as metrics.jsonl is rewritten from it: after a kill, the events written past the
-    checkpoint would otherwise appear twice once the resumed run writes those steps again."""
-
-    EVENTS = "events.out.tfevents.*"
-
-    def __init__(
-        self, logdir: Path, runs: list[dict[str, Any]], history: Sequence[dict[str, Any]] = ()
-    ) -> None:
-        from tensorboardX import SummaryWriter
-
-        directories = [logdir / "tensorboard" / run_name(run) for run in runs]
-        for directory in directories:
-            for stale in directory.glob(self.EVENTS):
-                stale.unlink()
-        self.writers = [SummaryWriter(str(directory)) for directory in directories]
-        for entry in history:
-            self.write(entry)
-
-    @staticmethod
-    def require() -> None:
-        """Raises ConfigError when tensorboardX is missing (checked before a run writes anything)."""
-        import importlib.util
-
-        if importlib.util.find_spec("tensorboardX") is None:
-            raise ConfigError("tensorboard output needs tensorboardX: pip install 'brackit[tensorboard]'")
-
-    @classmethod
-    def open(
-        cls,
-        logdir: Path,
-        runs: list[dict[str, Any]],
-        enabled: bool | None,
-        history: Sequence[dict[str, Any]] = (),
-    ) -> TensorBoard | None:
-        if enabled is False:
-            return None
-        try:
-            return cls(logdir, runs, history)
-        except ImportError as error:
-            if enabled:
-                raise ConfigError(
-                    "tensorboard output needs tensorboardX: pip install 'brackit[tensorboard]'"
-                ) from error
-            return None
-
-    def write(self, entry: dict[str, Any]) -> None:
-        prefix = "" if entry["phase"] == "train" else f"{entry['phase']}/"
-        for index, writer in enumerate(self.writers):
-            for name, value in entry.items():
-                array = np.asarray(value)
-                if name in ("phase", "step") or array.dtype.kind not in "fiu":
-                    continue
-                scalar = array.reshape(-1)[index] if array.size == len(self.writers) else array.reshape(-1)[0]
-                writer.add_scalar(prefix + name, float(scalar), int(entry["step"]))
-            writer.flush()
-
-    def close(self) -> None:
-        for writer in self.writers:
-            writer.close()
 
 
 def run_name(run: dict[str, Any]) -> str:
@@ -560,7 +440,7 @@ def run_name(run: dict[str, Any]) -> str:
 def check_sweep(config: Any, sweep: dict[str, Sequence[float]] | None) -> None:
     """Every sweep value must be a valid value of its config field (its declared range, ``check_ranges``):
     the config is rebuilt with each value in turn."""
-    fields = config_fields(type(config))
+    fields = config_lib.fields(type(config))
     for name, values in (sweep or {}).items():
         if name in fields:
             for value in values:
@@ -602,7 +482,7 @@ def load_run(checkpoint: str | Path) -> tuple[RunSpec, Any, Any]:
     checkpoint = Path(checkpoint)
     record = read_record(checkpoint)
     spec = RunSpec.from_json(json.dumps(record["metadata"]["run"]))
-    config = config_from_dict(get_algorithm(spec.algorithm).config_cls, spec.config)
+    config = config_lib.from_dict(get_algorithm(spec.algorithm).config_cls, spec.config)
     return spec, config, load_states(checkpoint, template_states(spec, config, *_dims(record, checkpoint)))
 
 

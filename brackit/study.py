@@ -57,15 +57,16 @@ import math
 import re
 import tomllib
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import jax
 
-from brackit.algos import config_fields, get_algorithm
-from brackit.checkpoint import config_to_dict, read_record
+from brackit import config as config_lib
+from brackit.algos import get_algorithm
+from brackit.checkpoint import read_record
 from brackit.data.resolve import (
     DEFAULT_SIZE,
     cache_path,
@@ -254,17 +255,15 @@ def _parse_variant(item: Any, where: str) -> Variant:
             raise ConfigError(f"{where}.{key}: expected a table of config fields, got {item[key]!r}")
     if not isinstance(item.get("description", ""), str):
         raise ConfigError(f"{where}.description: expected a string")
-    overrides: dict[str, Any] = {}
-    for key, value in _flatten(item.get("set", {})).items():
-        overrides = _assign(config_cls, overrides, key.split("."), value, f"{where}.set.{key}")
+    overrides = config_lib.overrides_from_table(config_cls, item.get("set", {}), f"{where}.set")
     grid: dict[str, tuple[Any, ...]] = {}
-    for key, values in _flatten(item.get("grid", {})).items():
+    for key, values in config_lib.flatten(item.get("grid", {})).items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}.grid.{key}: expected a non-empty list of values, got {values!r}")
-        if key in _flatten(item.get("set", {})):
+        if key in config_lib.flatten(item.get("set", {})):
             raise ConfigError(f"{where}.grid.{key}: also given in set; give it in one place")
-        hint = _field_hint(config_cls, key.split("."), f"{where}.grid.{key}")
-        grid[key] = tuple(_typed(hint, v, f"{where}.grid.{key}") for v in values)
+        hint = config_lib.field_hint(config_cls, key, f"{where}.grid.{key}")
+        grid[key] = tuple(config_lib.check_value(hint, v, f"{where}.grid.{key}") for v in values)
     per_dataset: dict[str, dict[str, Any]] = {}
     if not isinstance(item.get("per_dataset", {}), dict):
         raise ConfigError(f"{where}.per_dataset: expected a table of dataset name -> config fields")
@@ -273,15 +272,15 @@ def _parse_variant(item: Any, where: str) -> Variant:
             raise ConfigError(
                 f"{where}.per_dataset.{dataset}: expected a table of config fields, got {table!r}"
             )
-        fields: dict[str, Any] = dict(overrides)  # the variant's overrides, then this dataset's
-        for key, value in _flatten(table).items():
+        for key in config_lib.flatten(table):
             if key in grid:
                 raise ConfigError(
                     f"{where}.per_dataset.{dataset}.{key}: also a grid field; give it in one place"
                 )
-            fields = _assign(
-                config_cls, fields, key.split("."), value, f"{where}.per_dataset.{dataset}.{key}"
-            )
+        # the variant's overrides, then this dataset's
+        fields = config_lib.overrides_from_table(
+            config_cls, table, f"{where}.per_dataset.{dataset}", overrides
+        )
         per_dataset[dataset] = fields
     budgets = _parse_variant_budgets(item.get("budgets", {}), f"{where}.budgets")
     variant = Variant(name, algorithm, overrides, grid, item.get("description", ""), per_dataset, budgets)
@@ -316,76 +315,6 @@ def _parse_variant_budgets(table: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _flatten(table: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def _field_hint(config_cls: type, parts: list[str], where: str) -> Any:
-    fields = config_fields(config_cls)
-    if parts[0] not in fields:
-        raise ConfigError(f"{where}: no config field {parts[0]!r}; valid fields: {', '.join(fields)}")
-    hint = fields[parts[0]]
-    if len(parts) == 1:
-        if dataclasses.is_dataclass(hint):
-            raise ConfigError(f"{where}: {parts[0]!r} is a nested config; set its fields ({parts[0]}.FIELD)")
-        return hint
-    if not dataclasses.is_dataclass(hint):
-        raise ConfigError(f"{where}: {parts[0]!r} is not a nested config")
-    return _field_hint(hint, parts[1:], where)
-
-
-def _assign(config_cls: type, overrides: dict[str, Any], parts: list[str], value: Any, where: str) -> dict:
-    """``overrides`` with the TOML ``value`` typed and set at the dotted field ``parts``."""
-    typed = _typed(_field_hint(config_cls, parts, where), value, where)
-    try:
-        return _put(config_cls, overrides, parts, typed)
-    except ConfigError as error:  # a nested config refusing the value
-        raise ConfigError(f"{where}: {error}") from None
-
-
-def _put(config_cls: type, overrides: dict[str, Any], parts: list[str], value: Any) -> dict[str, Any]:
-    """``overrides`` with an already typed value set at a dotted field (nested configs rebuilt)."""
-    overrides = dict(overrides)
-    if len(parts) == 1:
-        overrides[parts[0]] = value
-        return overrides
-    nested_cls = config_fields(config_cls)[parts[0]]
-    nested = overrides.get(parts[0]) or nested_cls()
-    inner = _put(nested_cls, {parts[1]: getattr(nested, parts[1])}, parts[1:], value)
-    overrides[parts[0]] = dataclasses.replace(nested, **inner)
-    return overrides
-
-
-def _typed(hint: Any, value: Any, where: str) -> Any:
-    """A TOML value checked against a config field's type (bool, int, float, str, tuple[...], X | None)."""
-    args = typing.get_args(hint)
-    if type(None) in args:
-        if isinstance(value, str) and value.lower() == "none":
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        return _typed(hint, value, where)
-    if hint is bool and isinstance(value, bool):
-        return value
-    if hint is int and isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if hint is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if hint is str and isinstance(value, str):
-        return value
-    if typing.get_origin(hint) is tuple and isinstance(value, list):
-        return tuple(_typed(args[0], item, where) for item in value)
-    expected = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
-        hint, f"a list ({hint})" if typing.get_origin(hint) is tuple else str(hint)
-    )
-    raise ConfigError(f"{where}: expected {expected}, got {value!r}")
-
-
 def _grid_points(variant: Variant) -> list[dict[str, Any]]:
     keys = list(variant.grid)
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*variant.grid.values())]
@@ -397,7 +326,7 @@ def _cell_overrides(variant: Variant, point: dict[str, Any], dataset: str | None
     config_cls = get_algorithm(variant.algorithm).config_cls
     overrides = variant.per_dataset.get(dataset or "", variant.overrides)
     for key, value in point.items():
-        overrides = _put(config_cls, overrides, key.split("."), value)
+        overrides = config_lib.put(config_cls, overrides, key, value)
     return overrides
 
 
@@ -431,12 +360,23 @@ BUDGETS: dict[str, Budget] = {
 }
 
 
-def apply_budget(spec: StudySpec, budget: str | Budget) -> tuple[StudySpec, float]:
-    """The spec with the budget's caps, and the factor by which the steps shrank."""
+def resolve_budget(budget: str | Budget, caps: Mapping[str, int | None] | None = None) -> Budget:
+    """The named budget (or ``budget`` itself), tightened by the explicit ``caps`` (``steps``, ``seeds``,
+    ``dataset_size``, ``eval_every``, ``eval_episodes``; None: no cap), named ``NAME+caps`` when capped."""
     if isinstance(budget, str):
         if budget not in BUDGETS:
             raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
         budget = BUDGETS[budget]
+    given = {key: value for key, value in (caps or {}).items() if value is not None}
+    if not given:
+        return budget
+    tightened = {key: min(value, getattr(budget, key) or value) for key, value in given.items()}
+    return dataclasses.replace(budget, name=f"{budget.name}+caps", **tightened)
+
+
+def apply_budget(spec: StudySpec, budget: str | Budget) -> tuple[StudySpec, float]:
+    """The spec with the budget's caps, and the factor by which the steps shrank."""
+    budget = resolve_budget(budget)
 
     def cap(value: int, limit: int | None) -> int:
         return value if limit is None else min(value, limit)
@@ -534,7 +474,7 @@ def sweepable_fields(algorithm: str) -> tuple[str, ...]:
     state_cls = typing.get_type_hints(algo.init)["return"]
     # the field annotations as written (strings under postponed evaluation): optax's types do not resolve
     scalars = {f.name for f in dataclasses.fields(state_cls) if f.type in ("jax.Array", jax.Array)}
-    return tuple(name for name in config_fields(algo.config_cls) if name in scalars)
+    return tuple(name for name in config_lib.fields(algo.config_cls) if name in scalars)
 
 
 def plan_study(
@@ -575,7 +515,7 @@ def plan_study(
                 config = config_cls(**overrides)
                 cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config, steps, seeds)
                 key = json.dumps(
-                    [dataset, variant.algorithm, config_to_dict(config), steps, seeds], sort_keys=True
+                    [dataset, variant.algorithm, config_lib.to_dict(config), steps, seeds], sort_keys=True
                 )
                 if key in seen:
                     duplicates.append((f"{dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
@@ -649,7 +589,7 @@ def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
     buckets: dict[str, list[Cell]] = {}
     for cell in cells:
         sweepable = [f for f in sweepable_fields(cell.algorithm) if getattr(cell.config, f) is not None]
-        rest = {k: v for k, v in config_to_dict(cell.config).items() if k not in sweepable}
+        rest = {k: v for k, v in config_lib.to_dict(cell.config).items() if k not in sweepable}
         key = json.dumps(
             [cell.dataset, cell.algorithm, sorted(sweepable), rest, cell.steps, cell.seeds], sort_keys=True
         )
@@ -754,7 +694,7 @@ def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
     config = get_algorithm(group.algorithm).config_cls(**group.overrides)
     return RunSpec(
         algorithm=group.algorithm,
-        config=config_to_dict(config),
+        config=config_lib.to_dict(config),
         data=old.data,
         dataset_sha256=old.dataset_sha256,
         env_id=old.env_id,

@@ -25,6 +25,7 @@ from helpers import random_episode_arrays
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from brackit import loggers
 from brackit import run as run_module
 from brackit.algos import ALGORITHMS, sac
 from brackit.algos.bc import BCConfig
@@ -338,14 +339,14 @@ def test_a_signal_stops_the_run_with_its_checkpoint_then_resume_matches(
 ):
     data, reference = reference_run
     logdir = tmp_path / "cut"
-    write = run_module.TensorBoard.write
+    write = loggers.TensorBoard.write
 
     def write_then_signal(self, entry):  # the fault: a signal two chunks past the step-4 checkpoint
         write(self, entry)
         if entry["phase"] == "train" and entry["step"] == 6:
             os.kill(os.getpid(), signum)
 
-    monkeypatch.setattr(run_module.TensorBoard, "write", write_then_signal)
+    monkeypatch.setattr(loggers.TensorBoard, "write", write_then_signal)
     capsys.readouterr()
     assert main(bc_args(data, logdir, *SIGNAL_RUN, "--tensorboard")) == status
     err = capsys.readouterr().err.strip().splitlines()
@@ -356,7 +357,7 @@ def test_a_signal_stops_the_run_with_its_checkpoint_then_resume_matches(
     ]
     assert before == [1, 2, 3, 4, 5, 6]  # steps 5 and 6 are past the checkpoint: a resume redoes them
     assert not list(logdir.glob(".*.tmp"))
-    monkeypatch.setattr(run_module.TensorBoard, "write", write)
+    monkeypatch.setattr(loggers.TensorBoard, "write", write)
     assert main(bc_args(data, logdir, *SIGNAL_RUN, "--tensorboard")) == 2  # refused without --resume
     assert main(bc_args(data, logdir, *SIGNAL_RUN, "--tensorboard", "--resume")) == 0
     assert_same_states(load_run(reference / "checkpoint.npz")[2], load_run(logdir / "checkpoint.npz")[2])

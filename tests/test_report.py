@@ -1,27 +1,30 @@
-"""Reports: IQM and stratified bootstrap against hand computations, grouping of logdirs, written files, CLI."""
+"""Reports: aggregates against hand computations, grouping of logdirs, written files, re-rendering from
+report.json, logged metrics, CLI. The statistics themselves: tests/test_stats.py."""
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 import pytest
-import scipy.stats
 
 from brackit.cli import main
-from brackit.errors import ConfigError
 from brackit.report import (
+    MIN_SEEDS,
     ReportError,
-    bootstrap_ci,
-    iqm,
     load_runs,
-    stratified_resamples,
+    markdown,
+    read_report,
+    report,
     summarize,
     write_report,
 )
 from brackit.run import RunSpec
 from brackit.scores import normalized_score
+from brackit.stats import iqm
 
 # Returns per evaluation step, one value per run (run order: every sweep point, each with every seed).
 HOPPER_BC = {1000: [100.0, 200.0, 300.0, 400.0], 2000: [150.0, 180.0, 350.0, 900.0]}
@@ -59,7 +62,7 @@ def write_logdir(
     runs = len(seeds) * int(np.prod([len(v) for v in (sweep or {}).values()]))
     entries = [{"phase": "pretrain", "step": 500, "behavior/loss": [1.0] * runs, "time/seconds": 1.0}]
     for step in range(500, spec.steps + 1, 500):
-        entry = {"phase": "train", "step": step, "critic/loss": [0.5] * runs, "time/seconds": 1.0}
+        entry = {"phase": "train", "step": step, "critic/loss": critic_loss(step, runs), "time/seconds": 1.0}
         if step in evaluations:
             returns = evaluations[step]
             entry |= {"eval/return_mean": returns, "eval/return_std": [1.0] * runs}
@@ -96,50 +99,13 @@ def study(tmp_path: Path) -> Path:
     return root
 
 
+def critic_loss(step: int, runs: int) -> list[float]:
+    """The fixture's logged critic loss: step / 1000 + run index."""
+    return [step / 1000 + run for run in range(runs)]
+
+
 def score(env_id: str, returns: list[float]) -> np.ndarray:
     return np.array([normalized_score(env_id, r) for r in returns])
-
-
-# ----------------------------------------------------------------------------------------- statistics
-
-
-def test_iqm_against_hand_computation_and_scipy():
-    assert iqm([1.0, 2.0, 3.0, 100.0]) == 2.5  # n=4: drop one at each end, mean of 2 and 3
-    assert iqm([100.0, 7, 6, 5, 4, 3, 2, 1]) == 4.5  # n=8: drop two at each end, mean of 3, 4, 5, 6
-    assert iqm([5.0, 1, 4, 2, 3]) == 3.0  # n=5: floor(5/4) = 1 dropped at each end: mean of 2, 3, 4
-    assert iqm([1.0, 2, 3]) == 2.0  # n<4: the plain mean
-    rng = np.random.default_rng(0)
-    for n in (5, 6, 7, 9, 10):
-        x = rng.normal(size=n)
-        np.testing.assert_allclose(iqm(x), scipy.stats.trim_mean(x, 0.25), rtol=1e-12)
-    matrix = rng.normal(size=(3, 6))
-    np.testing.assert_allclose(iqm(matrix, axis=1), scipy.stats.trim_mean(matrix, 0.25, axis=1), rtol=1e-12)
-
-
-def test_stratified_resamples_keep_the_per_stratum_counts():
-    strata = [np.array([0.1, 0.2, 0.3]), np.array([10.0, 11.0]), np.array([100.0])]
-    resamples = stratified_resamples(strata, 500, np.random.default_rng(0))
-    assert resamples.shape == (500, 6)
-    assert np.all(np.isin(resamples[:, :3], strata[0]))  # columns in stratum order, drawn from their own
-    assert np.all(np.isin(resamples[:, 3:5], strata[1]))
-    assert np.all(resamples[:, 5] == 100.0)
-    assert len(np.unique(resamples[:, :3])) == 3  # every value of a stratum gets drawn
-
-
-def test_bootstrap_ci_contains_the_estimate_is_deterministic_and_narrows():
-    rng = np.random.default_rng(1)
-    few, many = rng.normal(50.0, 10.0, size=5), rng.normal(50.0, 10.0, size=80)
-    low, high = bootstrap_ci([few], samples=1000, seed=3)
-    assert low <= iqm(few) <= high
-    assert bootstrap_ci([few], samples=1000, seed=3) == (low, high)
-    assert bootstrap_ci([few], samples=1000, seed=4) != (low, high)
-    many_low, many_high = bootstrap_ci([many], samples=1000, seed=3)
-    assert many_high - many_low < (high - low) / 2
-    # Stratified: a stratum with a single value is never resampled away, so the pooled IQM stays above it.
-    assert bootstrap_ci([np.full(4, 1.0), np.array([0.0])], samples=200)[0] > 0.0
-    assert bootstrap_ci([np.array([7.0])]) == (7.0, 7.0)
-    with pytest.raises(ConfigError, match="at least 1"):
-        bootstrap_ci([few], samples=0)
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -226,7 +192,56 @@ def test_summary_final_best_and_aggregates(study):
     pooled = np.concatenate([score("Hopper-v5", HOPPER_BC[2000]), score("Walker2d-v5", WALKER_BC[3000])])
     assert aggregate["datasets"] == ["hopper-eps1", "walker2d-eps1"] and aggregate["runs"] == 7
     assert aggregate["metric"] == "score" and aggregate["iqm"]["value"] == pytest.approx(iqm(pooled))
+    assert aggregate["mean"]["value"] == pytest.approx(sum(pooled) / 7)
+    assert aggregate["median"]["value"] == pytest.approx(sorted(pooled)[3])  # the 4th of 7
+    assert aggregate["optimality_gap"]["value"] == pytest.approx(sum(max(100 - x, 0) for x in pooled) / 7)
+    for name in ("mean", "median", "optimality_gap"):
+        low, high = aggregate[name]["ci"]
+        assert low <= aggregate[name]["value"] <= high
     assert summary["groups"] == ["bc", "brac-v alpha=0.1", "brac-v alpha=1"]
+    assert summary["families"] == {"bc": "bc", "brac-v alpha=0.1": "brac-v", "brac-v alpha=1": "brac-v"}
+
+
+def test_summary_probability_of_improvement_and_profiles(study):
+    summary = summarize(load_runs([study]), bootstrap_samples=300)
+    pairs = {(p["x"], p["y"]): p for p in summary["probability_of_improvement"]}
+    assert set(pairs) == {
+        ("bc", "brac-v alpha=0.1"),
+        ("bc", "brac-v alpha=1"),
+        ("brac-v alpha=0.1", "brac-v alpha=1"),
+    }
+    bc_vs_brac = pairs[("bc", "brac-v alpha=0.1")]
+    assert bc_vs_brac["datasets"] == ["hopper-eps1"]  # the only dataset both ran
+    x, y = score("Hopper-v5", HOPPER_BC[2000]), score("Hopper-v5", HOPPER_BRAC[2000][:2])
+    by_hand = np.mean([(a > b) + 0.5 * (a == b) for a, b in itertools.product(x, y)])
+    assert by_hand == 2 / 8  # 900 beats 600 and 640; 150, 180 and 350 beat neither
+    assert bc_vs_brac["value"] == pytest.approx(by_hand)
+    low, high = bc_vs_brac["ci"]
+    assert 0.0 <= low <= by_hand <= high <= 1.0
+    profile = summary["profiles"]["score"]
+    assert list(profile) == ["plot", "tau", "groups"] and profile["plot"] == "profile_score.png"
+    pooled = np.concatenate([score("Hopper-v5", HOPPER_BC[2000]), score("Walker2d-v5", WALKER_BC[3000])])
+    everything = np.concatenate([pooled, score("Hopper-v5", HOPPER_BRAC[2000])])
+    assert profile["tau"][0] == pytest.approx(everything.min()) and profile["tau"][-1] == pytest.approx(
+        everything.max()
+    )
+    bc = profile["groups"]["bc"]
+    for i in (0, 37, 100):
+        assert bc["fraction"][i] == pytest.approx(np.mean(pooled > profile["tau"][i]))
+        assert bc["ci_low"][i] <= bc["fraction"][i] <= bc["ci_high"][i]
+    assert "return" not in summary["profiles"]  # the pendulum run was never evaluated
+
+
+def test_fewer_than_five_seeds_warns_in_the_report(study, tmp_path):
+    summary = summarize(load_runs([study]), bootstrap_samples=50)
+    pendulum, hopper, walker = summary["warnings"]  # one line per dataset, in dataset order
+    assert hopper.startswith(
+        f"hopper-eps1: fewer than {MIN_SEEDS} evaluated seeds for bc (4), brac-v alpha=0.1 (2)"
+    )
+    assert "Pendulum-v1" in pendulum and "walker2d-eps1: " in walker and "bc (3)" in walker
+    assert f"> **Warning:** {hopper}." in markdown(summary)  # in report.md, as in report.json
+    five = write_logdir(tmp_path / "five", {2000: [1.0, 2, 3, 4, 5]}, seeds=(0, 1, 2, 3, 4))
+    assert summarize(load_runs([five]), bootstrap_samples=50)["warnings"] == []
 
 
 def test_write_report_writes_markdown_json_and_curves(study, tmp_path):
@@ -253,9 +268,166 @@ def test_write_report_writes_markdown_json_and_curves(study, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == [
         "curves_hopper-eps1.png",
         "curves_walker2d-eps1.png",
+        "profile_score.png",
         "report.json",
         "report.md",
     ]  # no temporary files left behind
+    assert "![performance profile of the final score](profile_score.png)" in text
+    assert "| 1. bc |  | " in text  # the probability of improvement, row by row
+
+
+def test_report_re_renders_from_its_report_json(study, tmp_path):
+    first = write_report(load_runs([study]), tmp_path / "first", bootstrap_samples=200)
+    second = report([first.with_name("report.json")], tmp_path / "second")
+    assert second.read_text() == first.read_text()
+    assert (tmp_path / "second" / "report.json").read_text() == first.with_name("report.json").read_text()
+    assert sorted(p.name for p in (tmp_path / "second").iterdir()) == sorted(
+        p.name for p in (tmp_path / "first").iterdir()
+    )
+    curve = json.loads(first.with_name("report.json").read_text())["datasets"]["hopper-eps1"]["groups"]["bc"][
+        "curve"
+    ]
+    assert curve["seeds"] == [0, 1, 2, 3] and curve["runs"][3] == list(score("Hopper-v5", [400.0, 900.0]))
+    assert curve["ci_low"][1] <= curve["mean"][1] <= curve["ci_high"][1]
+
+
+def test_report_json_of_the_earlier_layout_re_renders(study, tmp_path):
+    """A report.json as the previous version wrote it (curves: mean and std; aggregates: IQM only)."""
+    summary = json.loads(json.dumps(summarize(load_runs([study]), bootstrap_samples=200)))
+    old = json.loads(
+        json.dumps({k: summary[k] for k in ("statistics", "logdirs", "groups", "datasets", "aggregate")})
+    )
+    for dataset in old["datasets"].values():
+        for entry in dataset["groups"].values():
+            if "curve" in entry:
+                entry["curve"] = {key: entry["curve"][key] for key in ("steps", "mean", "std")}
+    for entry in old["aggregate"].values():
+        for key in ("mean", "median", "optimality_gap"):
+            del entry[key]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    again = read_report(tmp_path / "old.json")
+    assert again["aggregate"] == summary["aggregate"]  # its statistics recomputed from the per-seed finals
+    assert again["probability_of_improvement"] == summary["probability_of_improvement"]
+    assert (
+        again["datasets"]["hopper-eps1"]["groups"]["bc"]["curve"]
+        == old["datasets"]["hopper-eps1"]["groups"]["bc"]["curve"]
+    )
+    path = report([tmp_path / "old.json"], tmp_path / "out")
+    assert (tmp_path / "out" / "curves_hopper-eps1.png").read_bytes().startswith(b"\x89PNG")
+    assert "| bc | 4 | 2000 |" in path.read_text()
+
+
+def test_malformed_report_json_names_the_file_and_the_field(study, tmp_path):
+    summary = json.loads(json.dumps(summarize(load_runs([study]), bootstrap_samples=20)))
+    path = tmp_path / "report.json"
+    bc = summary["datasets"]["hopper-eps1"]["groups"]["bc"]
+    bc["final_score"]["values"] = [1.0, "x", 3.0, 4.0]
+    path.write_text(json.dumps(summary))
+    with pytest.raises(
+        ReportError,
+        match=r"report.json\['datasets'\]\['hopper-eps1'\]\['groups'\]\['bc'\]\['final_score'\]\['values'\]: expected a list of 4 numbers",
+    ):
+        read_report(path)
+    del summary["groups"]
+    path.write_text(json.dumps(summary))
+    with pytest.raises(ReportError, match=r"report.json\['groups'\]: field is missing"):
+        read_report(path)
+    path.write_text("[")
+    with pytest.raises(ReportError, match=r"report.json: not valid JSON"):
+        read_report(path)
+    with pytest.raises(ReportError, match=r"give one report.json alone"):
+        report([path, study], tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_logged_metrics_are_plotted_against_steps(study, tmp_path):
+    records = load_runs([study], metrics=["critic/loss", "behavior/loss", "time/seconds"])
+    summary = summarize(records, bootstrap_samples=100)
+    critic = summary["metrics"]["critic/loss"]
+    assert list(critic) == ["Pendulum-v1", "hopper-eps1", "walker2d-eps1"]  # evaluated or not
+    bc = critic["hopper-eps1"]["groups"]["bc"]
+    assert bc["phase"] == "train" and bc["steps"] == [500, 1000, 1500, 2000]
+    assert bc["runs"][2] == [step / 1000 + 2 for step in (500, 1000, 1500, 2000)]  # seed 2 is run 2
+    assert bc["mean"] == pytest.approx([step / 1000 + 1.5 for step in (500, 1000, 1500, 2000)])  # runs 0-3
+    brac = critic["hopper-eps1"]["groups"]["brac-v alpha=1"]  # runs 2 and 3 of its logdir
+    assert brac["mean"][0] == pytest.approx(0.5 + 2.5) and brac["ci_low"][0] <= 3.0 <= brac["ci_high"][0]
+    behavior = summary["metrics"]["behavior/loss"]["hopper-eps1"]["groups"]["bc"]
+    assert behavior["phase"] == "pretrain" and behavior["mean"] == [1.0]  # logged before training only
+    assert (
+        summary["metrics"]["time/seconds"]["walker2d-eps1"]["groups"]["bc"]["runs"][0] == [1.0] * 6
+    )  # scalar
+    assert critic["hopper-eps1"]["plot"] == "metric_critic_loss_hopper-eps1.png"
+
+
+def test_cli_report_metric_and_re_render(study, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert (
+        main(
+            [
+                "report",
+                str(study / "hopper-eps1"),
+                "--out",
+                str(out),
+                "--metric",
+                "critic/loss",
+                "--metric",
+                "behavior/loss",
+                "--bootstrap-samples",
+                "50",
+            ]
+        )
+        == 0
+    )
+    assert sorted(p.name for p in out.iterdir()) == [
+        "curves_hopper-eps1.png",
+        "metric_behavior_loss_hopper-eps1.png",
+        "metric_critic_loss_hopper-eps1.png",
+        "profile_score.png",
+        "report.json",
+        "report.md",
+    ]
+    text = (out / "report.md").read_text()
+    assert "![hopper-eps1 critic/loss](metric_critic_loss_hopper-eps1.png)" in text
+    assert (out / "metric_behavior_loss_hopper-eps1.png").read_bytes().startswith(b"\x89PNG")
+    capsys.readouterr()
+    # Re-rendered from report.json, keeping one of its metrics.
+    again = tmp_path / "again"
+    assert main(["report", str(out / "report.json"), "--out", str(again), "--metric", "critic/loss"]) == 0
+    assert list(json.loads((again / "report.json").read_text())["metrics"]) == ["critic/loss"]
+    assert json.loads((again / "report.json").read_text())["statistics"]["bootstrap_samples"] == 50
+    capsys.readouterr()
+    # An unknown metric: one line naming the valid keys, status 2, nothing written.
+    assert main(["report", str(study), "--out", str(tmp_path / "none"), "--metric", "critic/los"]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: unknown metric 'critic/los': the runs' metrics.jsonl files hold ")
+    assert "critic/loss" in error and "eval/return_mean" in error and error.count("\n") == 1
+    assert (
+        main(["report", str(out / "report.json"), "--out", str(tmp_path / "none"), "--metric", "alpha/value"])
+        == 2
+    )
+    error = capsys.readouterr().err
+    assert "no curves of metric 'alpha/value' (it holds: critic/loss, behavior/loss)" in error
+    assert error.count("\n") == 1 and not (tmp_path / "none").exists()
+
+
+def test_plot_styles_never_repeat_a_colour_across_families():
+    from brackit.report import _styles
+
+    families = {f"algo{i} alpha={a}": f"algo{i}" for i in range(5) for a in (1, 2, 3)} | {
+        "bc": "bc",
+        "cql": "cql",
+    }
+    styles = _styles(list(families), families)
+    assert len(styles) == 17
+    looks = {(tuple(s["color"]), s["linestyle"], s["marker"]) for s in styles.values()}
+    assert len(looks) == 17  # no two groups look alike
+    colour_of = defaultdict(set)
+    for group, style in styles.items():
+        colour_of[families[group]].add(tuple(style["color"]))
+    assert all(len(c) == 1 for c in colour_of.values())  # one colour per family
+    assert len(set.union(*colour_of.values())) == 7  # and no colour shared by two families
+    alone = _styles([f"g{i}" for i in range(17)], {})  # no families (an older report.json): 17 colours
+    assert len({tuple(s["color"]) for s in alone.values()}) == 17
 
 
 def test_cli_report(study, tmp_path, capsys):

@@ -42,7 +42,7 @@ def test_parse_overrides_types_and_errors():
     assert overrides["actor_lr"] is None
     with pytest.raises(ConfigError, match=r"no config field 'alpah'; valid fields: penalty, divergence"):
         parse_overrides("brac", ["alpah=1"])
-    with pytest.raises(ConfigError, match=r"brac.num_critics expects int, got 'two'"):
+    with pytest.raises(ConfigError, match=r"brac.num_critics: expected an integer, got 'two'"):
         parse_overrides("brac", ["num_critics=two"])
     with pytest.raises(ConfigError, match="key=value"):
         parse_overrides("brac", ["alpha"])

@@ -8,10 +8,10 @@ optionally ``pretrain_steps(config)`` and ``pretrain_update`` (e.g. fitting the 
 from __future__ import annotations
 
 import dataclasses
-import typing
 from collections.abc import Callable
 from typing import Any
 
+from brackit import config
 from brackit.algos import bc, bcq, bear, brac, td3bc
 from brackit.errors import ConfigError
 
@@ -109,17 +109,6 @@ def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS[name]
 
 
-def config_fields(config_cls: type) -> dict[str, Any]:
-    """Field name -> resolved type annotation of a config dataclass."""
-    hints = typing.get_type_hints(config_cls)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_cls)}
-
-
 def make_config(name: str, **overrides: Any) -> Any:
     """The algorithm's config with ``overrides``; an unknown field is a ConfigError listing valid ones."""
-    config_cls = get_algorithm(name).config_cls
-    fields = config_fields(config_cls)
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise ConfigError(f"{name} has no config field {unknown[0]!r}; valid fields: {', '.join(fields)}")
-    return config_cls(**overrides)
+    return config.build(get_algorithm(name).config_cls, overrides, name)
