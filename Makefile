@@ -3,8 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.docs-installed
 
-.PHONY: venv demo test lint format bench clean
+.PHONY: venv demo test docs lint format bench clean
 
 venv: $(STAMP)
 
@@ -18,16 +19,25 @@ demo: venv
 	$(BIN)/python -m brackit.demo
 
 test: venv
-	$(BIN)/ruff check brackit tests benchmarks
-	$(BIN)/ruff format --check brackit tests benchmarks
+	$(BIN)/ruff check brackit tests benchmarks docs/hooks.py
+	$(BIN)/ruff format --check brackit tests benchmarks docs/hooks.py
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
+# The documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or reference fails.
+# Not --quiet: it drops the warnings that --strict counts, so a broken link would pass.
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 format: venv
-	$(BIN)/ruff format brackit tests benchmarks
-	$(BIN)/ruff check --fix brackit tests benchmarks
+	$(BIN)/ruff format brackit tests benchmarks docs/hooks.py
+	$(BIN)/ruff check --fix brackit tests benchmarks docs/hooks.py
 
 bench: venv
 	$(BIN)/python benchmarks/data_io.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build site *.egg-info

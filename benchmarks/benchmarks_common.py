@@ -18,6 +18,9 @@ from brackit.bench import PRESETS, bench_config, machine_header, synthetic_datas
 from brackit.files import atomic_write_text
 from brackit.train import TrainFunctions, make_train
 
+HERE = pathlib.Path(__file__).resolve().parent
+"""``benchmarks/``: the maintained scripts; the finished A/B experiments are in ``experiments/`` under it."""
+
 __all__ = [
     "emit_report",
     "first_and_best",
@@ -69,8 +72,14 @@ def gain_cell(new: tuple[float, float], old: tuple[float, float]) -> str:
 
 
 def script_command(script: str, argv: Sequence[str] | None) -> str:
-    """The command line that reruns ``script`` (a benchmark's ``__file__``) with these arguments."""
-    return f".venv/bin/python benchmarks/{pathlib.Path(script).name} " + " ".join(argv or sys.argv[1:])
+    """The command line that reruns ``script`` (a benchmark's ``__file__``) with these arguments, from the
+    repository root: a script of ``benchmarks/`` by its path, one of ``benchmarks/experiments/`` as a module
+    (``python -m benchmarks.experiments.NAME``, so that it finds this file)."""
+    path = pathlib.Path(script).resolve()
+    target = (
+        f"benchmarks/{path.name}" if path.parent == HERE else f"-m benchmarks.{path.parent.name}.{path.stem}"
+    )
+    return f".venv/bin/python {target} " + " ".join(argv or sys.argv[1:])
 
 
 def emit_report(lines: Sequence[str], out: pathlib.Path | None, name: str) -> str:

@@ -140,7 +140,7 @@ def run(
     results = []
     for config in cases:
         label = f"{config.model} {config.name}, K={config.num_clients}, C={config.client_fraction}, IID"
-        count = rounds if config.model == "2nn" else max(1, rounds // 5)  # the CNN is ~50x slower
+        count = rounds if config.model == "2nn" else max(1, rounds // 5)  # the CNN's rounds are far slower
         results.append((label, {**benchmark(config, count, repeats=repeats), "rounds": count}))
         print(f"{label}: {results[-1][1]}", flush=True)
     if out is not None:

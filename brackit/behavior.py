@@ -19,7 +19,7 @@ The shipped policies were trained all four at once, one process each, on one H20
 (each reached its target; the slowest, Ant, after 220k steps and 418 s):
 
     for t in ant halfcheetah hopper walker2d; do
-      python -m brackit.behavior train --task $t --seed 0 --num-envs 8 --time-limit 470 \
+      python -m brackit.behavior train --task $t --seed 0 --num-envs 8 --time-limit 470 \\
         --eval-every 10000 > behavior-$t.log 2>&1 &
     done; wait
 """

@@ -38,7 +38,8 @@ from brackit.train import RunPlacement, make_train, over_runs
 class Preset(NamedTuple):
     """A named benchmark configuration: the algorithm, its config overrides, the (obs, action)
     dimensions of the synthetic dataset, and d3rlpy's updates/s for it where known (d3rlpy 2.8.1 on a
-    2-core CPU, measured with benchmarks/peer_d3rlpy.py in an earlier session)."""
+    2-core CPU, measured with benchmarks/peer_d3rlpy.py in an earlier session; the runs of
+    ``benchmarks/results/throughput_family.md`` measure it again beside brackit's)."""
 
     algorithm: str
     overrides: Mapping[str, Any]

@@ -121,7 +121,7 @@ def train_command(
         str,
         typer.Option(
             help="Dataset path (brackit .npz, D4RL .hdf5, Minari directory), TASK-MIX (e.g. hopper-eps1: "
-            "built by the BRAC protocol on first use and cached in $BRACKIT_DATA_DIR or ~/.cache/brackit), or "
+            "built by the BRAC protocol on first use and cached in $BRACKIT_DATA_DIR or ~/.cache/brackit/datasets), or "
             "a Minari dataset id (e.g. mujoco/hopper/medium-v0) already in the local Minari cache "
             "($MINARI_DATASETS_PATH or ~/.minari/datasets; never downloaded)."
         ),

@@ -2,9 +2,9 @@
 
 On CPU, JAX 0.10 hands most dots (and some reductions) to YNNPACK fusions. At brackit's sizes (batch 256,
 layers 200-300 wide, a few vmapped seeds) those run slower than XLA's own Eigen dot kernels on the 2-core
-machine the project is measured on: +5% to +38% updates/s in every preset of
-``benchmarks/cpu_dots_ab.py`` (``benchmarks/results/cpu_dots_ab.md``). Large square matmuls go the other
-way (2048^3: YNNPACK 165-168 against Eigen 125-136 GFLOP/s there), so this is not a process-wide flag: brackit
+machine the project is measured on, in every preset of ``benchmarks/experiments/cpu_dots_ab.py``
+(``benchmarks/results/experiments/cpu_dots_ab.md``). Large square matmuls go the other way (the 2048^3
+matmul is faster on YNNPACK there), so this is not a process-wide flag: brackit
 passes ``xla_cpu_experimental_ynn_fusion_type=""`` (no YNNPACK fusion types) as a compiler option to the
 programs it jits for training (``brackit.train.RunPlacement.jit``) and to nothing else. The matmul ceiling
 that ``brackit bench`` divides by is the faster of the two kernels (``brackit.bench.matmul_ceiling``).

@@ -117,8 +117,8 @@ def over_runs(chunk: Callable[..., Any], num_runs: int) -> Callable[..., Any]:
     """``chunk`` over the leading run axis of the states (dataset and step shared): ``vmap``, except with
     a single run, where the run axis is dropped and added back around the unbatched chunk. Same
     computation, different program: vmapping a batch of one turns every matmul into a batch-1
-    ``dot_general``, which XLA:CPU ran slower than the plain one: by 3-7% for most presets and 38% for
-    ReBRAC in the median chunk (``benchmarks/single_run_ab.py``, results in ``benchmarks/results``)."""
+    ``dot_general``, which XLA:CPU ran slower than the plain one for every preset in the median chunk
+    (``benchmarks/experiments/single_run_ab.py``, ``benchmarks/results/experiments/single_run_ab.md``)."""
     if num_runs != 1:
         return jax.vmap(chunk, in_axes=(0, None, None))
 

@@ -5,12 +5,12 @@ same parameters (``kernel [kh, kw, C_in, C_out]``, ``bias [C_out]``), so checkpo
 over. It gathers the ``kh * kw`` shifted (and strided) views of the padded input into ``[..., kh * kw * C_in]``
 and multiplies by the reshaped kernel: no convolution op at all.
 
-Why: on XLA:CPU (JAX 0.10) a small convolution's SGD step ran about 3.5x slower inside ``lax.scan`` than as
-one top-level call (``benchmarks/results/fedavg_cnn_loop.md``), and ``vmap`` over per-client or per-seed
-kernels turns ``nn.Conv`` into a grouped convolution. Slices and a (batched) matmul avoid both; the extras'
-training loops are scans over vmapped models throughout. The cost is ``kh * kw`` times the input's memory
-for the gathered views, small at MNIST/CIFAR sizes. On GPUs cuDNN's convolutions would be faster: the
-``use_slices`` switch of the models that use this layer picks ``nn.Conv`` instead.
+Why: on XLA:CPU (JAX 0.10) a small convolution's SGD step ran several times slower inside ``lax.scan`` than
+as one top-level call (``benchmarks/results/experiments/fedavg_cnn_loop.md``), and ``vmap`` over per-client
+or per-seed kernels turns ``nn.Conv`` into a grouped convolution. Slices and a (batched) matmul avoid both;
+the extras' training loops are scans over vmapped models throughout. The cost is ``kh * kw`` times the
+input's memory for the gathered views, small at MNIST/CIFAR sizes. On GPUs cuDNN's convolutions would be
+faster: the ``use_slices`` switch of the models that use this layer picks ``nn.Conv`` instead.
 """
 
 from __future__ import annotations

@@ -196,7 +196,7 @@ def run(
             chunk_steps=sizes.cnn_chunk_steps if is_cnn else sizes.chunk_steps,
             max_steps=sizes.max_steps,
             # The CNN's convolutions are slices + matmul: a plain scan with the runs vmapped is fastest
-            # (benchmarks/randomization_cnn_ab.py).
+            # (benchmarks/results/experiments/randomization_cnn_ab.md).
         )
         x = np.stack([s.x_train[:train_size] for s in settings])
         y = np.stack([s.y_train[:train_size] for s in settings])

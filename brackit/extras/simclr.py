@@ -262,8 +262,8 @@ class PretrainConfig:
     """Augmentations (both objectives use them)."""
     use_slices: bool = True
     """Encoder convolutions as slices + matmul (``brackit.extras.layers``): on XLA:CPU faster per step in a
-    plain ``lax.scan`` than ``nn.Conv`` unrolled, and compiled about 4x sooner
-    (``benchmarks/results/simclr_conv_ab.md``). False: ``nn.Conv`` (cuDNN on GPUs); on CPU set
+    plain ``lax.scan`` than ``nn.Conv`` unrolled, and compiled sooner
+    (``benchmarks/results/experiments/simclr_conv_ab.md``). False: ``nn.Conv`` (cuDNN on GPUs); on CPU set
     ``unroll=True`` with it."""
     unroll: bool = False
     """Unroll each chunk's ``lax.scan`` (XLA on CPU ran ``nn.Conv`` gradients ~10x slower inside a loop)."""

@@ -8,7 +8,7 @@ computed once per state, to ``actions @ kernel[action rows]``. This script compi
 the old computation) and times them alternately, chunk after chunk; XLA's cost analysis gives the FLOPs.
 ``--ant`` adds rows at Ant's dimensions (obs 105, action 8), where the obs rows are most of the first layer.
 
-    .venv/bin/python benchmarks/parts_dense_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.parts_dense_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
-from benchmarks_common import (
+
+from benchmarks.benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
@@ -28,7 +29,6 @@ from benchmarks_common import (
     script_command,
     time_alternately,
 )
-
 from brackit.algos import get_algorithm
 from brackit.bench import PRESETS, bench_config, synthetic_dataset
 from brackit.nets import PartsDense

@@ -14,7 +14,7 @@ Each is compiled twice on CPU, with XLA's default dot kernels (YNNPACK fusions) 
 brackit trains with (``brackit.cpudots``), and all six are timed alternately, one chunk each in turn, so that
 the machine's drifting speed hits all alike. The floor is the faster of the two ``matmuls only`` programs.
 
-    .venv/bin/python benchmarks/bc_floor.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.bc_floor --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from benchmarks_common import emit_report, machine_header, script_command
 
+from benchmarks.benchmarks_common import emit_report, machine_header, script_command
 from brackit import cpudots
 from brackit.algos import bc, get_algorithm
 from brackit.bench import matmul_ceiling, synthetic_dataset

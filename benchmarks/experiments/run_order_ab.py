@@ -5,7 +5,7 @@ option; brackit itself always vmaps.
 For each preset named, both programs are compiled with brackit's training options (``brackit.cpudots``) and
 timed alternately, chunk after chunk, so that the drifting speed of a shared machine hits both alike.
 
-    .venv/bin/python benchmarks/run_order_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.run_order_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ import argparse
 import pathlib
 
 import jax
-from benchmarks_common import (
+
+from benchmarks.benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
@@ -23,7 +24,6 @@ from benchmarks_common import (
     script_command,
     time_alternately,
 )
-
 from brackit import cpudots
 from brackit.bench import PRESETS
 from brackit.train import over_runs

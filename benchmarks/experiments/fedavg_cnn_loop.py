@@ -8,7 +8,7 @@ Three timings each: one jitted SGD step called from Python, ``brackit.extras.fed
 steps as nested ``lax.scan``), and the same 20 steps in one fully unrolled ``lax.scan``. Milliseconds per
 step, best of ``--repeats``.
 
-    .venv/bin/python benchmarks/fedavg_cnn_loop.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.fedavg_cnn_loop --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import time
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-from benchmarks_common import emit_report, machine_header, script_command
 
+from benchmarks.benchmarks_common import emit_report, machine_header, script_command
 from brackit.extras import data, fedavg
 
 WIDTHS = (8, 16, 64)

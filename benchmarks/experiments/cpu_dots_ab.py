@@ -7,7 +7,7 @@ once with ``xla_cpu_experimental_ynn_fusion_type`` emptied for that one compile,
 XLA's Eigen kernels. The two are timed alternately, chunk after chunk, so that the drifting speed of a
 shared machine hits both alike. The float32 matmul ceiling (2048^3) is measured both ways too.
 
-    .venv/bin/python benchmarks/cpu_dots_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.cpu_dots_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import time
 
 import jax
 import jax.numpy as jnp
-from benchmarks_common import (
+
+from benchmarks.benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
@@ -27,7 +28,6 @@ from benchmarks_common import (
     script_command,
     time_alternately,
 )
-
 from brackit import cpudots
 from brackit.bench import PRESETS
 from brackit.train import over_runs

@@ -7,7 +7,7 @@ momentum) for a chunk of steps: ``nn.Conv`` in a fully unrolled ``lax.scan`` wit
 contrast). Milliseconds per run-step of the best of ``--repeats`` alternated rounds, and the first call's time
 (compilation included).
 
-    .venv/bin/python benchmarks/randomization_cnn_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.randomization_cnn_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import optax
-from benchmarks_common import emit_report, first_and_best, machine_header, run_step_table, script_command
 
+from benchmarks.benchmarks_common import (
+    emit_report,
+    first_and_best,
+    machine_header,
+    run_step_table,
+    script_command,
+)
 from brackit.extras import data
 from brackit.extras import randomization as rz
 

@@ -7,7 +7,7 @@ runs it: on one device (all the seeds vmapped in one program, every thread of th
 axis sharded across all the devices (``RunPlacement``: each device runs its share of the seeds). The two
 are timed alternately, chunk after chunk, so that the drifting speed of a shared machine hits both alike.
 
-    .venv/bin/python benchmarks/host_devices_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.host_devices_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from brackit.hostdevices import request_host_devices
 request_host_devices()  # before JAX starts
 
 import jax  # noqa: E402
-from benchmarks_common import (  # noqa: E402
+
+from benchmarks.benchmarks_common import (  # noqa: E402
     emit_report,
     gain_cell,
     machine_header,
@@ -29,7 +30,6 @@ from benchmarks_common import (  # noqa: E402
     script_command,
     time_alternately,
 )
-
 from brackit.bench import PRESETS  # noqa: E402
 from brackit.train import RunPlacement, over_runs  # noqa: E402
 

@@ -3,8 +3,8 @@
 JAX lowers Threefry-2x32 (20 rounds) as a 5-iteration ``fori_loop`` on CPU, so every random draw inside a
 training chunk runs a small ``while`` loop of about 16 tiny kernels per iteration. This experiment registers a
 straight-line lowering of the identical hash (Random123's rotations and key schedule; the random bits do not
-change) and asks whether brackit's chunks get faster. They did not, measurably (``results/threefry_ab.md``), so
-brackit keeps JAX's default.
+change) and asks whether brackit's chunks get faster. They did not, measurably
+(``benchmarks/results/experiments/threefry_ab.md``), so brackit keeps JAX's default.
 
 For each preset of ``brackit.bench.PRESETS`` named and each seed count, the same ``make_train`` chunk is lowered
 and compiled twice, once with JAX's CPU lowering of ``threefry2x32`` (a 5-iteration ``fori_loop``) and once with the
@@ -13,7 +13,7 @@ so that both see the same machine state. Reports updates/s (every seed's updates
 chunk, the gain, and whether the two chunks' outputs are bit-identical (the random bits are; floating-point
 results can differ in the last bits where XLA fuses the surrounding arithmetic differently).
 
-    .venv/bin/python benchmarks/threefry_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.threefry_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchmarks_common import emit_report, machine_header, script_command
 from jax._src.random import threefry2x32 as jax_threefry  # benchmark only: JAX's own (rolled) CPU lowering
 from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
 
+from benchmarks.benchmarks_common import emit_report, machine_header, script_command
 from brackit.algos import get_algorithm
 from brackit.bench import (
     PRESETS,

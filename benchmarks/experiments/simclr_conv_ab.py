@@ -8,7 +8,7 @@ default now), and slices in a plain scan with the runs vmapped. Milliseconds per
 ``--repeats`` alternated rounds (compiled programs are cached across calls), and the first call's time
 (compilation included). The images are random: the timing does not depend on their content.
 
-    .venv/bin/python benchmarks/simclr_conv_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.simclr_conv_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -19,8 +19,14 @@ import pathlib
 
 import jax
 import numpy as np
-from benchmarks_common import emit_report, first_and_best, machine_header, run_step_table, script_command
 
+from benchmarks.benchmarks_common import (
+    emit_report,
+    first_and_best,
+    machine_header,
+    run_step_table,
+    script_command,
+)
 from brackit.extras import simclr
 
 VARIANTS = {  # name: (use_slices, unroll, vmap_runs)

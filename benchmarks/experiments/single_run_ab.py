@@ -5,7 +5,7 @@ For each preset of ``brackit.bench.PRESETS`` named, the same ``make_train`` chun
 did before). The two are timed alternately, chunk after chunk, so that the drifting speed of a shared machine
 hits both alike; the table gives the best and the median of ``--repeats`` chunks each.
 
-    .venv/bin/python benchmarks/single_run_ab.py --out benchmarks/results
+    .venv/bin/python -m benchmarks.experiments.single_run_ab --out benchmarks/results/experiments
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pathlib
 
 import jax
 import jax.numpy as jnp
-from benchmarks_common import (
+
+from benchmarks.benchmarks_common import (
     emit_report,
     gain_cell,
     machine_header,
@@ -23,7 +24,6 @@ from benchmarks_common import (
     script_command,
     time_alternately,
 )
-
 from brackit.algos import get_algorithm
 from brackit.bench import PRESETS, bench_config, synthetic_dataset
 from brackit.train import make_train
