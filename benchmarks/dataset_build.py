@@ -1,4 +1,4 @@
-"""Time to build a dataset by the BRAC protocol (``brackit.data.build``), per task: transitions/s.
+"""Time to build a dataset by the BRAC protocol (``brackit.protocol.build``), per task: transitions/s.
 
 Uses the shipped behavior policy where ``brackit/protocol_data/behavior/<task>.npz`` exists, else a
 randomly initialised actor of the same size (the table says which). The build is timed without the file
@@ -19,8 +19,14 @@ from pathlib import Path
 
 from benchmarks_common import machine_header
 
-from brackit.behavior import TASKS, default_dir, load_task_policy, policy_paths
-from brackit.data.build import build, default_num_envs, default_workers, random_behavior_policy
+from brackit.protocol.behavior import (
+    TASKS,
+    default_dir,
+    load_task_policy,
+    policy_paths,
+    random_behavior_policy,
+)
+from brackit.protocol.build import build, default_num_envs, default_workers
 
 
 def main() -> None:
@@ -85,7 +91,7 @@ def main() -> None:
             "",
             f"Mix `{args.mix}`, {args.num_envs} environments stepped together (one batched policy call per "
             "vector step), `workers` subprocesses stepping them (0: all in the main process). Time of "
-            "`brackit.data.build` without the file write, after a warm-up build that compiles the policy call.",
+            "`brackit.protocol.build` without the file write, after a warm-up build that compiles the policy call.",
             "",
             "| task | behavior policy | workers | transitions | seconds | transitions/s | minutes per 1M | "
             "load avg (1 min) before / after | sha256 |",

@@ -20,9 +20,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from brackit.data.cli import app as data_app
+    from brackit.data.cli import convert, info
     from brackit.extras.cli import app as extras_app
+    from brackit.protocol.cli import build
 
+    data_app = typer.Typer(help="Offline datasets: inspect, convert, build.", no_args_is_help=True)
+    for command in (info, convert, build):
+        data_app.command()(command)
     app.add_typer(data_app, name="data")
     app.add_typer(extras_app, name="extras")
 
@@ -203,9 +207,9 @@ def train_command(
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
     from brackit.algos import make_config
-    from brackit.data.resolve import resolve_data
     from brackit.errors import ConfigError
     from brackit.loggers import choose_loggers, parse_loggers
+    from brackit.protocol.resolve import resolve_data
     from brackit.run import check_run_arguments, default_logdir, parse_overrides, run_training
 
     if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):

@@ -1,7 +1,8 @@
 """Declared valid ranges of numeric config fields, checked by one validator for every algorithm.
 
 A config dataclass declares ``RANGES: ClassVar[dict[str, str]]``, field name -> range (subclasses inherit
-it)::
+it), for the fields that ``convention_range`` does not already cover (discount, Polyak rate, batch size,
+critic count, learning rates and hidden widths have one range in every config)::
 
     ">= 1"  "> 0"  "<= 5"  "< 5"          a half-line
     "[0, 1]"  "(0, 1]"  "[a, b)"  "(a, b)"  an interval
@@ -100,6 +101,29 @@ def numeric_kind(hint: Any) -> tuple[str | None, bool]:
     return None, optional
 
 
+COMMON_RANGES: dict[str, str] = {
+    "gamma": "[0, 1]",
+    "tau": "(0, 1]",
+    "batch_size": ">= 1",
+    "num_critics": ">= 1",
+}
+"""Ranges of the fields that mean the same in every config, by name (with ``*_lr`` > 0 and ``*_hidden``
+>= 1 in ``convention_range``); a class's own ``RANGES`` entry overrides them."""
+
+
+def convention_range(name: str) -> str | None:
+    """The range a field named ``name`` has in every config unless its class declares another: the discount
+    ``gamma``, the Polyak rate ``tau``, ``batch_size``, ``num_critics``, learning rates (``lr``, ``*_lr``)
+    and hidden widths (``hidden``, ``*_hidden``); None for any other name."""
+    if name in COMMON_RANGES:
+        return COMMON_RANGES[name]
+    if name == "lr" or name.endswith("_lr"):
+        return "> 0"
+    if name == "hidden" or name.endswith("_hidden"):
+        return ">= 1"
+    return None
+
+
 @functools.cache
 def declared_ranges(config_cls: type) -> dict[str, tuple[str, FieldRange]]:
     """field -> (kind, range) of every numeric field of ``config_cls``; a numeric field without a range,
@@ -112,9 +136,12 @@ def declared_ranges(config_cls: type) -> dict[str, tuple[str, FieldRange]]:
         if kind is None:
             continue
         where = f"{config_cls.__name__}.{field.name}"
-        if field.name not in declared:
+        text = declared.pop(field.name, None)
+        if text is None and (text := convention_range(field.name)) is not None and optional:
+            text += " or None"
+        if text is None:
             raise TypeError(f"{where} is numeric but RANGES declares no range")
-        field_range = FieldRange.parse(declared.pop(field.name))
+        field_range = FieldRange.parse(text)
         if field_range.allow_none != optional:
             raise TypeError(f"{where}: its range {field_range.text!r} and its type disagree about None")
         out[field.name] = (kind, field_range)

@@ -136,8 +136,9 @@ def main(argv: list[str] | None = None) -> Path:
     from rich.console import Console
 
     from brackit.cli import parse_devices
-    from brackit.data import build, load_dataset, save_dataset
+    from brackit.data import load_dataset, save_dataset
     from brackit.files import atomic_write_text
+    from brackit.protocol.build import build
     from brackit.report import load_runs, write_report
     from brackit.run import run_training
 

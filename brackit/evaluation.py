@@ -54,12 +54,14 @@ def evaluate(
     *,
     env_units: bool = False,
     reference: tuple[float, float] | None = None,
+    first_reset_seed: int | None = None,
 ) -> EvalReturns:
     """Runs ``episodes`` episodes per run. ``act(states, obs [R, E, O], keys [R], mode)`` returns
     unit-box actions [R, E, A]; they are scaled to the env's action bounds here (``env_units``: ``act``
     returns actions in the env's units already, as an exported policy does). Env i of run r is reset
-    with seed ``seed * 100_003 + r * episodes + i``, so results are reproducible. ``reference``: the
-    normalized score's (random, expert) returns (``EvalReturns.reference``)."""
+    with seed ``first_reset_seed + r * episodes + i`` (``first_reset_seed`` None: ``seed * 100_003``), so
+    results are reproducible. ``reference``: the normalized score's (random, expert) returns
+    (``EvalReturns.reference``)."""
     from brackit import envs as brackit_envs
 
     num_runs = int(jax.tree.leaves(states)[0].shape[0])
@@ -69,9 +71,8 @@ def evaluate(
         low = np.asarray(envs[0].action_space.low, np.float32)
         high = np.asarray(envs[0].action_space.high, np.float32)
         horizon = max_steps or envs[0].spec.max_episode_steps or 1000
-        obs = np.stack([env.reset(seed=seed * 100_003 + i)[0] for i, env in enumerate(envs)]).astype(
-            np.float32
-        )
+        first = seed * 100_003 if first_reset_seed is None else first_reset_seed
+        obs = np.stack([env.reset(seed=first + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
         returns = np.zeros(len(envs))
         lengths = np.zeros(len(envs), np.int64)
         alive = np.ones(len(envs), bool)

@@ -339,3 +339,28 @@ def ensemble_member(ensemble_params: dict, index: int) -> dict:
     Lets a loss that reads one critic (BCQ's and TD3+BC's Q1) skip the others' forward and backward passes.
     """
     return {"params": jax.tree.map(lambda x: x[index], ensemble_params["params"]["VmapCritic_0"])}
+
+
+def vae_loss(
+    vae_params: dict, vae: VAE, kl_weight: float, obs: jax.Array, action: jax.Array, key: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Negative ELBO of the dataset actions: mean squared reconstruction error + kl_weight * mean KL.
+
+    Both terms are means over their elements (batch x action, batch x latent), as in BCQ's and BEAR's
+    reference code, so ``kl_weight = 0.5`` keeps its meaning. Shared by BCQ and BEAR.
+    """
+    reconstruction, mean, log_std = vae.apply(vae_params, obs, action, key)
+    reconstruction_loss = jnp.mean((reconstruction - action) ** 2)
+    kl = jnp.mean(standard_normal_kl(mean, log_std))
+    loss = reconstruction_loss + kl_weight * kl
+    return loss, {"loss": loss, "reconstruction": reconstruction_loss, "kl": kl}
+
+
+def best_by_q1(
+    critic_hidden: Sequence[int], critic_params: dict, obs: jax.Array, candidates: jax.Array
+) -> jax.Array:
+    """Of the candidate actions [N, B, A] at obs [B, O], per row the one with the largest Q of the ensemble's
+    first critic (not an ensemble reduction): [B, A]. The 'max_q' acting rule of BCQ, BEAR and BRAC."""
+    q1 = Critic(tuple(critic_hidden)).apply(ensemble_member(critic_params, 0), obs, candidates)  # [N, B]
+    best = jnp.argmax(q1, axis=0)
+    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from brackit.data.resolve import dataset_name
 from brackit.errors import BrackitError
 from brackit.files import atomic_path, atomic_write_text
+from brackit.protocol.resolve import dataset_label
 from brackit.run import RunSpec
 from brackit.scores import normalized_score
 from brackit.stats import (
@@ -147,7 +147,7 @@ def _load_logdir(spec_path: Path, metrics: Sequence[str]) -> tuple[list[RunRecor
         spec_path.parent / "metrics.jsonl", len(runs), spec.env_id, metrics
     )
     label = spec.label or spec.algorithm
-    dataset = (spec.env_id or "unknown") if spec.data == "<in memory>" else dataset_name(spec.data)
+    dataset = (spec.env_id or "unknown") if spec.data == "<in memory>" else dataset_label(spec.data)
     records = []
     for index, run in enumerate(runs):
         sweep = {name: value for name, value in run.items() if name != "seed"}

@@ -67,7 +67,9 @@ import jax
 from brackit import config as config_lib
 from brackit.algos import get_algorithm
 from brackit.checkpoint import read_record
-from brackit.data.resolve import (
+from brackit.errors import ConfigError
+from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
+from brackit.protocol.resolve import (
     DEFAULT_SIZE,
     cache_path,
     is_minari_id,
@@ -76,8 +78,6 @@ from brackit.data.resolve import (
     parse_task_mix,
     resolve_data,
 )
-from brackit.errors import ConfigError
-from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.run import RunError, RunSpec, _differences, run_training
 
 STEP_FIELDS = ("warm_start_steps", "behavior_steps")
@@ -190,7 +190,7 @@ def parse_spec(data: dict[str, Any], *, source: str = "<study>", base_dir: Path 
     datasets = tuple(
         _parse_dataset(item, f"{source}: datasets[{i}]", base_dir) for i, item in enumerate(data["datasets"])
     )
-    names = [dataset_name(d) for d in datasets]
+    names = [study_dataset_name(d) for d in datasets]
     for i, name in enumerate(names):
         if name in names[:i]:
             raise ConfigError(
@@ -228,8 +228,10 @@ def _parse_dataset(item: Any, where: str, base_dir: Path | None) -> str:
     return item
 
 
-def dataset_name(dataset: str) -> str:
-    """The name of a dataset in logdirs and reports: the TASK-MIX name, or the file's stem."""
+def study_dataset_name(dataset: str) -> str:
+    """The name of a study's dataset in its logdirs and tables: the TASK-MIX name, or the file's whole stem
+    (``brackit.protocol.resolve.dataset_label`` also drops a cache suffix; this one does not, so existing
+    logdirs keep their names)."""
     return dataset if "/" not in dataset and not Path(dataset).suffix else Path(dataset).stem
 
 
@@ -438,7 +440,7 @@ class Group:
 
     @property
     def dataset_name(self) -> str:
-        return dataset_name(self.dataset)
+        return study_dataset_name(self.dataset)
 
     @property
     def seed_values(self) -> tuple[int, ...]:
@@ -504,13 +506,13 @@ def plan_study(
     for dataset in spec.datasets:
         for variant in spec.variants:
             caps = variant.budgets.get(budget_name.split("+")[0], {})  # "cpu+caps": the cpu budget, capped
-            if "datasets" in caps and dataset_name(dataset) not in caps["datasets"]:
+            if "datasets" in caps and study_dataset_name(dataset) not in caps["datasets"]:
                 continue
             steps = min(spec.steps, caps.get("steps", spec.steps))
             seeds = min(spec.seeds, caps.get("seeds", spec.seeds))
             config_cls = get_algorithm(variant.algorithm).config_cls
             for point in _grid_points(variant):
-                overrides = _cell_overrides(variant, point, dataset_name(dataset))
+                overrides = _cell_overrides(variant, point, study_dataset_name(dataset))
                 overrides = _scaled(config_cls, overrides, factor * steps / spec.steps)
                 config = config_cls(**overrides)
                 cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config, steps, seeds)
@@ -518,9 +520,9 @@ def plan_study(
                     [dataset, variant.algorithm, config_lib.to_dict(config), steps, seeds], sort_keys=True
                 )
                 if key in seen:
-                    duplicates.append((f"{dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
+                    duplicates.append((f"{study_dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
                     continue
-                seen[key] = f"{dataset_name(dataset)}/{_cell_label(cell)}"
+                seen[key] = f"{study_dataset_name(dataset)}/{_cell_label(cell)}"
                 cells.append(cell)
     groups = tuple(_schedule(group, spec) for group in _batch(cells, out_dir))
     return StudyPlan(spec, budget_name, out_dir, groups, tuple(duplicates))
@@ -529,8 +531,8 @@ def plan_study(
 def _filtered(
     spec: StudySpec, tasks: Sequence[str] | None, mixes: Sequence[str] | None, patterns: Sequence[str] | None
 ) -> StudySpec:
-    from brackit.behavior import TASKS
-    from brackit.data.build import MIXES
+    from brackit.protocol.behavior import TASKS
+    from brackit.protocol.build import MIXES
 
     for given, valid, what in ((tasks, TASKS, "task"), (mixes, MIXES, "mix")):
         for item in given or ():
@@ -539,7 +541,7 @@ def _filtered(
     datasets = []
     for dataset in spec.datasets:
         try:
-            task, mix = parse_task_mix(dataset_name(dataset))
+            task, mix = parse_task_mix(study_dataset_name(dataset))
         except ConfigError:
             task = mix = None
         if (tasks and task not in tasks) or (mixes and mix not in mixes):
@@ -627,7 +629,7 @@ def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> G
         overrides=first.overrides,
         sweep=sweep,
         variants=names,
-        logdir=out_dir / dataset_name(first.dataset) / name,
+        logdir=out_dir / study_dataset_name(first.dataset) / name,
         steps=first.steps,
         seeds=first.seeds,
     )

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 from brackit import loggers
 from brackit import run as run_module
-from brackit.algos import ALGORITHMS, sac
+from brackit.algos import ALGORITHMS
 from brackit.algos.bc import BCConfig
 from brackit.algos.bcq import BCQConfig
 from brackit.algos.bear import BEARConfig
@@ -39,6 +39,7 @@ from brackit.config_checks import FieldRange, check_ranges, declared_ranges
 from brackit.data import make_dataset, save_dataset
 from brackit.errors import ConfigError
 from brackit.files import AtomicDebris, DirectoryInUseError, DirectoryLock, atomic_path
+from brackit.protocol import sac
 from brackit.run import RunSpec, load_run, run_training
 from brackit.study import run_study
 

@@ -442,10 +442,10 @@ def test_cli_report(study, tmp_path, capsys):
     assert error.startswith("error: no run.json found under") and error.count("\n") == 1
 
 
-def test_dataset_names_drop_the_task_mix_cache_suffix():
-    from brackit.data.resolve import dataset_name
+def test_dataset_labels_drop_the_task_mix_cache_suffix():
+    from brackit.protocol.resolve import dataset_label
 
-    assert dataset_name("/cache/hopper-eps1-100000-s0.npz") == "hopper-eps1"
-    assert dataset_name("runs/halfcheetah-gaussian3-2000-s7.npz") == "halfcheetah-gaussian3"
-    assert dataset_name("data/my-data.npz") == "my-data"
-    assert dataset_name("hopper-medium-v2.hdf5") == "hopper-medium-v2"
+    assert dataset_label("/cache/hopper-eps1-100000-s0.npz") == "hopper-eps1"
+    assert dataset_label("runs/halfcheetah-gaussian3-2000-s7.npz") == "halfcheetah-gaussian3"
+    assert dataset_label("data/my-data.npz") == "my-data"
+    assert dataset_label("hopper-medium-v2.hdf5") == "hopper-medium-v2"

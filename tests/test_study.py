@@ -17,9 +17,9 @@ from brackit.algos import get_algorithm
 from brackit.checkpoint import read_record
 from brackit.cli import main
 from brackit.data import load_dataset, make_dataset, save_dataset
-from brackit.data import resolve as resolve_module
-from brackit.data.resolve import default_cache_dir, resolve_data
 from brackit.errors import ConfigError
+from brackit.protocol import resolve as resolve_module
+from brackit.protocol.resolve import default_cache_dir, resolve_data
 from brackit.run import RunError
 from brackit.study import Group, load_spec, plan_study, rich_group_progress, run_study, sweepable_fields
 

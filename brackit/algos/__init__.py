@@ -17,16 +17,6 @@ from brackit.errors import ConfigError
 
 
 @dataclasses.dataclass(frozen=True)
-class SACOfflineConfig(brac.BRACConfig):
-    """Unregularized offline SAC: BRAC without a divergence, entropy temperature tuned toward -|A|."""
-
-    divergence: str = "none"
-    alpha_entropy: float = 1.0
-    tune_entropy: bool = True
-    warm_start_steps: int = 0
-
-
-@dataclasses.dataclass(frozen=True)
 class Algorithm:
     name: str
     config_cls: type
@@ -45,6 +35,22 @@ class Algorithm:
     of sampled candidates under Q1), as the algorithm's paper and reference code evaluate it."""
 
 
+def _brac_family(name: str, config_cls: type, description: str) -> Algorithm:
+    """BRAC's functions under another config class (offline SAC is BRAC without a divergence)."""
+    return Algorithm(
+        name,
+        config_cls,
+        brac.init,
+        brac.update,
+        brac.act,
+        brac.pretrain_steps,
+        brac.pretrain_update,
+        description,
+        pretrain_batch_size=brac.pretrain_batch_size,
+        batches_per_update=brac.batches_per_update,
+    )
+
+
 ALGORITHMS: dict[str, Algorithm] = {
     "bc": Algorithm(
         "bc",
@@ -54,29 +60,9 @@ ALGORITHMS: dict[str, Algorithm] = {
         bc.act,
         description="behavior cloning (MLE + tuned entropy term, as BRAC's bc_agent)",
     ),
-    "brac": Algorithm(
-        "brac",
-        brac.BRACConfig,
-        brac.init,
-        brac.update,
-        brac.act,
-        brac.pretrain_steps,
-        brac.pretrain_update,
-        "BRAC (value or policy penalty, any divergence)",
-        pretrain_batch_size=brac.pretrain_batch_size,
-        batches_per_update=brac.batches_per_update,
-    ),
-    "sac_offline": Algorithm(
-        "sac_offline",
-        SACOfflineConfig,
-        brac.init,
-        brac.update,
-        brac.act,
-        brac.pretrain_steps,
-        brac.pretrain_update,
-        "unregularized offline SAC (BRAC with divergence 'none')",
-        pretrain_batch_size=brac.pretrain_batch_size,
-        batches_per_update=brac.batches_per_update,
+    "brac": _brac_family("brac", brac.BRACConfig, "BRAC (value or policy penalty, any divergence)"),
+    "sac_offline": _brac_family(
+        "sac_offline", brac.SACOfflineConfig, "unregularized offline SAC (BRAC with divergence 'none')"
     ),
     "bcq": Algorithm(
         "bcq",

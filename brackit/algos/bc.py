@@ -59,15 +59,12 @@ class BCConfig:
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "hidden": ">= 1",
         "learning_rate": "> 0",
-        "batch_size": ">= 1",
         "action_clip": "(0, 0.5)",
         "log_std_min": "finite",
         "log_std_max": "finite",
         "alpha_entropy": ">= 0",
         "target_entropy": "finite or None",
-        "entropy_lr": "> 0 or None",
     }
 
     def __post_init__(self) -> None:

@@ -33,7 +33,7 @@ from flax import struct
 
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
-from brackit.nets import VAE, Critic, CriticEnsemble, Perturbation, ensemble_member, standard_normal_kl
+from brackit.nets import VAE, Critic, CriticEnsemble, Perturbation, best_by_q1, ensemble_member, vae_loss
 from brackit.ops import bellman_target, ensemble_reduce, ensemble_td_loss, gradient_step, polyak
 from brackit.types import Transition
 
@@ -73,18 +73,8 @@ class BCQConfig:
         "ensemble_lam": "[0, 1]",
         "num_target_samples": ">= 1",
         "num_act_samples": ">= 1",
-        "gamma": "[0, 1]",
-        "tau": "(0, 1]",
-        "batch_size": ">= 1",
-        "critic_lr": "> 0",
-        "actor_lr": "> 0",
-        "vae_lr": "> 0",
-        "critic_hidden": ">= 1",
-        "actor_hidden": ">= 1",
-        "vae_hidden": ">= 1",
         "latent_dim": ">= 0",
         "kl_weight": ">= 0",
-        "num_critics": ">= 1",
     }
 
     def __post_init__(self) -> None:
@@ -145,21 +135,6 @@ def init(config: BCQConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BC
 
 
 # ----------------------------------------------------------------------------------------- losses
-
-
-def vae_loss(
-    vae_params: dict, vae: VAE, kl_weight: float, batch: Transition, key: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Negative ELBO of the dataset actions: mean squared reconstruction error + kl_weight * mean KL.
-
-    Both terms are means over their elements (batch x action, batch x latent), as in the paper's code,
-    so ``kl_weight = 0.5`` keeps its meaning. Shared by BCQ and BEAR.
-    """
-    reconstruction, mean, log_std = vae.apply(vae_params, batch.obs, batch.action, key)
-    reconstruction_loss = jnp.mean((reconstruction - batch.action) ** 2)
-    kl = jnp.mean(standard_normal_kl(mean, log_std))
-    loss = reconstruction_loss + kl_weight * kl
-    return loss, {"loss": loss, "reconstruction": reconstruction_loss, "kl": kl}
 
 
 def sample_perturbed(
@@ -225,7 +200,8 @@ def update(config: BCQConfig, state: BCQState, batch: Transition) -> tuple[BCQSt
         optax.adam(config.vae_lr),
         vae,
         config.kl_weight,
-        batch,
+        batch.obs,
+        batch.action,
         vae_key,
     )
     state = state.replace(vae_params=vae_params, vae_opt=vae_opt)
@@ -279,8 +255,4 @@ def act(config: BCQConfig, state: BCQState, obs: jax.Array, key: jax.Array, mode
         raise ConfigError(f"BCQ act mode must be one of {ACT_MODES}, got {mode!r}")
     n = config.num_act_samples
     candidates = sample_perturbed(config, state.vae_params, state.actor_params, obs, key, n, state.action_dim)
-    q1 = Critic(config.critic_hidden).apply(
-        ensemble_member(state.critic_params, 0), obs, candidates
-    )  # [N, B]
-    best = jnp.argmax(q1, axis=0)
-    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
+    return best_by_q1(config.critic_hidden, state.critic_params, obs, candidates)

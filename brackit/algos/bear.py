@@ -4,7 +4,7 @@ Follows the authors' code, aviralkumar2907/BEAR, ``algos.py`` (class ``BEAR``: `
 ``select_action``), with the settings their readme recommends (``mode=auto``, ``version=0``, no ensemble
 variance term, ``num_samples_match=5``, Laplacian kernel with their sigma 10).
 
-- A conditional VAE models the behavior policy (as in BCQ; ``bcq.vae_loss``); its samples decode latents
+- A conditional VAE models the behavior policy (as in BCQ; ``nets.vae_loss``); its samples decode latents
   drawn from N(0, 1) clipped to [-0.5, 0.5].
 - Tanh-Gaussian actor; an ensemble of critics with Polyak targets; the actor also has a Polyak target,
   which proposes the actions of the critic target.
@@ -51,11 +51,10 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.algos.bcq import vae_loss
 from brackit.config_checks import check_ranges
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
-from brackit.nets import VAE, Critic, CriticEnsemble, GaussianHead, TanhGaussian, ensemble_member
+from brackit.nets import VAE, CriticEnsemble, GaussianHead, TanhGaussian, best_by_q1, vae_loss
 from brackit.ops import (
     bellman_target,
     ensemble_reduce,
@@ -146,21 +145,10 @@ class BEARConfig:
         "initial_log_lagrange": "finite",
         "log_lagrange_min": "finite",
         "log_lagrange_max": "finite",
-        "lagrange_lr": "> 0",
         "warm_start_steps": ">= 0",
         "ensemble_lam": "[0, 1]",
         "num_target_samples": ">= 1",
         "num_act_samples": ">= 1",
-        "num_critics": ">= 1",
-        "gamma": "[0, 1]",
-        "tau": "(0, 1]",
-        "batch_size": ">= 1",
-        "critic_lr": "> 0",
-        "actor_lr": "> 0",
-        "vae_lr": "> 0",
-        "critic_hidden": ">= 1",
-        "actor_hidden": ">= 1",
-        "vae_hidden": ">= 1",
         "latent_dim": ">= 0",
         "kl_weight": ">= 0",
         "log_std_min": "finite",
@@ -351,7 +339,8 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
         optax.adam(config.vae_lr),
         vae,
         config.kl_weight,
-        batch,
+        batch.obs,
+        batch.action,
         vae_key,
     )
 
@@ -430,8 +419,4 @@ def act(
         return jnp.tanh(pi.sample_raw(key))
     n = config.num_act_samples
     candidates = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
-    q1 = Critic(config.critic_hidden).apply(
-        ensemble_member(state.critic_params, 0), obs, candidates
-    )  # [N, B]
-    best = jnp.argmax(q1, axis=0)
-    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
+    return best_by_q1(config.critic_hidden, state.critic_params, obs, candidates)

@@ -50,12 +50,11 @@ from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_dive
 from brackit.errors import ConfigError
 from brackit.nets import (
     LOG_STD_TRANSFORMS,
-    Critic,
     CriticEnsemble,
     DualCritic,
     GaussianHead,
     TanhGaussian,
-    ensemble_member,
+    best_by_q1,
 )
 from brackit.ops import (
     bellman_target,
@@ -140,23 +139,12 @@ class BRACConfig:
         "alpha": ">= 0 or None",
         "target_divergence": "finite",
         "alpha_max": ">= 0",
-        "alpha_lr": "> 0",
         "alpha_entropy": ">= 0",
         "target_entropy": "finite or None",
-        "num_critics": ">= 1",
         "ensemble_lam": "[0, 1]",
-        "gamma": "[0, 1]",
-        "tau": "(0, 1]",
-        "batch_size": ">= 1",
-        "critic_lr": "> 0",
-        "actor_lr": "> 0 or None",
-        "critic_hidden": ">= 1",
-        "actor_hidden": ">= 1",
         "warm_start_steps": ">= 0",
         "num_divergence_samples": ">= 1",
         "mmd_sigma": "> 0",
-        "dual_hidden": ">= 1",
-        "dual_lr": "> 0",
         "dual_steps": ">= 1",
         "gradient_penalty": ">= 0",
         "behavior_steps": ">= 0",
@@ -211,6 +199,16 @@ class BRACConfig:
         if self.actor_lr is not None:
             return self.actor_lr
         return 3e-6 if self.uses_dual_critic else 3e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class SACOfflineConfig(BRACConfig):
+    """Unregularized offline SAC: BRAC without a divergence, entropy temperature tuned toward -|A|."""
+
+    divergence: str = "none"
+    alpha_entropy: float = 1.0
+    tune_entropy: bool = True
+    warm_start_steps: int = 0
 
 
 @struct.dataclass
@@ -566,8 +564,4 @@ def act(
     if mode != "max_q":
         raise ConfigError(f"act mode must be 'mode', 'sample' or 'max_q', got {mode!r}")
     candidates = jnp.tanh(pi.sample_raw(key, config.eval_samples))  # [N, B, A]
-    q1 = Critic(config.critic_hidden).apply(
-        ensemble_member(state.critic_params, 0), obs, candidates
-    )  # [N, B]
-    best = jnp.argmax(q1, axis=0)  # [B]
-    return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
+    return best_by_q1(config.critic_hidden, state.critic_params, obs, candidates)

@@ -1,6 +1,9 @@
-"""Offline datasets: the container, validation, on-device sampling and file formats."""
+"""Offline datasets: the container, validation, on-device sampling and file formats.
 
-from brackit.data.build import build
+A leaf of the package: it imports no algorithm, and datasets built by the BRAC protocol come from
+``brackit.protocol`` (``brackit.protocol.build.build``).
+"""
+
 from brackit.data.dataset import DatasetCard, Episode, OfflineDataset, arrays_from_episodes, make_dataset
 from brackit.data.formats import FORMATS, detect_format, load_dataset, save_dataset
 from brackit.errors import DatasetError
@@ -12,7 +15,6 @@ __all__ = [
     "Episode",
     "OfflineDataset",
     "arrays_from_episodes",
-    "build",
     "detect_format",
     "load_dataset",
     "make_dataset",

@@ -1,4 +1,5 @@
-"""``brackit data ...``: inspect and convert offline datasets."""
+"""``brackit data info`` and ``brackit data convert``: inspect and convert offline datasets. ``brackit.cli``
+puts them in the ``data`` group, beside ``build`` (``brackit.protocol.cli``)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ from typing import Annotated
 
 import typer
 
-app = typer.Typer(help="Offline datasets: inspect, convert, build.", no_args_is_help=True)
 
-
-@app.command()
 def info(
     path: Annotated[Path, typer.Argument(help="Dataset: brackit .npz, D4RL .hdf5 or a Minari directory.")],
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id to check the dims against.")] = None,
@@ -41,7 +39,6 @@ def info(
     Console().print(table)
 
 
-@app.command()
 def convert(
     src: Annotated[Path, typer.Argument(help="Source dataset (any readable format).")],
     dst: Annotated[Path, typer.Argument(help="Destination file (npz) or directory (minari).")],
@@ -54,59 +51,3 @@ def convert(
     dataset = load_dataset(src, env_id=env_id)
     out = save_dataset(dataset, dst, format=format)
     print(f"wrote {out} ({dataset.card.num_transitions} transitions, sha256 {dataset.card.sha256[:12]})")
-
-
-@app.command()
-def build(
-    name: Annotated[
-        str, typer.Argument(help="TASK-MIX, e.g. hopper-eps1 (tasks: ant, halfcheetah, hopper, walker2d).")
-    ],
-    size: Annotated[int, typer.Option(help="Transitions in all.")] = 1_000_000,
-    seed: Annotated[int, typer.Option(help="Seed of resets and action noise.")] = 0,
-    out: Annotated[
-        Path | None, typer.Option(help="Output path (default: TASK-MIX.npz, or TASK-MIX for minari).")
-    ] = None,
-    format: Annotated[str, typer.Option(help="Output format: npz or minari.")] = "npz",
-    num_envs: Annotated[
-        int | None,
-        typer.Option(
-            help="Environments stepped together (part of the recipe; default: 16, up to 64 for 1M)."
-        ),
-    ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Subprocesses stepping a share of them (data unchanged; default: 1 from 240k)."),
-    ] = None,
-    behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
-) -> None:
-    """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
-
-    from brackit.data import save_dataset
-    from brackit.data.build import build as build_dataset
-    from brackit.data.build import build_command, default_num_envs, default_workers, parse_name
-
-    task, mix = parse_name(name)
-    num_envs = default_num_envs(size) if num_envs is None else num_envs
-    workers = default_workers(size) if workers is None else workers
-    out = out or Path(f"{name}.npz" if format == "npz" else name)
-    extra = ["--format", format, "--out", str(out)]
-    extra += [] if behavior_dir is None else ["--behavior-dir", str(behavior_dir)]
-    command = build_command(name, size, seed, num_envs, *extra)
-    dataset = build_dataset(
-        task,
-        mix,
-        size=size,
-        seed=seed,
-        behavior_dir=behavior_dir,
-        num_envs=num_envs,
-        workers=workers,
-        command=command,
-    )
-    path = save_dataset(dataset, out, format=format)
-    segments = ", ".join(
-        f"{s['name']} {s['size']} (return {s['mean_episode_return'] or float('nan'):.1f})"
-        for s in dataset.card.extra["segments"]
-    )
-    print(
-        f"wrote {path} ({dataset.card.num_transitions} transitions, sha256 {dataset.card.sha256[:12]}): {segments}"
-    )

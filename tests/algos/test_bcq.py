@@ -21,7 +21,7 @@ from algo_helpers import (
 
 from brackit.algos import bcq, make_config
 from brackit.data import Episode, arrays_from_episodes, make_dataset
-from brackit.nets import VAE, Critic, Perturbation, ensemble_member, standard_normal_kl
+from brackit.nets import VAE, Critic, Perturbation, ensemble_member, standard_normal_kl, vae_loss
 from brackit.train import train
 
 SMALL = {"critic_hidden": (16, 16), "actor_hidden": (16, 16), "vae_hidden": (16, 16), "batch_size": B}
@@ -45,7 +45,7 @@ def test_vae_loss_is_reconstruction_plus_half_kl():
     vae = VAE((16, 16), ACT)
     data = batch()
     params = vae.init(jax.random.key(0), data.obs, data.action, jax.random.key(1))
-    loss, metrics = bcq.vae_loss(params, vae, 0.5, data, jax.random.key(2))
+    loss, metrics = vae_loss(params, vae, 0.5, data.obs, data.action, jax.random.key(2))
     reconstruction, mean, log_std = vae.apply(params, data.obs, data.action, jax.random.key(2))
     assert mean.shape == (B, 2 * ACT)  # latent 2|A|
     kl = 0.5 * (mean**2 + jnp.exp(log_std) ** 2 - 1) - log_std

@@ -13,8 +13,8 @@ from helpers import random_episode_arrays
 from brackit.checkpoint import read_record
 from brackit.cli import main
 from brackit.data import load_dataset, make_dataset, save_dataset
-from brackit.data.resolve import is_minari_id, resolve_data
 from brackit.errors import ConfigError
+from brackit.protocol.resolve import is_minari_id, resolve_data
 from brackit.scores import dataset_reference, normalized_score
 
 DATASET_ID = "brackit/pendulum/random-v0"

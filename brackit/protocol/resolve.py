@@ -1,8 +1,8 @@
 """``--data PATH|TASK-MIX|MINARI-ID``: a dataset path, a BRAC-protocol dataset built once and cached, or a
 Minari dataset in the local Minari cache.
 
-A name ``TASK-MIX`` (e.g. ``hopper-eps1``, see ``brackit.data.build``) is built from the shipped behavior
-policy with ``size`` transitions (the paper's 1M by default) and ``seed``, then cached as
+A name ``TASK-MIX`` (e.g. ``hopper-eps1``, see ``brackit.protocol.build``) is built from the shipped
+behavior policy with ``size`` transitions (the paper's 1M by default) and ``seed``, then cached as
 ``<cache_dir>/<task>-<mix>-<size>-s<seed>.npz``; the next call returns the cached file (``load_dataset``
 validates it when a run loads it). ``cache_dir`` defaults to ``$BRACKIT_DATA_DIR``, else
 ``~/.cache/brackit/datasets``. The write is atomic, so a killed build never leaves a partial file.
@@ -19,10 +19,11 @@ import os
 import re
 from pathlib import Path
 
-from brackit.data.build import MIXES, build
 from brackit.data.formats import save_dataset
 from brackit.errors import ConfigError
 from brackit.files import restore_replaced_directory
+from brackit.protocol.behavior import TASKS
+from brackit.protocol.build import MIXES, build
 
 DEFAULT_SIZE = 1_000_000
 """Transitions per dataset in the BRAC paper."""
@@ -39,8 +40,6 @@ def default_cache_dir() -> Path:
 
 def parse_task_mix(name: str) -> tuple[str, str]:
     """``'hopper-eps1'`` -> ``('hopper', 'eps1')``; anything else is a ConfigError listing the valid names."""
-    from brackit.behavior import TASKS
-
     task, _, mix = name.partition("-")
     if task not in TASKS or mix not in MIXES:
         raise ConfigError(
@@ -87,9 +86,9 @@ def cache_path(task: str, mix: str, size: int, seed: int, cache_dir: Path | None
     return (cache_dir or default_cache_dir()) / f"{task}-{mix}-{size}-s{seed}.npz"
 
 
-def dataset_name(data: str | os.PathLike) -> str:
-    """A dataset's short name: the file stem, without the ``-<size>-s<seed>`` that ``cache_path`` appends
-    (``.../hopper-eps1-100000-s0.npz`` -> ``hopper-eps1``)."""
+def dataset_label(data: str | os.PathLike) -> str:
+    """A dataset's label in reports: the file stem, without the ``-<size>-s<seed>`` that ``cache_path``
+    appends (``.../hopper-eps1-100000-s0.npz`` -> ``hopper-eps1``)."""
     stem = Path(data).stem
     match = re.fullmatch(r"([a-z0-9]+-[a-z0-9]+)-\d+-s\d+", stem)
     return match.group(1) if match else stem

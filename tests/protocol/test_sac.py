@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brackit.algos import sac
-from brackit.behavior import flatten_params, load_policy, params_sha256, save_policy
 from brackit.errors import ConfigError, DatasetError
+from brackit.protocol import sac
+from brackit.protocol.behavior import flatten_params, load_policy, params_sha256, save_policy
 from brackit.types import Transition
 
 SMALL = sac.SACConfig(actor_hidden=(16, 16), critic_hidden=(16, 16), batch_size=8, random_steps=8)
@@ -92,7 +92,7 @@ def test_policy_file_round_trip_and_corruption(tmp_path):
         "eval_episodes": 20,
         "training_steps": 10,
         "seed": 0,
-        "command": "python -m brackit.behavior train --task toy",
+        "command": "python -m brackit.protocol.behavior train --task toy",
         "device": "cpu",
         "gymnasium_version": "1.4.0",
         "mujoco_version": "4.0.0",

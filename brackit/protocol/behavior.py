@@ -5,7 +5,7 @@ Stored without pickle as ``<dir>/<task>.npz`` (the actor's parameters, flattened
 float32) and ``<dir>/<task>.card.json`` (provenance: env id, library versions, steps, seed, evaluation return
 over 20 episodes, the sha256 of the parameters, the exact training command and the device).
 
-    python -m brackit.behavior train --task hopper [--seed 0] [--out brackit/protocol_data/behavior]
+    python -m brackit.protocol.behavior train --task hopper [--seed 0] [--out brackit/protocol_data/behavior]
         [--max-steps N] [--num-envs K] [--time-limit SECONDS]
 
 The shipped policies live inside the package, in ``brackit/protocol_data/behavior/`` (package data, found
@@ -16,10 +16,11 @@ the checkout when run from its root.
 ``"reached_target": false`` in the card. Exit status: 0 when the target was reached, 3 when it was not.
 
 The shipped policies were trained all four at once, one process each, on one H200 with 16 CPU cores
-(each reached its target; the slowest, Ant, after 220k steps and 418 s):
+(each reached its target; the slowest, Ant, after 220k steps and 418 s; their cards record this command
+with the module's earlier name, ``brackit.behavior``):
 
     for t in ant halfcheetah hopper walker2d; do
-      python -m brackit.behavior train --task $t --seed 0 --num-envs 8 --time-limit 470 \\
+      python -m brackit.protocol.behavior train --task $t --seed 0 --num-envs 8 --time-limit 470 \\
         --eval-every 10000 > behavior-$t.log 2>&1 &
     done; wait
 """
@@ -46,10 +47,11 @@ import jax.numpy as jnp
 import numpy as np
 from flax import traverse_util
 
-from brackit.algos import sac
+from brackit.data.dataset import env_spaces
 from brackit.errors import ConfigError, DatasetError
 from brackit.files import atomic_path, atomic_write_text
 from brackit.nets import TanhGaussian
+from brackit.protocol import sac
 
 TASKS: dict[str, tuple[str, float]] = {
     "ant": ("Ant-v5", 1000.0),
@@ -108,7 +110,7 @@ def policy_paths(directory: str | os.PathLike, task: str) -> tuple[Path, Path]:
 
 
 def train_command(task: str) -> str:
-    return f"python -m brackit.behavior train --task {task}"
+    return f"python -m brackit.protocol.behavior train --task {task}"
 
 
 # ----------------------------------------------------------------------------------------- parameters
@@ -266,6 +268,27 @@ def load_task_policy(task: str, directory: str | os.PathLike | None = None) -> B
     return load_policy(npz_path, card_path)
 
 
+def random_behavior_policy(
+    env_id: str, seed: int = 0, hidden: tuple[int, ...] = (200, 200)
+) -> BehaviorPolicy:
+    """A randomly initialised actor of the behavior policy's size (benchmarks and tests, not a real one)."""
+    obs_dim, action_dim, _, _ = env_spaces(env_id)
+    config = sac.SACConfig(actor_hidden=hidden)
+    params = sac.actor_net(config, action_dim).init(jax.random.key(seed), jnp.zeros((1, obs_dim)))
+    card = {
+        "env_id": env_id,
+        "obs_dim": obs_dim,
+        "action_dim": action_dim,
+        "actor_hidden": list(hidden),
+        "log_std_min": config.log_std_min,
+        "log_std_max": config.log_std_max,
+        "params_sha256": None,
+        "random_init": True,
+        "seed": seed,
+    }
+    return BehaviorPolicy(params=params, card=card, path=Path("<random init>"))
+
+
 # ----------------------------------------------------------------------------------------- training
 
 
@@ -378,7 +401,9 @@ def train_and_save(
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m brackit.behavior", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m brackit.protocol.behavior", description=__doc__.split("\n\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="Train a task's behavior policy with SAC and save it.")
     train.add_argument("--task", required=True, choices=sorted(TASKS))
@@ -409,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
         time_limit=args.time_limit,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        command=shlex.join(["python", "-m", "brackit.behavior", *argv]),
+        command=shlex.join(["python", "-m", "brackit.protocol.behavior", *argv]),
     )
     return 0 if card["reached_target"] else 3
 

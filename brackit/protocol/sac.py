@@ -1,6 +1,6 @@
-"""Online SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications", Algorithm 1), used to
-train the behavior policies of the BRAC dataset protocol (Wu et al. 2019, appendix: SAC with 200-200 actor,
-300-300 critics, Adam 5e-4, batch 256, 10k uniform-random initial steps).
+"""Online SAC (Haarnoja et al. 2018, "Soft Actor-Critic Algorithms and Applications", Algorithm 1): not an
+offline algorithm, but the trainer of the behavior policies of the BRAC dataset protocol (Wu et al. 2019,
+appendix: SAC with 200-200 actor, 300-300 critics, Adam 5e-4, batch 256, 10k uniform-random initial steps).
 
 - Critics: an ensemble of ``num_critics`` Q networks reduced by the min (clipped double Q, eq. 7 with two
   critics), each with a Polyak-averaged target; ``y = r + gamma * discount * (min_i Q'_i(s', a') -
@@ -14,7 +14,7 @@ is the ``GaussianHead`` every offline algorithm uses); actions live in the unit 
 The learner is pure: ``update(config, state, batch)``; ``learn`` inserts a vector step's transitions into an
 on-device replay buffer and runs ``num_updates`` updates in one jitted ``lax.scan`` that samples its batches
 from the buffer. ``train_behavior`` is the thin environment loop around it (a gymnasium vector env, one
-batched policy call per vector step).
+batched policy call per vector step); its evaluations are ``brackit.evaluation.evaluate``'s.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from flax import struct
 
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
+from brackit.evaluation import evaluate
 from brackit.nets import CriticEnsemble, GaussianHead, TanhGaussian, scale_action
 from brackit.ops import (
     bellman_target,
@@ -83,13 +84,7 @@ class SACConfig:
     """'sync' (all envs in this process) or 'async' (one subprocess per env)."""
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "actor_hidden": ">= 1",
-        "critic_hidden": ">= 1",
-        "num_critics": ">= 1",
         "learning_rate": "> 0",
-        "batch_size": ">= 1",
-        "gamma": "[0, 1]",
-        "tau": "(0, 1]",
         "initial_temperature": "> 0",
         "target_entropy": "finite or None",
         "log_std_min": "finite",
@@ -389,39 +384,22 @@ class BehaviorResult:
 
 
 def evaluate_policy(
-    config: SACConfig,
-    actor_params: dict,
-    env_id: str,
-    episodes: int,
-    seed: int,
-    mode: str = "mode",
+    config: SACConfig, actor_params: dict, env_id: str, episodes: int, seed: int
 ) -> np.ndarray:
-    """Undiscounted returns [episodes] of the policy (deterministic ``mode`` by default), all episodes
-    stepped together with one batched policy call per step; episode i is reset with seed ``seed + i``."""
-    from brackit import envs as brackit_envs
+    """Undiscounted returns [episodes] of the deterministic policy (``mode``), by
+    ``brackit.evaluation.evaluate`` as one run; episode i is reset with seed ``seed + i``."""
+    states = jax.tree.map(lambda x: jnp.asarray(x)[None], actor_params)
+    act_one_run = functools.partial(_act_one_run, config)
+    return evaluate(act_one_run, states, env_id, episodes, seed, first_reset_seed=seed).returns[0]
 
-    envs = [brackit_envs.make(env_id) for _ in range(episodes)]
-    try:
-        low = np.asarray(envs[0].action_space.low, np.float32)
-        high = np.asarray(envs[0].action_space.high, np.float32)
-        obs = np.stack([env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]).astype(np.float32)
-        returns = np.zeros(episodes)
-        alive = np.ones(episodes, bool)
-        key = jax.random.key(seed)
-        index = 0
-        while alive.any():
-            unit = _act_jit(config, actor_params, jnp.asarray(obs), key, jnp.int32(index), mode)
-            actions = np.asarray(scale_action(np.asarray(unit), low, high))
-            index += 1
-            for i in np.flatnonzero(alive):
-                next_obs, reward, terminated, truncated, _ = envs[i].step(actions[i])
-                obs[i] = next_obs
-                returns[i] += float(reward)
-                alive[i] = not (terminated or truncated)
-    finally:
-        for env in envs:
-            env.close()
-    return returns
+
+@functools.partial(jax.jit, static_argnames=("config", "mode"))
+def _act_one_run(
+    config: SACConfig, actor_params: dict, obs: jax.Array, keys: jax.Array, mode: str
+) -> jax.Array:
+    """``evaluate``'s ``act`` for one run: actor_params and keys with a leading axis of 1, obs [1, E, O]."""
+    params = jax.tree.map(lambda x: x[0], actor_params)
+    return act(config, params, obs[0], keys[0], mode)[None]
 
 
 def _make_vector_env(env_id: str, config: SACConfig) -> Any:

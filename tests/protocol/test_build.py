@@ -10,11 +10,18 @@ import numpy as np
 import pytest
 from flax import traverse_util
 
-from brackit.algos import sac
-from brackit.behavior import TASKS, BehaviorPolicy, default_dir, load_task_policy, policy_paths
-from brackit.data import DatasetError, build
-from brackit.data.build import MIXES, parse_name, random_behavior_policy, segment_sizes
+from brackit.data import DatasetError
 from brackit.errors import ConfigError
+from brackit.protocol import sac
+from brackit.protocol.behavior import (
+    TASKS,
+    BehaviorPolicy,
+    default_dir,
+    load_task_policy,
+    policy_paths,
+    random_behavior_policy,
+)
+from brackit.protocol.build import MIXES, build, parse_name, segment_sizes
 
 ENV = "Hopper-v5"
 
@@ -126,7 +133,9 @@ def test_random_mix_needs_no_policy_and_missing_policy_error(tmp_path):
     with pytest.raises(DatasetError) as error:
         build("walker2d", "pure", size=100, behavior_dir=tmp_path, progress=False)
     message = str(error.value)
-    assert "walker2d.npz" in message and "python -m brackit.behavior train --task walker2d" in message
+    assert (
+        "walker2d.npz" in message and "python -m brackit.protocol.behavior train --task walker2d" in message
+    )
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
