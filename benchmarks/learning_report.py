@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -107,6 +109,10 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
         "`partial` have not reached their steps yet.",
         "",
     ]
+    # variant -> dataset -> grid value -> (IQM final return, IQM final score, partial)
+    sweeps: dict[str, dict[str, dict[float, tuple[float, float, bool]]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
     for name in sorted(by_dataset):
         info = segments.get(name, {})
         env_id = info.get("env_id")
@@ -147,14 +153,71 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
                 versus = "above" if iqm(returns) >= policy_return else "below"
             rate = np.median([c["updates_per_s"] for c in costs])
             wall = np.median([c["wall_seconds"] for c in costs]) / 60
+            if match := SWEEP_GROUP.fullmatch(group):
+                score = float(iqm(scores)) if scores is not None else math.nan
+                sweeps[match["variant"]][name][float(match["value"])] = (
+                    float(iqm(returns)),
+                    score,
+                    bool(partial),
+                )
             lines.append(
                 f"| {group} | {len(done)} | {steps:,}{partial} | {interval(returns)} | "
                 f"{interval(scores) if scores is not None else 'n/a'} | {versus} | {rate:,.0f} | {wall:.1f} min |"
             )
         lines.append("")
+    lines.extend(sweep_section(sweeps))
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "summary.md", text)
     return text
+
+
+SWEEP_GROUP = re.compile(r"(?P<variant>\S+) alpha=(?P<value>[0-9.eE+-]+)")
+"""A group of a grid over alpha, as ``brackit report`` labels it (``brac-v-alpha alpha=0.1``)."""
+
+
+def sweep_section(sweeps: dict[str, dict[str, dict[float, tuple[float, float, bool]]]]) -> list[str]:
+    """Per grid variant: the grid (IQM final return per alpha and dataset), the best alpha per dataset, and
+    the single alpha best across datasets (the largest mean D4RL score over the datasets where every value
+    ran; chosen only from finished groups)."""
+    lines: list[str] = []
+    for variant, per_dataset in sorted(sweeps.items()):
+        values = sorted({value for grid in per_dataset.values() for value in grid})
+        datasets = sorted(per_dataset)
+        lines += [f"## The {variant} grid: alpha per dataset", ""]
+        lines.append("| alpha | " + " | ".join(datasets) + " | mean score |")
+        lines.append("|---|" + "---|" * (len(datasets) + 1))
+        mean_scores: dict[float, float] = {}
+        for value in values:
+            cells, scores = [], []
+            for dataset in datasets:
+                cell = per_dataset[dataset].get(value)
+                if cell is None:
+                    cells.append("-")
+                    continue
+                ret, score, partial = cell
+                cells.append(f"{ret:.1f} (score {score:.1f}){' partial' if partial else ''}")
+                scores.append(math.nan if partial else score)
+            complete = len(scores) == len(datasets) and not any(math.isnan(x) for x in scores)
+            mean_scores[value] = float(np.mean(scores)) if complete else math.nan
+            mean = f"{mean_scores[value]:.1f}" if complete else "n/a (partial)"
+            lines.append(f"| {value:g} | " + " | ".join(cells) + f" | {mean} |")
+        lines.append("")
+        for dataset in datasets:
+            grid = per_dataset[dataset]
+            finished = {v: cell for v, cell in grid.items() if not cell[2]}
+            if len(finished) < len(grid):
+                lines.append(f"- {dataset}: not finished ({len(finished)} of {len(grid)} values)")
+                continue
+            best = max(finished, key=lambda v: finished[v][0])
+            lines.append(f"- {dataset}: best alpha {best:g} (IQM final return {finished[best][0]:.1f})")
+        ranked = {v: m for v, m in mean_scores.items() if not math.isnan(m)}
+        if ranked:
+            best = max(ranked, key=ranked.get)
+            lines.append(f"- across datasets: alpha {best:g} (mean IQM final score {ranked[best]:.1f})")
+        else:
+            lines.append("- across datasets: not decided until every dataset's grid has finished")
+        lines.append("")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:
