@@ -48,6 +48,9 @@ def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
             continue
         card = json.loads(card_path.read_text())
         out[name] = {
+            "mc_return_mean": mc_return_mean(
+                card_path.with_name(card_path.name.replace(".card.json", ".npz"))
+            ),
             "env_id": card["env_id"],
             "sha256": card["sha256"],
             "transitions": card["num_transitions"],
@@ -56,6 +59,23 @@ def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
             ],
         }
     return out
+
+
+def mc_return_mean(path: Path, gamma: float = 0.99) -> float | None:
+    """The mean over the dataset's rows of the discounted return-to-go within each row's episode (gamma 0.99,
+    zero after a terminal, not bootstrapped at a cut or timeout, so a lower bound there): what an accurate
+    critic of the data's own actions would estimate, beside which the runs' Q estimates are read."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        reward, discount, episode = data["reward"], data["discount"], data["episode_id"]
+    returns = np.zeros(reward.shape, np.float64)
+    following = 0.0
+    for i in range(reward.size - 1, -1, -1):  # one pass from the end; 1M rows take a few seconds
+        same_episode = i + 1 < reward.size and episode[i + 1] == episode[i]
+        following = reward[i] + gamma * discount[i] * (following if same_episode else 0.0)
+        returns[i] = following
+    return float(returns.mean())
 
 
 def run_costs(logdir: Path) -> dict[str, float]:
@@ -91,7 +111,7 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
     known = json.loads(datasets_path.read_text()) if datasets_path.exists() else {}
     segments = segment_table(runs_dir, data_dir, known)
     atomic_write_text(datasets_path, json.dumps(segments, indent=2, sort_keys=True) + "\n")
-    records = load_runs([runs_dir])
+    records = load_runs([runs_dir], metrics=["critic/q_mean"])
     write_report(records, out)
     by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
@@ -105,8 +125,11 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
         "IQM over seeds with a 95% stratified bootstrap CI (2000 resamples); D4RL-normalized scores with "
         "the v2 reference returns (`brackit.scores`). Updates/s: median over a run's training chunks, "
         "per run (a vmapped group's rate divided by its runs); wall: training chunks (pretraining and "
-        "compilation included) + evaluations, per group (its runs vmapped) or per d3rlpy run. Rows marked "
-        "`partial` have not reached their steps yet.",
+        "compilation included) + evaluations, per group (its runs vmapped) or per d3rlpy run. Final Q "
+        "estimate: IQM over seeds of the last logged mean critic estimate on the batch's actions "
+        "(`critic/q_mean`; '-' where not logged), to read against the data's return-to-go: a Q far above it "
+        "is a critic diverging on out-of-distribution actions. Rows marked `partial` have not reached their "
+        "steps yet.",
         "",
     ]
     # variant -> dataset -> grid value -> (IQM final return, IQM final score, partial)
@@ -129,12 +152,17 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
                 if s["name"] == "policy":
                     policy_return = ret
             lines.append("Dataset segments, mean episode return: " + "; ".join(parts) + ".")
+            if info.get("mc_return_mean") is not None:
+                lines.append(
+                    f"Mean discounted (0.99) return-to-go of the data's rows: {info['mc_return_mean']:.1f} "
+                    "(the scale of an accurate critic's Q estimate on the data's actions)."
+                )
             lines.append("")
         lines.append(
             "| group | seeds | steps | IQM final return [95% CI] | IQM final score [95% CI] | "
-            "vs policy segment | updates/s per run | wall per group or run |"
+            "vs policy segment | final Q estimate | updates/s per run | wall per group or run |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|")
         for group, group_records in sorted(by_dataset[name].items()):
             done = [r for r in group_records if r.evaluated]
             if not done:
@@ -151,6 +179,8 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
             versus = "n/a"
             if policy_return is not None:
                 versus = "above" if iqm(returns) >= policy_return else "below"
+            q_final = [r.metrics["critic/q_mean"].values[-1] for r in done if "critic/q_mean" in r.metrics]
+            q_text = f"{float(iqm(np.array(q_final))):.1f}" if len(q_final) == len(done) else "-"
             rate = np.median([c["updates_per_s"] for c in costs])
             wall = np.median([c["wall_seconds"] for c in costs]) / 60
             if match := SWEEP_GROUP.fullmatch(group):
@@ -162,7 +192,7 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
                 )
             lines.append(
                 f"| {group} | {len(done)} | {steps:,}{partial} | {interval(returns)} | "
-                f"{interval(scores) if scores is not None else 'n/a'} | {versus} | {rate:,.0f} | {wall:.1f} min |"
+                f"{interval(scores) if scores is not None else 'n/a'} | {versus} | {q_text} | {rate:,.0f} | {wall:.1f} min |"
             )
         lines.append("")
     lines.extend(sweep_section(sweeps))
