@@ -1,5 +1,5 @@
-"""Shared pieces of the benchmark scripts here: the report header (from ``brackit.bench``), the provenance
-command line, and printing + atomically writing a finished markdown report."""
+"""Shared pieces of the benchmark scripts here: the report header (``brackit.provenance.machine_header``),
+the provenance command line, and printing + atomically writing a finished markdown report."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from brackit.algos import get_algorithm
-from brackit.bench import PRESETS, bench_config, machine_header, synthetic_dataset
+from brackit.bench import PRESETS, bench_config, synthetic_dataset
 from brackit.files import atomic_write_text
-from brackit.train import TrainFunctions, make_train
+from brackit.provenance import command_line, machine_header
+from brackit.train import TrainFunctions, initial_states, make_train, run_grid
 
 HERE = pathlib.Path(__file__).resolve().parent
 """``benchmarks/``: the maintained scripts; the finished A/B experiments are in ``experiments/`` under it."""
@@ -32,14 +33,14 @@ __all__ = [
 ]
 
 
-def preset_runs(name: str, seeds: int, steps: int) -> tuple[TrainFunctions, Any, Any]:
+def preset_runs(name: str, num_seeds: int, steps: int) -> tuple[TrainFunctions, Any, Any]:
     """A ``brackit.bench`` preset ready to time: its ``make_train`` functions (``steps``-update chunks),
-    ``seeds`` initial states stacked on a leading run axis, and a 100k-transition synthetic dataset."""
+    ``num_seeds`` initial states stacked on a leading run axis, and a 100k-transition synthetic dataset."""
     preset = PRESETS[name]
     dataset = synthetic_dataset(100_000, *preset.dims)
     config = bench_config(preset.algorithm, preset.overrides)
     fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+    states = initial_states(fns, run_grid(range(num_seeds), None))
     return fns, states, dataset
 
 
@@ -79,7 +80,7 @@ def script_command(script: str, argv: Sequence[str] | None) -> str:
     target = (
         f"benchmarks/{path.name}" if path.parent == HERE else f"-m benchmarks.{path.parent.name}.{path.stem}"
     )
-    return f".venv/bin/python {target} " + " ".join(argv or sys.argv[1:])
+    return command_line(f".venv/bin/python {target}", argv or sys.argv[1:])
 
 
 def emit_report(lines: Sequence[str], out: pathlib.Path | None, name: str) -> str:

@@ -11,12 +11,8 @@ SGD step per minibatch, then averages the returned weights with the n_k weights.
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import pathlib
-import platform
-import subprocess
-import sys
 import time
 
 import jax
@@ -24,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from brackit.extras import data, fedavg
+from brackit.provenance import command_line, machine_header
 
 
 def _sequential_round(apply_fn, sgd_step, average, config, params, x_train, y_train, partition, rng):
@@ -115,20 +112,6 @@ CASES = (
 )
 
 
-def _machine() -> str:
-    try:
-        lines = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout.splitlines()
-        model = next(line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name"))
-    except (OSError, subprocess.CalledProcessError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {len(jax.devices('cpu'))} JAX CPU device(s), os.cpu_count()={os.cpu_count()}"
-
-
-def _commit() -> str:
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    return result.stdout.strip() or "unknown"
-
-
 def run(
     rounds: int,
     out: pathlib.Path | None,
@@ -148,10 +131,7 @@ def run(
         lines = [
             "# FedAvg round throughput: vmapped (brackit) vs sequential per-client loop",
             "",
-            f"- machine: {_machine()}",
-            f"- git commit: {_commit()}",
-            f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
-            f"- command: `{command}`",
+            machine_header(command),
             f"- load average (1, 5, 15 min) after the runs: {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
             f"- protocol, the same for both implementations: 2 untimed rounds (compilation, first-call"
             f" allocations), then {repeats} timed blocks of {rounds} rounds ({max(1, rounds // 5)} for the CNN);"
@@ -177,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
-    run(args.rounds, args.out, ".venv/bin/python " + " ".join(sys.argv), repeats=args.repeats)
+    command = command_line(".venv/bin/python benchmarks/extras_fedavg.py", argv)
+    run(args.rounds, args.out, command, repeats=args.repeats)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import argparse
 import shlex
 from pathlib import Path
 
-from brackit.hostdevices import request_host_devices
+from brackit.xla_setup import request_host_devices
 
 request_host_devices()  # before JAX starts: one CPU device per core, for the rows that shard the seeds
 

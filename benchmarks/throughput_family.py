@@ -26,7 +26,7 @@ import pathlib
 import subprocess
 import sys
 
-from brackit.hostdevices import request_host_devices
+from brackit.xla_setup import request_host_devices
 
 request_host_devices()  # before JAX starts: one CPU device per core, for the rows that shard the seeds
 

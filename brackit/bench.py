@@ -15,11 +15,8 @@ its body once, so the update is compiled alone for that.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import os
-import platform
 import shlex
-import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -28,11 +25,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brackit import cpudots
+from brackit import xla_setup
 from brackit.algos import get_algorithm, make_config
 from brackit.data import OfflineDataset, make_dataset
 from brackit.errors import ConfigError
-from brackit.train import RunPlacement, make_train, over_runs
+from brackit.provenance import machine_header
+from brackit.train import RunPlacement, initial_states, make_train, over_runs, run_grid
 
 
 class Preset(NamedTuple):
@@ -100,13 +98,13 @@ def resolve_presets(names: Sequence[str] | None) -> list[str]:
 
 def matmul_ceiling(size: int = 2048, repeats: int = 10) -> float:
     """Best float32 GFLOP/s of a jitted [size, size] @ [size, size] matmul. On CPU, the best of XLA's
-    default kernels (YNNPACK) and the Eigen dots brackit trains with (``brackit.cpudots``), timed in turn:
+    default kernels (YNNPACK) and the Eigen dots brackit trains with (``brackit.xla_setup``), timed in turn:
     the ceiling is the faster one, whichever the training chunks use."""
     a = jax.random.normal(jax.random.key(0), (size, size), jnp.float32)
     b = jax.random.normal(jax.random.key(1), (size, size), jnp.float32)
     matmuls = [jax.jit(lambda x, y: x @ y)]
     if jax.default_backend() == "cpu":
-        matmuls.append(jax.jit(lambda x, y: x @ y, compiler_options={cpudots.OPTION: ""}))
+        matmuls.append(jax.jit(lambda x, y: x @ y, compiler_options={xla_setup.CPU_DOTS_OPTION: ""}))
     for matmul in matmuls:
         jax.block_until_ready(matmul(a, b))
     best = float("inf")
@@ -163,30 +161,30 @@ def measure(
     algorithm: str,
     overrides: Mapping[str, Any],
     dataset: OfflineDataset,
-    seeds: int,
+    num_seeds: int,
     steps: int,
     repeats: int,
     *,
     hidden: tuple[int, ...] | None = None,
     devices: int = 1,
 ) -> dict[str, float]:
-    """Times ``steps``-update chunks of ``seeds`` vmapped runs, as ``brackit.train`` runs them: with
-    ``devices`` > 1 the runs are sharded across that many devices (``RunPlacement``), the dataset replicated.
+    """Times ``steps``-update chunks of ``num_seeds`` vmapped runs (seeds 0, 1, ...), as ``brackit.train``
+    runs them: with ``devices`` > 1 the runs are sharded across that many devices (``RunPlacement``), the
+    dataset replicated.
 
     Returns ``compile_s``, ``updates_per_s`` (best chunk; every seed's updates count),
     ``median_updates_per_s``, ``gflop_per_update`` (one seed's update) and ``gflops`` (at the best rate).
     """
-    if seeds < 1 or steps < 1 or repeats < 1:
-        raise ConfigError(f"seeds ({seeds}), steps ({steps}) and repeats ({repeats}) must be >= 1")
+    if num_seeds < 1 or steps < 1 or repeats < 1:
+        raise ConfigError(f"seeds ({num_seeds}), steps ({steps}) and repeats ({repeats}) must be >= 1")
     config = bench_config(algorithm, overrides, hidden)
     fns = make_train(
         get_algorithm(algorithm), config, dataset.card.obs_dim, dataset.card.action_dim, chunk_steps=steps
     )
-    keys = jnp.stack([jax.random.key(seed) for seed in range(seeds)])
-    placement = RunPlacement.create(devices, seeds)
-    states = placement.shard(jax.jit(jax.vmap(fns.init))(keys))
+    placement = RunPlacement.create(devices, num_seeds)
+    states = placement.shard(initial_states(fns, run_grid(range(num_seeds), None)))
     dataset = placement.replicate(dataset)
-    chunk = placement.jit(over_runs(fns.chunk, seeds))  # exactly as brackit.train runs it
+    chunk = placement.jit(over_runs(fns.chunk, num_seeds))  # exactly as brackit.train runs it
     start = time.perf_counter()
     compiled = chunk.lower(states, dataset, jnp.int32(0)).compile()
     compile_s = time.perf_counter() - start
@@ -200,32 +198,32 @@ def measure(
     flops = update_flops(algorithm, config, dataset)
     best = min(times)
     return {
-        "seeds": seeds,
+        "seeds": num_seeds,
         "devices": devices,
         "steps": steps,
         "compile_s": compile_s,
-        "updates_per_s": steps * seeds / best,
-        "median_updates_per_s": steps * seeds / float(np.median(times)),
+        "updates_per_s": steps * num_seeds / best,
+        "median_updates_per_s": steps * num_seeds / float(np.median(times)),
         "gflop_per_update": flops / 1e9,
-        "gflops": flops * steps * seeds / best / 1e9,
+        "gflops": flops * steps * num_seeds / best / 1e9,
     }
 
 
 def default_device_counts() -> tuple[int, ...]:
     """1, and every device of the default backend when there are several (on CPU, one per core once
-    ``brackit.hostdevices.request_host_devices`` ran before JAX started)."""
+    ``brackit.xla_setup.request_host_devices`` ran before JAX started)."""
     return tuple(dict.fromkeys((1, jax.device_count())))
 
 
-def chunk_steps_for(steps: int, seeds: int) -> int:
+def chunk_steps_for(steps: int, num_seeds: int) -> int:
     """Updates per chunk: ``steps`` with one seed; with S > 1 seeds 2/S of that (at least 10, at most
     ``steps``), so a timed chunk does about twice the single-seed work instead of S times."""
-    return steps if seeds == 1 else min(steps, max(10, steps * 2 // seeds))
+    return steps if num_seeds == 1 else min(steps, max(10, steps * 2 // num_seeds))
 
 
 def run_bench(
     names: Sequence[str] | None = None,
-    seeds: Sequence[int] = (1, 8),
+    seed_counts: Sequence[int] = (1, 8),
     steps: int = 100,
     repeats: int = 3,
     *,
@@ -249,7 +247,7 @@ def run_bench(
         preset = PRESETS[name]
         if preset.dims not in datasets:
             datasets[preset.dims] = synthetic_dataset(dataset_size, *preset.dims)
-        for count in seeds:
+        for count in seed_counts:
             for device_count in dict.fromkeys(devices):
                 if count % device_count:
                     continue
@@ -315,42 +313,9 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def machine_header(command: str) -> str:
-    """Markdown bullets: CPU and device, commit (marked when the tree is dirty), UTC date, the command."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        )
-        if dirty.stdout.strip():
-            commit += " (with uncommitted changes)"
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    devices = ", ".join(sorted({d.device_kind for d in jax.devices()}))
-    return "\n".join(
-        [
-            f"- machine: {cpu}, {os.cpu_count()} cores; JAX {jax.__version__} on {devices}",
-            f"- commit: {commit}",
-            f"- date: {datetime.datetime.now(datetime.UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-            f"- command: `{command}`",
-        ]
-    )
-
-
 def bench_report(
     names: Sequence[str] | None,
-    seeds: Sequence[int],
+    seed_counts: Sequence[int],
     steps: int,
     repeats: int,
     *,
@@ -371,7 +336,10 @@ def bench_report(
     ``command`` is the report's provenance line (default: the equivalent ``brackit bench`` call)."""
     devices = default_device_counts() if devices is None else devices
     if command is None:
-        options = [*(f"--only {shlex.quote(name)}" for name in names or ()), *(f"--seeds {s}" for s in seeds)]
+        options = [
+            *(f"--only {shlex.quote(name)}" for name in names or ()),
+            *(f"--seeds {s}" for s in seed_counts),
+        ]
         options += [f"--devices {count}" for count in devices]
         options += [f"--steps {steps}", f"--repeats {repeats}", *(["--tiny"] if tiny else [])]
         command = " ".join(["brackit bench", *options])
@@ -382,7 +350,7 @@ def bench_report(
     ceiling_before = matmul_ceiling(ceiling_size)
     rows = run_bench(
         names,
-        seeds,
+        seed_counts,
         steps,
         repeats,
         hidden=TINY["hidden"] if tiny else None,
@@ -411,17 +379,17 @@ def bench_report(
         ),
     ]
     if jax.default_backend() == "cpu":
-        options = cpudots.compiler_options("cpu")
+        options = xla_setup.training_compiler_options("cpu")
         lines.append(
             "- XLA:CPU dot kernels of the timed chunks: "
-            + ("Eigen (`brackit.cpudots`)" if options else "XLA's default (YNNPACK fusions)")
+            + ("Eigen (`brackit.xla_setup`)" if options else "XLA's default (YNNPACK fusions)")
             + "; the ceiling is the faster of YNNPACK and Eigen on its matmul"
         )
     lines.append(
         f"- devices: {jax.device_count()} {jax.default_backend()} device(s) in this process; rows with more"
         " than one shard the seeds across them (`brackit.train.RunPlacement`)"
         + (
-            ", each device one share of this machine's cores (`brackit.hostdevices`)"
+            ", each device one share of this machine's cores (`brackit.xla_setup`)"
             if jax.default_backend() == "cpu" and jax.device_count() > 1
             else ""
         )

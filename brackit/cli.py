@@ -58,7 +58,10 @@ def _root(
 @app.command("algos")
 def algos_command(
     name: Annotated[
-        str | None, typer.Argument(help="An algorithm: print its config fields, defaults and docs.")
+        str | None,
+        typer.Argument(
+            help="An algorithm: print its config fields (type, default, valid range, meaning) and rules."
+        ),
     ] = None,
 ) -> None:
     """List the algorithms, or one algorithm's config fields (set them with `brackit train --set`)."""
@@ -69,12 +72,25 @@ def algos_command(
         for algorithm in ALGORITHMS.values():
             print(f"{algorithm.name:<{width}}  {algorithm.description}")
         return
+    from brackit.config_checks import field_facts, rule_texts
+
     algorithm = get_algorithm(name)
     print(f"{algorithm.name}: {algorithm.description} ({algorithm.config_cls.__name__})")
-    rows = config_field_docs(algorithm.config_cls)
-    width = max(len(f"{key} = {default}") for key, default, _ in rows)
-    for key, default, doc in rows:
-        print(f"  {f'{key} = {default}':<{width}}  {doc}".rstrip())
+    facts = field_facts(algorithm.config_cls)
+    rows = [
+        (f"{key}: {facts[key][0]} = {default}", facts[key][1], doc)
+        for key, default, doc in config_field_docs(algorithm.config_cls)
+    ]
+    width = max(len(field) for field, _, _ in rows)
+    range_width = max(len(valid) for _, valid, _ in rows)
+    print(f"  {'field: type = default':<{width}}  {'range':<{range_width}}  meaning")
+    for field, valid, doc in rows:
+        print(f"  {field:<{width}}  {valid:<{range_width}}  {doc}".rstrip())
+    rules = rule_texts(algorithm.config_cls)
+    if rules:
+        print("rules:")
+        for rule in rules:
+            print(f"  {rule}")
 
 
 def config_field_docs(config_cls: type, prefix: str = "") -> list[tuple[str, str, str]]:
@@ -172,7 +188,7 @@ def train_command(
         str,
         typer.Option(
             help="Shard the seeds across this many devices (jax.sharding; 1: none), or 'auto': the most "
-            "devices that divide the runs (on CPU one per core, see brackit/hostdevices.py)."
+            "devices that divide the runs (on CPU one per core, see brackit/xla_setup.py)."
         ),
     ] = "1",
     tensorboard: Annotated[
@@ -199,6 +215,10 @@ def train_command(
     process_id: Annotated[int, typer.Option(help="This process's index in a multi-host run.")] = 0,
 ) -> None:
     """Train an algorithm on an offline dataset; K seeds run as one vmapped program."""
+    from brackit.config_checks import MAX_EPISODES, MAX_RUNS, check_option
+    from brackit.errors import ConfigError
+
+    check_processes(coordinator, num_processes, process_id)
     if coordinator is not None:
         import jax
 
@@ -206,18 +226,22 @@ def train_command(
         if jax.config.jax_cpu_collectives_implementation in (None, "", "none"):
             jax.config.update("jax_cpu_collectives_implementation", "gloo")
         jax.distributed.initialize(coordinator, num_processes=num_processes, process_id=process_id)
-    from brackit.algos import make_config
-    from brackit.errors import ConfigError
+    from brackit.algos import get_algorithm, make_config
     from brackit.loggers import choose_loggers, parse_loggers
-    from brackit.protocol.resolve import resolve_data
+    from brackit.protocol.resolve import is_task_mix, resolve_data
     from brackit.run import check_run_arguments, default_logdir, parse_overrides, run_training
 
-    if eval_mode is not None and eval_mode not in ("mode", "sample", "max_q"):
-        raise ConfigError(f"--eval-mode {eval_mode!r}: expected mode, sample or max_q")
-    if seeds < 1:
-        raise ConfigError(f"--seeds must be >= 1, got {seeds}")
-    if data_size is not None and data_size < 1:
-        raise ConfigError(f"--data-size must be >= 1, got {data_size}")
+    if eval_mode is not None:
+        get_algorithm(algorithm).check_act_mode(eval_mode, "--eval-mode")
+    check_option("--seeds", seeds, f"[1, {MAX_RUNS}]")
+    check_option("--eval-episodes", eval_episodes, f"[0, {MAX_EPISODES}]")
+    if data_size is not None:
+        check_option("--data-size", data_size, ">= 1")
+        if Path(data).expanduser().exists() or not is_task_mix(data):
+            raise ConfigError(
+                f"--data-size {data_size}: the size of a TASK-MIX dataset (e.g. hopper-eps1), which {data!r} "
+                "is not; leave the option out"
+            )
     if logdir is None:
         if resume:
             raise ConfigError("--resume needs --logdir: the run directory to continue")
@@ -287,9 +311,13 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="Evaluation seed.")] = 0,
 ) -> None:
     """Evaluate a saved policy: raw and normalized returns per run."""
+    from brackit.config_checks import COMMON_RANGES, MAX_EPISODES, check_option
     from brackit.errors import ConfigError
     from brackit.evaluation import evaluate
     from brackit.policy import is_exported_policy
+
+    check_option("--episodes", episodes, f"[1, {MAX_EPISODES}]")
+    check_option("--seed", seed, COMMON_RANGES["seed"])
 
     if is_exported_policy(checkpoint):
         import numpy as np
@@ -316,6 +344,8 @@ def eval_command(
         spec, config, states = load_run(checkpoint)
         if spec.env_id is None:
             raise ConfigError(f"{checkpoint}: the run has no env id to evaluate on")
+        if mode is not None:
+            get_algorithm(spec.algorithm).check_act_mode(mode, "--mode")
         env_id, mode, runs = spec.env_id, mode or spec.eval_mode, run_grid(spec.seeds, spec.sweep)
         act = batched_act(get_algorithm(spec.algorithm), config, load_obs_stats(checkpoint))
         record = read_record(checkpoint)
@@ -339,6 +369,28 @@ def eval_command(
         if "eval/score_mean" in summary:
             line += f", normalized score {summary['eval/score_mean'][index]:.1f}"
         print(line)
+
+
+def check_processes(coordinator: str | None, num_processes: int, process_id: int) -> None:
+    """``--coordinator``, ``--num-processes`` and ``--process-id``: a multi-host run names all three
+    consistently (HOST:PORT, a count >= 1, an index below it); without a coordinator the others keep their
+    defaults."""
+    from brackit.config_checks import check_option
+    from brackit.errors import ConfigError
+
+    if coordinator is None:
+        if (num_processes, process_id) != (1, 0):
+            raise ConfigError(
+                "--num-processes and --process-id describe a multi-host run: pass --coordinator HOST:PORT too"
+            )
+        return
+    host, colon, port = coordinator.rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(
+            f"--coordinator {coordinator!r}: expected HOST:PORT of process 0 (e.g. 10.0.0.1:1234)"
+        )
+    check_option("--num-processes", num_processes, ">= 1")
+    check_option("--process-id", process_id, f"[0, {num_processes - 1}]")
 
 
 def check_env_dims(env_id: str, dims: tuple[int, ...], where: object) -> None:
@@ -454,6 +506,15 @@ def bench_command(
 ) -> None:
     """Training throughput: updates/s, GFLOP/s and % of the float32 matmul ceiling for named presets."""
     from brackit.bench import bench_report
+    from brackit.config_checks import MAX_RUNS, check_option
+    from brackit.errors import ConfigError
+
+    for count in seeds or ():
+        check_option("--seeds", count, f"[1, {MAX_RUNS}]")
+    for count in devices or ():
+        check_option("--devices", count, ">= 1")
+    if out is not None and out.is_dir():  # refused before the timing, not after it
+        raise ConfigError(f"--out {out}: a directory; --out names the markdown file to write")
 
     report = bench_report(only, seeds or (1, 8), steps, repeats, tiny=tiny, devices=devices or None)
     print(report, end="")
@@ -498,6 +559,7 @@ def study_command(
     )
 
     study = load_spec(spec)
+    parsed_devices = parse_devices(devices)  # refused before a dry run too
     caps = {
         "steps": steps,
         "seeds": seeds,
@@ -521,7 +583,7 @@ def study_command(
         budget=capped,
         data_dir=data_dir,
         progress=rich_group_progress,
-        devices=parse_devices(devices),
+        devices=parsed_devices,
         **filters,
     )
     done = sum(result.status != "skipped" for result in results)
@@ -531,7 +593,7 @@ def study_command(
 def parse_devices(text: str) -> int | str:
     """``--devices``: a positive count or ``auto``."""
     from brackit.errors import ConfigError
-    from brackit.hostdevices import positive_int
+    from brackit.xla_setup import positive_int
 
     if text.strip() == "auto":
         return "auto"
@@ -600,17 +662,16 @@ def main(argv: list[str] | None = None) -> int:
     ``OSError``, an unknown gymnasium id) becomes one line on stderr and exit status 2; any other exception
     is a bug and shows its traceback. SIGINT (Ctrl-C) and SIGTERM stop it as an error would, after one
     line, with status 130 and 143 (``brackit.interrupts``)."""
-    from brackit.determinism import request_deterministic_gpu_ops
-    from brackit.hostdevices import request_host_devices
     from brackit.interrupts import Interrupted, StopSignals
+    from brackit.xla_setup import setup_process
 
-    request_deterministic_gpu_ops()  # bit-identical reruns on GPUs too (brackit/determinism.py)
     try:
-        request_host_devices()  # one CPU device per core, for --devices (brackit/hostdevices.py)
+        # the CLI's global side effects, before JAX starts: deterministic GPU ops, one CPU device per core
+        setup_process()
         with StopSignals():
             # standalone_mode=False: typer returns the status of a typer.Exit (and of a KeyboardInterrupt,
             # as 130) instead of exiting; a command's own return value is None
-            status = app(args=argv, standalone_mode=False)
+            status = app(args=argv, prog_name="brackit", standalone_mode=False)
     except Interrupted as interrupted:
         print(
             f"{interrupted}; stopped (a run's last checkpoint is intact: --resume continues it)",
@@ -625,12 +686,17 @@ def main(argv: list[str] | None = None) -> int:
     except (typer.Abort, KeyboardInterrupt):
         print("aborted", file=sys.stderr)
         return 130
-    except typer.TyperException as error:  # usage errors (typer's own click copy): usage line, exit 2
-        show = getattr(error, "show", None)
-        if callable(show):
-            show()
+    except typer.TyperException as error:  # usage errors (typer's own click copy): one line, exit 2
+        format_message = getattr(error, "format_message", None)
+        message = " ".join(str(format_message() if callable(format_message) else error).split())
+        context = getattr(error, "ctx", None)
+        if not message:  # a group called without a command (no_args_is_help): its help
+            show = getattr(error, "show", None)
+            if callable(show):
+                show()
         else:
-            print(f"error: {error.format_message()}", file=sys.stderr)
+            command = getattr(context, "command_path", None) or "brackit"
+            print(f"error: {message} (see '{command} --help')", file=sys.stderr)
         return int(getattr(error, "exit_code", 2))
     except Exception as error:
         line = user_error_line(error)

@@ -11,7 +11,7 @@
    gives every algorithm N. BRAC-v fits its behavior policy for as many steps as it trains and warm-starts
    for a tenth of them (the reference: 300k and 20k, longer than the whole demo) with alpha 1.0 (the
    reference's primal default 0.1 learns more slowly in the first 10k updates). ``--devices auto`` (the
-   default) shards the seeds across the CPU's cores (``brackit.hostdevices``).
+   default) shards the seeds across the CPU's cores (``brackit.xla_setup``).
 4. Writes the report (``brackit report``: tables with mean ± std and IQM, learning curves), puts in front
    of it a table of each algorithm's final return against the dataset's random and policy segments, and
    prints it and its path.
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> Path:
     args = parser.parse_args(argv)
     steps = {label: args.steps or n for label, n in DEMO_STEPS.items()}
 
-    from brackit.hostdevices import request_host_devices
+    from brackit.xla_setup import request_host_devices
 
     request_host_devices()  # one CPU device per core; effective only before JAX starts its backend
     from rich.console import Console

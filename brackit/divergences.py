@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 
 FORMS = ("primal", "dual")
@@ -120,11 +121,12 @@ class Divergence:
     penalty_weight: float = 5.0
     """Weight of the dual critic's one-sided gradient penalty (dual forms)."""
 
+    RANGES: ClassVar[dict[str, str]] = {"penalty_weight": ">= 0"}  # brackit.config_checks.check_ranges
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.form not in FORMS:
             raise ConfigError(f"divergence form must be one of {FORMS}, got {self.form!r}")
-        if not self.penalty_weight >= 0:
-            raise ConfigError(f"penalty_weight must be >= 0, got {self.penalty_weight}")
         if self.form not in self.forms:
             others = [n for n, cls in DIVERGENCES.items() if self.form in cls.forms]
             raise ConfigError(
@@ -172,12 +174,12 @@ class MMD(Divergence):
     use_sqrt: bool = False
     on_raw: bool = False
 
+    RANGES: ClassVar[dict[str, str]] = {**Divergence.RANGES, "sigma": "> 0"}
+
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.kernel not in KERNELS:
             raise ConfigError(f"mmd kernel must be one of {list(KERNELS)}, got {self.kernel!r}")
-        if self.sigma <= 0:
-            raise ConfigError(f"mmd sigma must be > 0, got {self.sigma}")
 
     def primal(self, inputs: PrimalInputs) -> jax.Array:
         if self.on_raw:

@@ -17,6 +17,10 @@ seed, which onnxruntime does not run, and cannot keep the batch symbolic through
 The action bounds are the environment's (a run with an env id) or, without one, those on the card of the
 dataset the run was trained on (it must still be at the path in run.json): the bounds the training
 mapped to the unit box. The card (``FILE.json``) records the run's last evaluation from metrics.jsonl.
+
+An export replaces an earlier export at the same path (its program, card and ONNX model) and nothing else:
+an existing ``FILE``, ``FILE.json`` or ``FILE.onnx`` that is not part of one (a dataset, a directory) is
+refused before anything is computed.
 """
 
 from __future__ import annotations
@@ -46,6 +50,25 @@ class ExportError(BrackitError, ValueError):
 def onnx_path(out: str | os.PathLike) -> Path:
     """``FILE`` -> ``FILE.onnx``."""
     return Path(str(out) + ".onnx")
+
+
+def check_outputs(out: str | os.PathLike, onnx: bool) -> None:
+    """Refuses, in one line, an ``out`` (or its card, or its ONNX model) that exists and is not a file of an
+    earlier export: a directory, a dataset, anything else a user would lose."""
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"--out {out}: a directory; --out names the policy file to write")
+    card = card_path(out)
+    try:
+        earlier = out.is_file() and {"algorithm", "inputs"} <= set(json.loads(card.read_text()))
+    except (OSError, ValueError, TypeError):  # no card, not JSON, not an object
+        earlier = False
+    for path in (out, card, *([onnx_path(out)] if onnx else [])):
+        if (path.exists() or path.is_symlink()) and not earlier:
+            raise ExportError(
+                f"--out {out}: {path} exists and is not part of an earlier export; choose another --out "
+                "(or move it away)"
+            )
 
 
 def find_checkpoint(logdir: str | os.PathLike) -> Path:
@@ -128,6 +151,7 @@ def export_policy(
 
         if importlib.util.find_spec("jax2onnx") is None:
             raise ExportError("--onnx needs jax2onnx: pip install 'brackit[onnx]'")
+    check_outputs(out, onnx)
     checkpoint = find_checkpoint(logdir)
     record = read_record(checkpoint)
     spec, config, states = load_run(checkpoint)
@@ -140,6 +164,7 @@ def export_policy(
     if mode not in MODES:
         raise ExportError(f"--mode {mode!r}: expected one of {', '.join(MODES)}")
     algo = get_algorithm(spec.algorithm)
+    algo.check_act_mode(mode, "--mode")
     obs_dim, action_dim = (int(d) for d in record["metadata"]["dims"])
     low, high, bounds_source = action_bounds(spec, action_dim)
     state = jax.tree.map(lambda leaf: leaf[seed], states)

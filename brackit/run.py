@@ -26,13 +26,11 @@ import hashlib
 import json
 import math
 import shutil
-import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from brackit import config as config_lib
@@ -43,12 +41,14 @@ from brackit.checkpoint import (
     read_record,
     save_checkpoint,
 )
+from brackit.config_checks import check_option
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
 from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.loggers import RunLoggers, choose_loggers
+from brackit.provenance import run_provenance
 from brackit.scores import dataset_reference
-from brackit.train import Progress, RunPlacement, TrainResult, apply_sweep, make_train, run_grid, train
+from brackit.train import Progress, RunPlacement, TrainResult, initial_states, make_train, run_grid, train
 
 
 class RunError(BrackitError):
@@ -86,7 +86,7 @@ class RunSpec:
     label: str = ""
     """A free name for the run group (``study`` sets it; ``report`` groups and titles by it)."""
     provenance: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
-    """Library versions and git commit of the process that wrote run.json (``provenance()``); not part of
+    """Library versions and git commit of the process that wrote run.json (``brackit.provenance.run_provenance``); not part of
     what the run is, so resuming under other versions is the same run. None in older run.json files."""
 
     def to_json(self) -> str:
@@ -124,38 +124,6 @@ RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard", "csv"
 """What a run writes in its logdir (``overwrite=True`` removes exactly these)."""
 MAX_CHUNK_STEPS = 1000
 """Cap of the default chunk length: a chunk's metrics for every update stay on the device until it ends."""
-PROVENANCE_PACKAGES = ("brackit", "jax", "jaxlib", "flax", "optax")
-
-
-def provenance() -> dict[str, Any]:
-    """Versions of brackit and its numerical libraries, and the git commit when brackit runs from a
-    checkout (``git_dirty``: tracked files differ from it)."""
-    from importlib import metadata
-
-    out: dict[str, Any] = {}
-    for package in PROVENANCE_PACKAGES:
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            out[package] = None
-    root = Path(__file__).resolve().parents[1]
-    if (root / ".git").exists():
-        try:
-            git = ["git", "-C", str(root)]
-            commit = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-            status = subprocess.run(
-                [*git, "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-            )
-            if commit.returncode == 0:
-                out["git_commit"] = commit.stdout.strip()
-                if status.returncode == 0:
-                    out["git_dirty"] = bool(status.stdout.strip())
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return out
 
 
 def default_logdir(algorithm: str, data: str | Path, now: datetime.datetime | None = None) -> Path:
@@ -185,15 +153,19 @@ def check_run_arguments(
 ) -> int:
     """Checks the schedule of a run (names as the ``brackit train`` options); returns the chunk length:
     ``chunk_steps`` (at most ``steps``) or, for None, ``default_chunk_steps``."""
-    if steps < 1:
-        raise ConfigError(f"--steps must be a positive integer, got {steps}")
+    check_option("--steps", steps, ">= 1")
     for name, value in (
         ("--eval-every", eval_every),
         ("--eval-episodes", eval_episodes),
         ("--checkpoint-every", checkpoint_every),
     ):
-        if value < 0:
-            raise ConfigError(f"{name} must be >= 0, got {value}")
+        check_option(name, value, ">= 0")
+    for name, value in (("--eval-every", eval_every), ("--checkpoint-every", checkpoint_every)):
+        if value > steps:
+            raise ConfigError(
+                f"{name} {value} is more than --steps {steps}: it would act only at the end; pass at most "
+                f"{steps}, or 0 (the end only)"
+            )
     if len(seeds) == 0:
         raise ConfigError("--seeds must be at least 1")
     if len(set(seeds)) != len(seeds):
@@ -298,7 +270,7 @@ def run_training(
         eval_episodes=eval_episodes,
         eval_mode=eval_mode,
         label=label,
-        provenance=provenance(),
+        provenance=run_provenance(),
     )
     RunPlacement.create(
         devices, len(run_grid(spec.seeds, spec.sweep))
@@ -454,9 +426,7 @@ def _jsonl(entry: dict[str, Any]) -> str:
 def template_states(spec: RunSpec, config: Any, obs_dim: int, action_dim: int) -> Any:
     """Fresh states with the run's structure (the skeleton a checkpoint is loaded into)."""
     fns = make_train(get_algorithm(spec.algorithm), config, obs_dim, action_dim, 1)
-    runs = run_grid(spec.seeds, spec.sweep)
-    keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
-    return apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(spec.sweep))
+    return initial_states(fns, run_grid(spec.seeds, spec.sweep))
 
 
 def restore_progress(path: Path, config: Any, dataset: OfflineDataset, spec: RunSpec) -> Progress:

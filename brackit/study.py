@@ -60,13 +60,14 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 
 from brackit import config as config_lib
 from brackit.algos import get_algorithm
 from brackit.checkpoint import read_record
+from brackit.config_checks import MAX_EPISODES, MAX_RUNS, check_option, check_ranges, declared_ranges
 from brackit.errors import ConfigError
 from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.protocol.resolve import (
@@ -124,6 +125,20 @@ class StudySpec:
     source: str = "<study>"
     """Where the spec came from (the file, or 'preset NAME'), for messages."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "dataset_size": ">= 1",
+        "dataset_seed": "[0, 4294967296)",
+        "steps": ">= 1",
+        "seeds": f"[1, {MAX_RUNS}]",
+        "eval_every": ">= 0",
+        "eval_episodes": f"[0, {MAX_EPISODES}]",
+        "chunk_steps": ">= 1",
+        "checkpoint_every": ">= 0",
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
 
 _TOP_KEYS: dict[str, tuple[type, str]] = {
     "name": (str, "a string"),
@@ -151,7 +166,9 @@ def load_spec(spec: str | Path) -> StudySpec:
         if not path.is_file():
             raise ConfigError(f"{path}: no such study file; presets: {', '.join(list_presets())}")
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as error:
+            raise ConfigError(f"{path}: not a study TOML file (not UTF-8 text: {error.reason})") from error
         except tomllib.TOMLDecodeError as error:
             raise ConfigError(f"{path}: not valid TOML ({error})") from error
         return parse_spec(data, source=str(path), base_dir=path.parent)
@@ -182,6 +199,8 @@ def parse_spec(data: dict[str, Any], *, source: str = "<study>", base_dir: Path 
             ok = isinstance(value, kind) and bool(value)
         if not ok:
             raise ConfigError(f"{source}: {key}: expected {expected}, got {value!r}")
+        if kind is int:  # the upper bounds (int32, MAX_RUNS, MAX_EPISODES)
+            check_option(f"{source}: {key}", value, declared_ranges(StudySpec)[key][1].text)
     for key in ("name", "datasets", "variants"):
         if key not in data:
             raise ConfigError(f"{source}: missing key {key!r} ({_TOP_KEYS[key][1]})")
@@ -348,6 +367,18 @@ class Budget:
     chunk_steps: int | None = None
     description: str = ""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "steps": ">= 1 or None",
+        "seeds": f"[1, {MAX_RUNS}] or None",
+        "dataset_size": ">= 1 or None",
+        "eval_every": ">= 1 or None",
+        "eval_episodes": f"[0, {MAX_EPISODES}] or None",
+        "chunk_steps": ">= 1 or None",
+    }
+
+    def __post_init__(self) -> None:
+        check_ranges(self)
+
 
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget("tiny", 20, 1, 2_000, 20, 1, 10, "seconds per run: checks that a study goes through"),
@@ -370,6 +401,9 @@ def resolve_budget(budget: str | Budget, caps: Mapping[str, int | None] | None =
             raise ConfigError(f"unknown budget {budget!r}; choose one of {', '.join(BUDGETS)}")
         budget = BUDGETS[budget]
     given = {key: value for key, value in (caps or {}).items() if value is not None}
+    for key, value in given.items():  # the caps are the command's options: --steps, --dataset-size ...
+        valid = declared_ranges(Budget)[key][1].text.removesuffix(" or None")
+        check_option(f"--{key.replace('_', '-')}", value, valid)
     if not given:
         return budget
     tightened = {key: min(value, getattr(budget, key) or value) for key, value in given.items()}
@@ -415,7 +449,7 @@ class Cell:
     config: Any
     steps: int = 0
     """Training steps of this cell (the spec's, or its variant's cap under the budget)."""
-    seeds: int = 0
+    num_seeds: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -432,8 +466,8 @@ class Group:
     logdir: Path
     steps: int = 0
     """Training steps of every run of the group."""
-    seeds: int = 1
-    """Seeds 0..seeds-1 of every sweep value."""
+    num_seeds: int = 1
+    """Seeds 0..num_seeds-1 of every sweep value."""
     chunk_steps: int = 1
     eval_every: int = 0
     checkpoint_every: int = 0
@@ -444,7 +478,7 @@ class Group:
 
     @property
     def seed_values(self) -> tuple[int, ...]:
-        return tuple(range(self.seeds))
+        return tuple(range(self.num_seeds))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -458,7 +492,7 @@ class StudyPlan:
     """(dropped cell, the identical cell kept), per dataset."""
 
     def runs(self, group: Group) -> int:
-        return group.seeds * math.prod(len(values) for values in group.sweep.values())
+        return group.num_seeds * math.prod(len(values) for values in group.sweep.values())
 
     @property
     def eval_every(self) -> int:
@@ -509,15 +543,17 @@ def plan_study(
             if "datasets" in caps and study_dataset_name(dataset) not in caps["datasets"]:
                 continue
             steps = min(spec.steps, caps.get("steps", spec.steps))
-            seeds = min(spec.seeds, caps.get("seeds", spec.seeds))
+            num_seeds = min(spec.seeds, caps.get("seeds", spec.seeds))
             config_cls = get_algorithm(variant.algorithm).config_cls
             for point in _grid_points(variant):
                 overrides = _cell_overrides(variant, point, study_dataset_name(dataset))
                 overrides = _scaled(config_cls, overrides, factor * steps / spec.steps)
                 config = config_cls(**overrides)
-                cell = Cell(variant.name, variant.algorithm, dataset, point, overrides, config, steps, seeds)
+                cell = Cell(
+                    variant.name, variant.algorithm, dataset, point, overrides, config, steps, num_seeds
+                )
                 key = json.dumps(
-                    [dataset, variant.algorithm, config_lib.to_dict(config), steps, seeds], sort_keys=True
+                    [dataset, variant.algorithm, config_lib.to_dict(config), steps, num_seeds], sort_keys=True
                 )
                 if key in seen:
                     duplicates.append((f"{study_dataset_name(dataset)}/{_cell_label(cell)}", seen[key]))
@@ -593,7 +629,8 @@ def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
         sweepable = [f for f in sweepable_fields(cell.algorithm) if getattr(cell.config, f) is not None]
         rest = {k: v for k, v in config_lib.to_dict(cell.config).items() if k not in sweepable}
         key = json.dumps(
-            [cell.dataset, cell.algorithm, sorted(sweepable), rest, cell.steps, cell.seeds], sort_keys=True
+            [cell.dataset, cell.algorithm, sorted(sweepable), rest, cell.steps, cell.num_seeds],
+            sort_keys=True,
         )
         buckets.setdefault(key, []).append(cell)
     for bucket in buckets.values():
@@ -631,7 +668,7 @@ def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> G
         variants=names,
         logdir=out_dir / study_dataset_name(first.dataset) / name,
         steps=first.steps,
-        seeds=first.seeds,
+        num_seeds=first.num_seeds,
     )
 
 
@@ -818,7 +855,7 @@ def write_index(plan: StudyPlan, statuses: dict[Path, str]) -> Path:
             "algorithm": group.algorithm,
             "sweep": group.sweep,
             "steps": group.steps,
-            "seeds": group.seeds,
+            "seeds": group.num_seeds,
             "runs": plan.runs(group),
             "status": statuses[group.logdir],
         }

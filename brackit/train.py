@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from brackit import cpudots
+from brackit import xla_setup
 from brackit.algos import Algorithm, get_algorithm, make_config
 from brackit.data import OfflineDataset, load_dataset
 from brackit.errors import BrackitError, ConfigError
@@ -168,6 +168,15 @@ def apply_sweep(states: Any, runs: list[dict[str, Any]], names: Sequence[str]) -
     return states
 
 
+def initial_states(fns: TrainFunctions, runs: Sequence[dict[str, Any]]) -> Any:
+    """Initial states for these runs (``run_grid``'s dicts), stacked on a leading run axis: ``fns.init``
+    vmapped over the runs' seeds as one jitted program, then each run's sweep values set (``apply_sweep``).
+    ``run_grid(range(num_seeds), None)`` gives ``num_seeds`` runs of seeds 0, 1, ..."""
+    keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
+    sweep_names = sorted(name for name in runs[0] if name != "seed")
+    return apply_sweep(jax.jit(jax.vmap(fns.init))(keys), list(runs), sweep_names)
+
+
 @dataclasses.dataclass
 class Progress:
     """Where a run stands after a chunk: its phase ('pretrain' or 'train'), the steps done in that phase,
@@ -240,7 +249,7 @@ def train(
 
     ``devices`` (a count, a list, or ``"auto"``; None: one device) shards the run axis across devices with
     ``jax.sharding``: each device trains its share of the runs, the dataset is replicated. ``"auto"``
-    takes the most devices that divide the number of runs; on CPU, ``brackit.hostdevices`` makes one
+    takes the most devices that divide the number of runs; on CPU, ``brackit.xla_setup`` makes one
     device per core (the CLI does so), which runs several seeds faster than one device does. After
     ``jax.distributed.initialize`` (``brackit train --coordinator``) the device list spans processes
     (hosts): every process runs this function with the same arguments, global arrays are built from the
@@ -277,8 +286,7 @@ def train(
     obs_dim, action_dim = dataset.card.obs_dim, dataset.card.action_dim
     if resume is None:
         fns = make_train(algo, config, obs_dim, action_dim, chunk_steps)
-        keys = jnp.stack([jax.random.key(run["seed"]) for run in runs])
-        states = apply_sweep(jax.jit(jax.vmap(fns.init))(keys), runs, sorted(sweep or {}))
+        states = initial_states(fns, runs)
         record = Progress("pretrain", 0, placement.shard(states), [], placement.to_host, obs_stats)
     else:
         record = dataclasses.replace(
@@ -413,10 +421,10 @@ class RunPlacement:
 
     def jit(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``jax.jit`` whose outputs (states and per-run metrics) keep the run axis sharded, compiled with
-        brackit's training options for the platform (``brackit.cpudots``: Eigen dots on CPU)."""
+        brackit's training options for the platform (``brackit.xla_setup``: Eigen dots on CPU)."""
         if self.mesh is None:
-            return cpudots.jit(fn, self.platform)
-        return cpudots.jit(
+            return xla_setup.training_jit(fn, self.platform)
+        return xla_setup.training_jit(
             fn, self.platform, out_shardings=self._sharding(jax.sharding.PartitionSpec("runs"))
         )
 

@@ -5,9 +5,10 @@ Everything that restates the code is generated from it on every build, so it can
 - ``cli.md``: the command-line reference, from the typer app ``brackit.cli.app`` by typer's own generator
   (what ``typer brackit.cli utils docs`` prints);
 - ``<!-- brackit:config NAME -->`` in a page: the config table of algorithm NAME of the registry
-  (``brackit.algos.ALGORITHMS``): every field with its type, default, declared range (``RANGES``,
-  ``brackit.config_checks``) and the doc string under it (``brackit.cli.config_field_docs``, which
-  ``brackit algos NAME`` prints); ``<!-- brackit:algorithms -->``: the registry itself;
+  (``brackit.algos.ALGORITHMS``): every field with its type, default, valid range
+  (``brackit.config_checks.field_facts``: the class's ``RANGES`` and the conventional ranges) and the doc
+  string under it (``brackit.cli.config_field_docs``), then the rules across fields (``RULES``), as
+  ``brackit algos NAME`` prints them; ``<!-- brackit:algorithms -->``: the registry itself;
   ``<!-- brackit:budgets -->``: the study budgets (``brackit.study.BUDGETS``);
 - ``repo/...``: files of the repository that the pages link to (``../benchmarks/results/...``,
   ``../brackit/studies/learning.toml``). A relative link that leaves ``docs/`` is taken as a path in the
@@ -30,7 +31,6 @@ functions (mkdocs is imported only by the hooks), so ``tests/test_docs.py`` runs
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 import re
 from pathlib import Path
@@ -73,22 +73,6 @@ class DocsError(_BuildError):
 # ----------------------------------------------------------------------------------------- config tables
 
 
-def _field_facts(config_cls: type, prefix: str = "") -> dict[str, tuple[str, str]]:
-    """Field name (nested configs as ``outer.inner``) -> (type, declared range) of a config dataclass."""
-    ranges = getattr(config_cls, "RANGES", {})
-    facts: dict[str, tuple[str, str]] = {}
-    for field in dataclasses.fields(config_cls):
-        default = field.default
-        if field.default_factory is not dataclasses.MISSING:
-            default = field.default_factory()
-        if dataclasses.is_dataclass(default):
-            facts.update(_field_facts(type(default), f"{prefix}{field.name}."))
-            continue
-        kind = field.type if isinstance(field.type, str) else getattr(field.type, "__name__", str(field.type))
-        facts[f"{prefix}{field.name}"] = (kind, ranges.get(field.name, ""))
-    return facts
-
-
 def _cell(text: str) -> str:
     """Prose for a markdown table cell: RST ``literals`` as markdown code, pipes outside code escaped."""
     parts = text.replace("``", "`").split("`")
@@ -99,11 +83,12 @@ def config_table(name: str) -> str:
     """The markdown table of algorithm ``name``'s config fields (what ``brackit algos NAME`` prints)."""
     from brackit.algos import ALGORITHMS
     from brackit.cli import config_field_docs
+    from brackit.config_checks import field_facts, rule_texts
 
     if name not in ALGORITHMS:
         raise DocsError(f"<!-- brackit:config {name} -->: no algorithm {name!r} in {sorted(ALGORITHMS)}")
     algorithm = ALGORITHMS[name]
-    facts = _field_facts(algorithm.config_cls)
+    facts = field_facts(algorithm.config_cls)
     lines = [
         f"Config `{algorithm.config_cls.__module__}.{algorithm.config_cls.__name__}`, set with "
         f"`brackit train {name} --set FIELD=VALUE`, in a study's `set` table, or as keyword arguments of "
@@ -119,7 +104,12 @@ def config_table(name: str) -> str:
     for field, default, doc in config_field_docs(algorithm.config_cls):
         kind, valid = facts[field]
         lines.append(f"| `{field}` | `{kind}` | `{default}` | {_cell(valid)} | {_cell(doc)} |")
-    return "\n".join([*lines, "", "</div>"]) + "\n"
+    lines += ["", "</div>"]
+    rules = rule_texts(algorithm.config_cls)
+    if rules:
+        lines += ["", "Rules across fields, checked when the config is built:", ""]
+        lines += [f"- {_cell(rule)}" for rule in rules]
+    return "\n".join(lines) + "\n"
 
 
 def algorithms_table() -> str:

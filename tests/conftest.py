@@ -4,7 +4,7 @@ XLA's CPU backend spends most of a small test's time compiling; optimisation lev
 for the tiny networks used here (runtime speed is measured by benchmarks/, never by tests). On a GPU, the
 bit-identity tests need XLA's deterministic ops (cuDNN convolution gradients may otherwise accumulate in a
 different order each run), as the ``brackit`` CLI sets them. One CPU device, as before the CLI split
-the host into one device per core (``brackit.hostdevices``); tests that need several append the flag
+the host into one device per core (``brackit.xla_setup``); tests that need several append the flag
 again (the last one wins). Set before JAX initialises its backend.
 
 Matmuls and convolutions run in full float32 in every test (on NVIDIA GPUs JAX's default is TF32, about 1e-3
@@ -19,7 +19,7 @@ import os
 import jax
 import pytest
 
-from brackit.determinism import with_deterministic_gpu_ops
+from brackit.xla_setup import with_deterministic_gpu_ops
 
 os.environ["XLA_FLAGS"] = with_deterministic_gpu_ops(
     os.environ.get("XLA_FLAGS", "")

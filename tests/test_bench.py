@@ -22,7 +22,7 @@ CEILINGS = iter([100.0, 90.0, 80.0, 120.0, 70.0, 75.0, 60.0, 50.0])  # (before, 
 def rows():
     # td3bc: its delayed actor is a lax.cond on the unbatched step, the case brackit.train cares about.
     return bench.run_bench(
-        ["BC", "td3bc"], seeds=(1, 2), steps=2, repeats=1, ceiling=lambda: next(CEILINGS), **TINY
+        ["BC", "td3bc"], seed_counts=(1, 2), steps=2, repeats=1, ceiling=lambda: next(CEILINGS), **TINY
     )
 
 
@@ -144,7 +144,7 @@ def test_cli_bench_unknown_name_exits_2(capsys):
 SHARDED = """
 import json
 from brackit import bench
-rows = bench.run_bench(["BC"], seeds=(1, 2), steps=2, repeats=1, hidden=(8, 8), dataset_size=1_000,
+rows = bench.run_bench(["BC"], seed_counts=(1, 2), steps=2, repeats=1, hidden=(8, 8), dataset_size=1_000,
                        devices=(1, 2))
 print(json.dumps([[row["seeds"], row["devices"], row["updates_per_s"] > 0] for row in rows]))
 """

@@ -114,7 +114,7 @@ def test_one_run_skips_the_batch_of_one_and_matches_vmap():
 
 
 def test_deterministic_gpu_ops_flag_is_added_once_and_respects_the_users_choice(monkeypatch):
-    from brackit.determinism import request_deterministic_gpu_ops, with_deterministic_gpu_ops
+    from brackit.xla_setup import request_deterministic_gpu_ops, with_deterministic_gpu_ops
 
     assert with_deterministic_gpu_ops("") == "--xla_gpu_deterministic_ops=true"
     assert with_deterministic_gpu_ops(" --a=1 ") == "--a=1 --xla_gpu_deterministic_ops=true"
@@ -133,39 +133,46 @@ def test_deterministic_gpu_ops_flag_is_added_once_and_respects_the_users_choice(
 
 
 def test_host_devices_flag_is_added_once_and_respects_the_users_choice(monkeypatch):
-    from brackit.hostdevices import FLAG, request_host_devices, requested_count, with_host_devices
+    from brackit.xla_setup import (
+        HOST_DEVICES_FLAG,
+        request_host_devices,
+        requested_host_devices,
+        with_host_devices,
+    )
 
-    assert with_host_devices("", 2) == f"{FLAG}=2"
-    assert with_host_devices(" --a=1 ", 3) == f"--a=1 {FLAG}=3"
-    assert with_host_devices(f"{FLAG}=8", 2) == f"{FLAG}=8"  # an explicit XLA_FLAGS choice wins
+    assert with_host_devices("", 2) == f"{HOST_DEVICES_FLAG}=2"
+    assert with_host_devices(" --a=1 ", 3) == f"--a=1 {HOST_DEVICES_FLAG}=3"
+    explicit = f"{HOST_DEVICES_FLAG}=8"
+    assert with_host_devices(explicit, 2) == explicit  # an explicit XLA_FLAGS choice wins
     with pytest.raises(ConfigError, match=">= 1"):
         with_host_devices("", 0)
     monkeypatch.setenv("BRACKIT_HOST_DEVICES", "3")
-    assert requested_count() == 3
+    assert requested_host_devices() == 3
     monkeypatch.setenv("XLA_FLAGS", "--b=2")
-    assert request_host_devices() == 3 and os.environ["XLA_FLAGS"] == f"--b=2 {FLAG}=3"
+    assert request_host_devices() == 3 and os.environ["XLA_FLAGS"] == f"--b=2 {HOST_DEVICES_FLAG}=3"
     monkeypatch.setenv("BRACKIT_HOST_DEVICES", "many")
     with pytest.raises(ConfigError, match="BRACKIT_HOST_DEVICES='many': expected a positive integer"):
-        requested_count()
+        requested_host_devices()
     monkeypatch.delenv("BRACKIT_HOST_DEVICES")
-    assert requested_count() >= 1
+    assert requested_host_devices() >= 1
 
 
 def test_cpu_training_programs_use_eigen_dots_unless_told_otherwise(monkeypatch):
-    from brackit import cpudots
+    from brackit.xla_setup import CPU_DOTS_ENV, CPU_DOTS_OPTION
+    from brackit.xla_setup import training_compiler_options as options
 
-    monkeypatch.delenv(cpudots.ENV, raising=False)
+    monkeypatch.delenv(CPU_DOTS_ENV, raising=False)
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
-    assert cpudots.compiler_options("cpu") == {cpudots.OPTION: ""}
-    assert cpudots.compiler_options("gpu") is None and cpudots.compiler_options("tpu") is None
-    monkeypatch.setenv(cpudots.ENV, "XLA")
-    assert cpudots.compiler_options("cpu") is None
-    monkeypatch.setenv(cpudots.ENV, "mkl")
+    assert options("cpu") == {CPU_DOTS_OPTION: ""}
+    assert options("gpu") is None and options("tpu") is None
+    monkeypatch.setenv(CPU_DOTS_ENV, "XLA")
+    assert options("cpu") is None
+    monkeypatch.setenv(CPU_DOTS_ENV, "mkl")
     with pytest.raises(ConfigError, match="BRACKIT_CPU_DOTS='mkl': expected one of eigen, xla"):
-        cpudots.compiler_options("cpu")
-    monkeypatch.delenv(cpudots.ENV)
-    monkeypatch.setenv("XLA_FLAGS", f"--{cpudots.OPTION}=individual_dot")  # the user's explicit choice wins
-    assert cpudots.compiler_options("cpu") is None
+        options("cpu")
+    monkeypatch.delenv(CPU_DOTS_ENV)
+    monkeypatch.setenv("XLA_FLAGS", f"--{CPU_DOTS_OPTION}=individual_dot")  # the user's explicit choice wins
+    assert options("cpu") is None
     monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
 
     # The compiled training chunk: no YNNPACK fusion under brackit's option, XLA's default ones without it.
@@ -182,5 +189,5 @@ def test_cpu_training_programs_use_eigen_dots_unless_told_otherwise(monkeypatch)
     if placement.platform == "cpu":
         assert "__ynn_fusion" in hlo(jax.jit(chunk))  # JAX's default at the pinned version
         assert "__ynn_fusion" not in hlo(placement.jit(chunk))
-        monkeypatch.setenv(cpudots.ENV, "xla")
+        monkeypatch.setenv(CPU_DOTS_ENV, "xla")
         assert "__ynn_fusion" in hlo(placement.jit(chunk))

@@ -85,14 +85,15 @@ def test_every_numeric_field_of_every_config_declares_a_range():
 
     @dataclasses.dataclass(frozen=True)
     class Undeclared:
-        batch_size: int = 1
+        batch_size: int = 1  # a conventional range (convention_range)
+        num_things: int = 1
 
     @dataclasses.dataclass(frozen=True)
     class Misnamed:
         RANGES = {"batch_size": ">= 1", "batch_sise": ">= 1"}  # noqa: RUF012
         batch_size: int = 1
 
-    with pytest.raises(TypeError, match=r"Undeclared\.batch_size is numeric but RANGES declares no range"):
+    with pytest.raises(TypeError, match=r"Undeclared\.num_things is numeric but RANGES declares no range"):
         declared_ranges(Undeclared)
     with pytest.raises(TypeError, match="batch_sise"):
         declared_ranges(Misnamed)
@@ -227,9 +228,9 @@ def test_cli_rejects_bad_options_in_one_line_and_writes_nothing(tmp_path):
         "critic_lr=-1": ["--set", "critic_lr=-1"],
     }
     expected = {
-        "--seeds 0": "--seeds must be >= 1, got 0",
-        "--seeds -2": "--seeds must be >= 1, got -2",
-        "--eval-episodes -1": "--eval-episodes must be >= 0, got -1",
+        "--seeds 0": "--seeds must be in [1, 65536], got 0",
+        "--seeds -2": "--seeds must be in [1, 65536], got -2",
+        "--eval-episodes -1": "--eval-episodes must be in [0, 65536], got -1",
         "--chunk-steps 0": "--chunk-steps must be a positive integer, got 0",
         "batch_size=0": "BRACConfig.batch_size must be >= 1, got 0",
         "alpha=nan": "BRACConfig.alpha must be >= 0 and finite or None, got nan",

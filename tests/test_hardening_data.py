@@ -572,7 +572,8 @@ def test_convert_replaces_an_existing_minari_dataset_and_fills_an_empty_director
     old = pendulum_dataset(tmp_path / "m", seed=0, fmt="minari")
     new = pendulum_dataset(tmp_path / "n.npz", seed=1)
     (tmp_path / "empty").mkdir()
-    assert main(["data", "convert", str(new), str(old), "--format", "minari"]) == 0
+    assert main(["data", "convert", str(new), str(old), "--format", "minari"]) == 2  # not without asking
+    assert main(["data", "convert", str(new), str(old), "--format", "minari", "--overwrite"]) == 0
     assert main(["data", "convert", str(new), str(tmp_path / "empty"), "--format", "minari"]) == 0
     assert same_content(old, new) and same_content(tmp_path / "empty", new)
 

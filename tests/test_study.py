@@ -419,13 +419,13 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
 """
     spec = load_spec(write_spec(tmp_path, text))
     paper = {(g.dataset_name, g.name): g for g in plan_study(spec, tmp_path / "out").groups}
-    assert paper["hopper-eps1", "heavy"].steps == 400 and paper["hopper-eps1", "heavy"].seeds == 4
+    assert paper["hopper-eps1", "heavy"].steps == 400 and paper["hopper-eps1", "heavy"].num_seeds == 4
     assert paper["hopper-eps1", "heavy"].overrides["alpha"] == 3.0
     assert "alpha" not in paper["halfcheetah-eps1", "heavy"].overrides  # the default elsewhere
     laptop = {(g.dataset_name, g.name): g for g in plan_study(spec, tmp_path / "out", budget="laptop").groups}
     assert ("halfcheetah-eps1", "heavy") not in laptop  # datasets cap
     heavy, bc = laptop["hopper-eps1", "heavy"], laptop["hopper-eps1", "bc"]
-    assert (heavy.steps, heavy.seeds, bc.steps, bc.seeds) == (200, 2, 400, 2)
+    assert (heavy.steps, heavy.num_seeds, bc.steps, bc.num_seeds) == (200, 2, 400, 2)
     assert heavy.overrides["behavior_steps"] == 20  # step fields scale with the variant's own steps
     assert heavy.steps % heavy.chunk_steps == 0 and heavy.eval_every == 100
     with pytest.raises(ConfigError, match="unknown budget 'huge'"):
@@ -434,7 +434,7 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
         load_spec(write_spec(tmp_path, text.replace("alpha = 3.0", 'alpha = "x"'), "bad2.toml"))
     learning = plan_study(load_spec("learning"), tmp_path / "learning", budget="cpu")
     by_name = {(g.dataset_name, g.name): g for g in learning.groups}
-    assert by_name["hopper-eps1", "bear"].steps == 50_000 and by_name["hopper-eps1", "bear"].seeds == 2
-    assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].seeds == 3
+    assert by_name["hopper-eps1", "bear"].steps == 50_000 and by_name["hopper-eps1", "bear"].num_seeds == 2
+    assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].num_seeds == 3
     assert by_name["hopper-eps1", "brac-v-alpha"].sweep == {"alpha": [0.1, 1.0, 10.0]}
     assert ("ant-eps1", "brac-v-alpha") not in by_name

@@ -11,7 +11,7 @@ action 3, a 100k-transition synthetic dataset on the device), timed the same way
   with XLA's CPU matmuls.
 
 Each is compiled twice on CPU, with XLA's default dot kernels (YNNPACK fusions) and with the Eigen dots
-brackit trains with (``brackit.cpudots``), and all six are timed alternately, one chunk each in turn, so that
+brackit trains with (``brackit.xla_setup``), and all six are timed alternately, one chunk each in turn, so that
 the machine's drifting speed hits all alike. The floor is the faster of the two ``matmuls only`` programs.
 
     .venv/bin/python -m benchmarks.experiments.bc_floor --out benchmarks/results/experiments
@@ -30,7 +30,7 @@ import numpy as np
 import optax
 
 from benchmarks.benchmarks_common import emit_report, machine_header, script_command
-from brackit import cpudots
+from brackit import xla_setup
 from brackit.algos import bc, get_algorithm
 from brackit.bench import matmul_ceiling, synthetic_dataset
 from brackit.train import make_train
@@ -120,7 +120,7 @@ def measure(steps: int, repeats: int) -> dict[tuple[str, str], tuple[float, floa
     )
     kernels = {"XLA default": None}
     if jax.default_backend() == "cpu":
-        kernels["Eigen"] = {cpudots.OPTION: ""}
+        kernels["Eigen"] = {xla_setup.CPU_DOTS_OPTION: ""}
     programs = {
         (name, kernel): (jax.jit(chunk, compiler_options=options), carry)
         for name, (chunk, carry) in chunks.items()

@@ -1,5 +1,5 @@
 """XLA:CPU's dot kernels at brackit's sizes: YNNPACK (JAX's default) vs Eigen, the measurement behind
-``brackit.cpudots``.
+``brackit.xla_setup``.
 
 For each preset named, the same ``make_train`` chunk is compiled twice, as ``brackit.train`` runs it (one
 seed unbatched, several vmapped): once with XLA's defaults, which hand most dots to YNNPACK fusions, and
@@ -28,11 +28,11 @@ from benchmarks.benchmarks_common import (
     script_command,
     time_alternately,
 )
-from brackit import cpudots
+from brackit import xla_setup
 from brackit.bench import PRESETS
 from brackit.train import over_runs
 
-EIGEN = {cpudots.OPTION: ""}  # as brackit.train compiles on CPU, whatever BRACKIT_CPU_DOTS says
+EIGEN = {xla_setup.CPU_DOTS_OPTION: ""}  # as brackit.train compiles on CPU, whatever BRACKIT_CPU_DOTS says
 DEFAULT = [
     "BC",
     "BRAC-v KL primal",
@@ -65,14 +65,14 @@ def ceilings(size: int = 2048, rounds: int = 10) -> dict[str, float]:
     return {name: 2 * size**3 / seconds / 1e9 for name, seconds in best.items()}
 
 
-def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    fns, states, dataset = preset_runs(name, seeds, steps)
-    chunk = over_runs(fns.chunk, seeds)
+def compare(name: str, num_seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    fns, states, dataset = preset_runs(name, num_seeds, steps)
+    chunk = over_runs(fns.chunk, num_seeds)
     programs = {
         "ynnpack": (jax.jit(chunk), states, dataset),
         "eigen": (jax.jit(chunk, compiler_options=EIGEN), states, dataset),
     }
-    return time_alternately(programs, steps, steps * seeds, repeats)
+    return time_alternately(programs, steps, steps * num_seeds, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,5 +1,5 @@
 """Several seeds on one CPU device vs sharded across one device per core: the measurement behind
-``brackit.hostdevices`` and ``--devices auto``.
+``brackit.xla_setup`` and ``--devices auto``.
 
 The host is split into one XLA CPU device per core (``request_host_devices``, as the CLI does). For each
 preset named, the same ``make_train`` chunk over ``--seeds`` runs is compiled twice, as ``brackit.train``
@@ -15,7 +15,7 @@ from __future__ import annotations
 import argparse
 import pathlib
 
-from brackit.hostdevices import request_host_devices
+from brackit.xla_setup import request_host_devices
 
 request_host_devices()  # before JAX starts
 
@@ -37,19 +37,19 @@ DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-p KL dual", "bear", "bcq", "td3bc", "
 STEPS = {"BC": 250, "bear": 25, "bcq": 25}  # per chunk, per seed (default 50)
 
 
-def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    fns, states, dataset = preset_runs(name, seeds, steps)
-    one = RunPlacement.create(1, seeds)
-    sharded = RunPlacement.create(jax.device_count(), seeds)
+def compare(name: str, num_seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    fns, states, dataset = preset_runs(name, num_seeds, steps)
+    one = RunPlacement.create(1, num_seeds)
+    sharded = RunPlacement.create(jax.device_count(), num_seeds)
     programs = {
-        "one": (one.jit(over_runs(fns.chunk, seeds)), states, dataset),
+        "one": (one.jit(over_runs(fns.chunk, num_seeds)), states, dataset),
         "sharded": (
-            sharded.jit(over_runs(fns.chunk, seeds)),
+            sharded.jit(over_runs(fns.chunk, num_seeds)),
             sharded.shard(states),
             sharded.replicate(dataset),
         ),
     }
-    return time_alternately(programs, steps, steps * seeds, repeats)
+    return time_alternately(programs, steps, steps * num_seeds, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> None:
         f"# {args.seeds} seeds: one device vs sharded across {devices} host devices",
         "",
         machine_header(script_command(__file__, argv)),
-        f"- {devices} {jax.default_backend()} devices (`brackit.hostdevices`); chunks timed alternately,"
+        f"- {devices} {jax.default_backend()} devices (`brackit.xla_setup`); chunks timed alternately,"
         f" {args.repeats} of each after a warm-up; updates/s of all seeds together, best chunk (median in"
         " brackets)",
         "",

@@ -2,7 +2,7 @@
 (``lax.map`` over the run axis, each seed's whole chunk unbatched). A measurement for a possible run-order
 option; brackit itself always vmaps.
 
-For each preset named, both programs are compiled with brackit's training options (``brackit.cpudots``) and
+For each preset named, both programs are compiled with brackit's training options (``brackit.xla_setup``) and
 timed alternately, chunk after chunk, so that the drifting speed of a shared machine hits both alike.
 
     .venv/bin/python -m benchmarks.experiments.run_order_ab --out benchmarks/results/experiments
@@ -24,7 +24,7 @@ from benchmarks.benchmarks_common import (
     script_command,
     time_alternately,
 )
-from brackit import cpudots
+from brackit import xla_setup
 from brackit.bench import PRESETS
 from brackit.train import over_runs
 
@@ -32,17 +32,17 @@ DEFAULT = ["BC", "BRAC-v KL primal", "BRAC-v MMD primal", "BRAC-p KL dual", "bea
 STEPS = {"BC": 125, "bear": 12, "bcq": 12}  # per chunk, per seed (default 25), as brackit bench with 8 seeds
 
 
-def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
-    fns, states, dataset = preset_runs(name, seeds, steps)
+def compare(name: str, num_seeds: int, steps: int, repeats: int) -> dict[str, tuple[float, float]]:
+    fns, states, dataset = preset_runs(name, num_seeds, steps)
 
     def one_after_another(states, dataset, step):
         return jax.lax.map(lambda state: fns.chunk(state, dataset, step), states)
 
     programs = {
-        "vmap": (cpudots.jit(over_runs(fns.chunk, seeds)), states, dataset),
-        "map": (cpudots.jit(one_after_another), states, dataset),
+        "vmap": (xla_setup.training_jit(over_runs(fns.chunk, num_seeds)), states, dataset),
+        "map": (xla_setup.training_jit(one_after_another), states, dataset),
     }
-    return time_alternately(programs, steps, steps * seeds, repeats)
+    return time_alternately(programs, steps, steps * num_seeds, repeats)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         machine_header(script_command(__file__, argv)),
         f"- 1 {jax.default_backend()} device; chunks timed alternately, {args.repeats} of each after a warm-up;"
         " updates/s of all seeds together, best chunk (median in brackets); both compiled with"
-        " `brackit.cpudots`",
+        " `brackit.xla_setup`",
         "",
         "| configuration | steps/chunk per seed | vmap | one after another | gain (best / median) |",
         "|---|---|---|---|---|",

@@ -29,16 +29,12 @@ from jax._src.random import threefry2x32 as jax_threefry  # benchmark only: JAX'
 from jax.extend.random import threefry2x32_p
 from jax.interpreters import mlir
 
-from benchmarks.benchmarks_common import emit_report, machine_header, script_command
-from brackit.algos import get_algorithm
+from benchmarks.benchmarks_common import emit_report, machine_header, preset_runs, script_command
 from brackit.bench import (
-    PRESETS,
-    bench_config,
     chunk_steps_for,
     resolve_presets,
-    synthetic_dataset,
 )
-from brackit.train import make_train, over_runs
+from brackit.train import over_runs
 
 _ROTATIONS = ((13, 15, 26, 6), (17, 29, 16, 24))
 _PARITY = np.uint32(0x1BD11BDA)
@@ -97,12 +93,8 @@ def _leaves(tree) -> list[np.ndarray]:
     return [host(x) for x in jax.tree.leaves(tree)]
 
 
-def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, float | bool]:
-    preset = PRESETS[name]
-    dataset = synthetic_dataset(100_000, *preset.dims)
-    config = bench_config(preset.algorithm, preset.overrides)
-    fns = make_train(get_algorithm(preset.algorithm), config, *preset.dims, chunk_steps=steps)
-    states = jax.jit(jax.vmap(fns.init))(jnp.stack([jax.random.key(seed) for seed in range(seeds)]))
+def compare(name: str, num_seeds: int, steps: int, repeats: int) -> dict[str, float | bool]:
+    fns, states, dataset = preset_runs(name, num_seeds, steps)
     step = jnp.int32(0)
     compiled, loops = {}, {}
     for variant, lowering in (
@@ -110,7 +102,7 @@ def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, float 
         ("unrolled", UNROLLED),
     ):
         mlir.register_lowering(threefry2x32_p, lowering, platform="cpu")
-        compiled[variant] = jax.jit(over_runs(fns.chunk, seeds)).lower(states, dataset, step).compile()
+        compiled[variant] = jax.jit(over_runs(fns.chunk, num_seeds)).lower(states, dataset, step).compile()
         loops[variant] = compiled[variant].as_text().count(" while(")
     mlir.register_lowering(threefry2x32_p, jax_threefry._threefry2x32_cpu_lowering_rule, platform="cpu")
     outputs = {variant: jax.block_until_ready(fn(states, dataset, step)) for variant, fn in compiled.items()}
@@ -124,8 +116,8 @@ def compare(name: str, seeds: int, steps: int, repeats: int) -> dict[str, float 
             start = time.perf_counter()
             jax.block_until_ready(fn(states, dataset, step))
             times[variant].append(time.perf_counter() - start)
-    rate = {v: steps * seeds / min(t) for v, t in times.items()}
-    median = {v: steps * seeds / float(np.median(t)) for v, t in times.items()}
+    rate = {v: steps * num_seeds / min(t) for v, t in times.items()}
+    median = {v: steps * num_seeds / float(np.median(t)) for v, t in times.items()}
     return {
         "rolled": rate["rolled"],
         "unrolled": rate["unrolled"],

@@ -33,6 +33,15 @@ class Algorithm:
     eval_mode: str = "mode"
     """The reference evaluation rule (``act`` mode): 'mode' (the deterministic action) or 'max_q' (the best
     of sampled candidates under Q1), as the algorithm's paper and reference code evaluate it."""
+    act_modes: tuple[str, ...] = ("mode", "sample")
+    """Every rule ``act`` knows ('sample': a draw of the policy; 'max_q' needs critics)."""
+
+    def check_act_mode(self, mode: str, where: str) -> None:
+        """A ConfigError naming ``where`` (e.g. ``--eval-mode``) unless ``act`` knows the rule ``mode``."""
+        if mode not in self.act_modes:
+            raise ConfigError(
+                f"{where} {mode!r}: {self.name} acts by one of the rules {', '.join(self.act_modes)}"
+            )
 
 
 def _brac_family(name: str, config_cls: type, description: str) -> Algorithm:
@@ -48,6 +57,7 @@ def _brac_family(name: str, config_cls: type, description: str) -> Algorithm:
         description,
         pretrain_batch_size=brac.pretrain_batch_size,
         batches_per_update=brac.batches_per_update,
+        act_modes=("mode", "sample", "max_q"),
     )
 
 
@@ -71,6 +81,7 @@ ALGORITHMS: dict[str, Algorithm] = {
         bcq.update,
         bcq.act,
         description="BCQ (VAE + perturbation)",
+        act_modes=bcq.ACT_MODES,
         eval_mode="max_q",  # sfujim/BCQ select_action: argmax Q1 over perturbed VAE samples
     ),
     "bear": Algorithm(
@@ -80,11 +91,26 @@ ALGORITHMS: dict[str, Algorithm] = {
         bear.update,
         bear.act,
         description="BEAR (VAE + MMD)",
+        act_modes=bear.ACT_MODES,
         eval_mode="max_q",  # aviralkumar2907/BEAR select_action: argmax Q1 over 10 actor samples
     ),
-    "td3bc": Algorithm("td3bc", td3bc.TD3BCConfig, td3bc.init, td3bc.update, td3bc.act, description="TD3+BC"),
+    "td3bc": Algorithm(
+        "td3bc",
+        td3bc.TD3BCConfig,
+        td3bc.init,
+        td3bc.update,
+        td3bc.act,
+        description="TD3+BC",
+        act_modes=("mode", "max_q"),
+    ),
     "rebrac": Algorithm(
-        "rebrac", td3bc.ReBRACConfig, td3bc.init, td3bc.update, td3bc.act, description="ReBRAC"
+        "rebrac",
+        td3bc.ReBRACConfig,
+        td3bc.init,
+        td3bc.update,
+        td3bc.act,
+        description="ReBRAC",
+        act_modes=("mode", "max_q"),
     ),
 }
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, check_ranges, comparison
 from brackit.errors import ConfigError
 from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
 from brackit.ops import entropy_temperature_loss, gradient_step, multiplier_step, nonnegative
@@ -66,6 +66,7 @@ class BCConfig:
         "alpha_entropy": ">= 0",
         "target_entropy": "finite or None",
     }
+    RULES: ClassVar[tuple[Rule, ...]] = (comparison("log_std_min <= log_std_max"),)
 
     def __post_init__(self) -> None:
         check_ranges(self)

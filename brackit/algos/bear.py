@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, check_ranges, comparison
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import VAE, CriticEnsemble, GaussianHead, TanhGaussian, best_by_q1, vae_loss
@@ -154,12 +154,14 @@ class BEARConfig:
         "log_std_min": "finite",
         "log_std_max": "finite",
     }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        comparison("log_lagrange_min <= initial_log_lagrange <= log_lagrange_max"),
+        comparison("log_std_min <= log_std_max"),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
         self.check_divergence()
-        if not self.log_lagrange_min <= self.initial_log_lagrange <= self.log_lagrange_max:
-            raise ConfigError("initial_log_lagrange must lie in [log_lagrange_min, log_lagrange_max]")
 
     def make_divergence(self) -> Divergence:
         """The divergence object (unknown names or parameters are ConfigErrors)."""

@@ -45,7 +45,7 @@ import optax
 from flax import struct
 
 from brackit.algos import bc
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, check_ranges
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import (
@@ -150,6 +150,18 @@ class BRACConfig:
         "behavior_steps": ">= 0",
         "eval_samples": ">= 1",
     }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            ("tune_alpha", "divergence"),
+            lambda tune, divergence: not tune or divergence != "none",
+            "tune_alpha needs a divergence: set divergence to 'kl', 'mmd' or 'w', or tune_alpha to false",
+        ),
+        Rule(
+            ("tune_alpha", "alpha", "alpha_max"),
+            lambda tune, alpha, alpha_max: not tune or alpha is None or alpha <= alpha_max,
+            "with tune_alpha, need alpha <= alpha_max (a tuned alpha is clipped to [0, alpha_max])",
+        ),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -157,8 +169,6 @@ class BRACConfig:
             raise ConfigError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
         if self.divergence != "none":
             self.make_divergence()  # raises ConfigError naming the field to change
-        if self.tune_alpha and self.divergence == "none":
-            raise ConfigError("tune_alpha needs a divergence; set divergence to 'kl', 'mmd' or 'w'")
         if self.log_std_transform not in LOG_STD_TRANSFORMS:
             raise ConfigError(
                 f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"

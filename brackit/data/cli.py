@@ -44,10 +44,15 @@ def convert(
     dst: Annotated[Path, typer.Argument(help="Destination file (npz) or directory (minari).")],
     format: Annotated[str, typer.Option(help="Output format: npz or minari.")] = "npz",
     env_id: Annotated[str | None, typer.Option(help="Gymnasium id to check and record.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace DST (and an npz's card beside it) if it exists.")
+    ] = False,
 ) -> None:
     """Convert a dataset between formats (the write is atomic)."""
     from brackit.data import load_dataset, save_dataset
+    from brackit.data.formats import check_destination
 
+    check_destination(dst, format, overwrite)
     dataset = load_dataset(src, env_id=env_id)
     out = save_dataset(dataset, dst, format=format)
     print(f"wrote {out} ({dataset.card.num_transitions} transitions, sha256 {dataset.card.sha256[:12]})")

@@ -40,7 +40,7 @@ from brackit.data.dataset import (
     episodes_from_arrays,
     make_dataset,
 )
-from brackit.errors import DatasetError
+from brackit.errors import ConfigError, DatasetError
 from brackit.files import atomic_path, atomic_write_text, restore_replaced_directory
 
 FORMATS = ("npz", "minari")
@@ -110,6 +110,39 @@ def save_dataset(dataset: OfflineDataset, path: str | os.PathLike, format: str =
     raise DatasetError(path, "format", f"one of {FORMATS}", repr(format))
 
 
+def check_writable(path: str | os.PathLike, format: str) -> None:
+    """The writers' own refusals, whatever ``overwrite`` says: an npz onto a directory, a Minari dataset
+    onto a file or onto a directory that holds something else (an ``OSError`` naming the path)."""
+    path = Path(path)
+    if format == "npz" and path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not an npz file to write", str(path))
+    if format == "minari" and path.exists():
+        if not (path.is_dir() and (is_minari_directory(path) or not any(path.iterdir()))):
+            what = "a directory that is not a Minari dataset" if path.is_dir() else "not a directory"
+            raise FileExistsError(errno.EEXIST, f"exists and is {what}: refusing to replace it", str(path))
+
+
+def check_destination(path: str | os.PathLike, format: str, overwrite: bool) -> None:
+    """Refuses, before a dataset is read or built, what ``save_dataset(dataset, path, format)`` could not
+    write (an unknown format, ``check_writable``) or would replace without being asked (unless
+    ``overwrite``): an npz file or the card beside it, a Minari dataset directory (``brackit data convert``
+    and ``brackit data build``)."""
+    if format not in FORMATS:
+        raise DatasetError(path, "format", f"one of {FORMATS}", repr(format))
+    check_writable(path, format)
+    path = Path(path)
+    if format == "npz":
+        replaced = [target for target in (path, card_path(path)) if target.exists() or target.is_symlink()]
+    else:
+        replaced = [path] if path.is_dir() and is_minari_directory(path) else []
+    if replaced and not overwrite:
+        names = ", ".join(str(target) for target in replaced)
+        verb = "exists" if len(replaced) == 1 else "exist"
+        raise ConfigError(
+            f"{names} already {verb}; pass --overwrite to replace it, or choose another destination"
+        )
+
+
 # ----------------------------------------------------------------------------------------- npz
 
 
@@ -122,8 +155,7 @@ def card_path(path: str | os.PathLike) -> Path:
 def write_npz(dataset: OfflineDataset, path: str | os.PathLike) -> Path:
     """Compressed npz holding the arrays and the card (as a JSON string); a card file goes beside it."""
     path = Path(path)
-    if path.is_dir():
-        raise IsADirectoryError(errno.EISDIR, "is a directory, not an npz file to write", str(path))
+    check_writable(path, "npz")
     arrays = dataset.host_arrays()
     card_json = json.dumps(dataset.card.to_dict(), sort_keys=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as handle:
@@ -401,9 +433,7 @@ def write_minari(dataset: OfflineDataset, path: str | os.PathLike, dataset_id: s
     import h5py
 
     path = Path(path)
-    if path.exists() and not (path.is_dir() and (is_minari_directory(path) or not any(path.iterdir()))):
-        what = "a directory that is not a Minari dataset" if path.is_dir() else "not a directory"
-        raise FileExistsError(errno.EEXIST, f"exists and is {what}: refusing to replace it", str(path))
+    check_writable(path, "minari")
     card = dataset.card
     episodes = episodes_from_arrays(dataset.host_arrays(), path)
     if dataset_id is None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -32,6 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.extras import layers
 
@@ -60,17 +62,18 @@ class FedConfig:
     """CNN channels of conv1, conv2 and width of the dense layer (the paper: 32, 64, 512)."""
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "num_clients": ">= 1",
+        "client_fraction": "[0, 1]",
+        "local_epochs": ">= 1",
+        "num_rounds": ">= 1",
+        "cnn_widths": ">= 1",
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.model not in MODELS:
             raise ConfigError(f"FedConfig.model: expected one of {MODELS}, got {self.model!r}")
-        if self.num_clients < 1 or not 0.0 <= self.client_fraction <= 1.0:
-            raise ConfigError("FedConfig: need num_clients >= 1 and client_fraction in [0, 1]")
-        if self.local_epochs < 1 or (self.batch_size is not None and self.batch_size < 1):
-            raise ConfigError(
-                "FedConfig: local_epochs must be >= 1 and batch_size >= 1 (or None for infinity)"
-            )
-        if self.num_rounds < 1:
-            raise ConfigError("FedConfig.num_rounds must be >= 1")
 
     @property
     def clients_per_round(self) -> int:

