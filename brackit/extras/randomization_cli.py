@@ -118,8 +118,8 @@ def run(
 
     plt = cli_common.pyplot()
     console = Console()
-    out.mkdir(parents=True, exist_ok=True)
     dataset = extras_data.load_mnist5k(seed=seed)
+    out.mkdir(parents=True, exist_ok=True)  # after the data loaded: a failed load writes nothing
     # The loader's splits are ordered by class: shuffle once so that every prefix is a random subset.
     rng = np.random.default_rng(seed)
     train_order = rng.permutation(len(dataset.y_train))[: sizes.train_size]
