@@ -3,6 +3,8 @@
 # first), each (algorithm, dataset, seed) a run directory under OUT; finished runs are skipped and a killed
 # one resumes from its last evaluation. Usage: benchmarks/learning_peer_all.sh PEER_PYTHON [OUT]
 # Datasets: the cached BRAC-protocol builds (brackit data build / resolve_data, $BRACKIT_DATA_DIR).
+# PEER_THREADS (default 1) sets torch's threads: the learning runs share the machine with brackit's, and
+# two processes each taking every core slowed d3rlpy to a few updates/s here.
 set -euo pipefail
 peer=${1:?usage: learning_peer_all.sh PEER_PYTHON [OUT]}
 out=${2:-benchmarks/results/learning/runs}
@@ -10,7 +12,7 @@ data=${BRACKIT_DATA_DIR:-$HOME/.cache/brackit/datasets}
 here=$(dirname "$0")
 run() {  # algo task steps seed
   "$peer" "$here/learning_peer.py" --data "$data/$2-eps1-1000000-s0.npz" --algo "$1" --steps "$3" \
-    --seed "$4" --eval-every 10000 --eval-episodes 10 --out "$out/$2-eps1/d3rlpy-$1-s$4"
+    --seed "$4" --threads "${PEER_THREADS:-1}" --eval-every 10000 --eval-episodes 10 --out "$out/$2-eps1/d3rlpy-$1-s$4"
 }
 for task in halfcheetah hopper; do
   for seed in 0 1; do run td3bc $task 100000 $seed; run bc $task 100000 $seed; done
