@@ -5,11 +5,23 @@ results) and usually ``--seed``; each paper keeps its own sizes per budget in a 
 ``for_budget`` looks them up (an unknown budget is a ``ConfigError``, exit status 2). A results file starts
 with ``results_header``: its title, then the provenance of ``brackit.provenance.machine_header`` for the
 running command. ``markdown_table``/``print_table`` write one table to the report and to the terminal.
+
+Seeds and verdicts: a results command takes ``--seeds`` (``seeds_option``, default ``0,1,2``) and runs every
+seed; each number it reports is a ``Spread`` over the seeds (mean and min-max), and each claim a
+``verdict``: "reproduced" only if it held in every seed, otherwise how often it held. Beside each results
+file ``NAME.md`` the command writes ``NAME.json`` (``write_results_json``): the command's arguments, commit,
+date, budget, seeds and every seed's metrics (flat ``name -> number``), which ``benchmarks/check_extras.py``
+reruns at the ``small`` budget to check that the ports still give the numbers recorded at the results'
+commit.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
 import pathlib
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -20,7 +32,7 @@ from rich.table import Table
 from brackit.config_checks import COMMON_RANGES, check_option
 from brackit.errors import ConfigError
 from brackit.files import atomic_write_text
-from brackit.provenance import command_line, machine_header
+from brackit.provenance import command_line, git_state, machine_header, utc_date
 
 BUDGETS = ("tiny", "small", "full")
 """The ``--budget`` names of every extras command (tiny: a smoke test; full: the largest run)."""
@@ -55,6 +67,100 @@ def out_option() -> Any:
 def seed_option(help: str | None = None) -> Any:
     """The ``--seed`` option (default 0), in the range of every config's seed."""
     return typer.Option(0, help=help, callback=_check_seed)
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """``"0,1,2"`` -> ``(0, 1, 2)``: distinct seeds in the range of every config's seed."""
+    try:
+        seeds = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--seeds: expected comma-separated integers such as 0,1,2, got {text!r}") from None
+    for seed in seeds:
+        check_option("--seeds", seed, COMMON_RANGES["seed"])
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"--seeds: expected distinct seeds, got {text!r}")
+    return seeds
+
+
+def seeds_option(help: str | None = None, default: str = "0,1,2") -> Any:
+    """The ``--seeds`` option: comma-separated seeds, each a full rerun (default ``0,1,2``); the command's
+    parameter receives the text (``parse_seeds`` has checked it) and calls ``parse_seeds`` itself."""
+
+    def check(text: str) -> str:
+        parse_seeds(text)
+        return text
+
+    return typer.Option(default, help=help or "Comma-separated seeds, one full run each.", callback=check)
+
+
+@dataclasses.dataclass(frozen=True)
+class Spread:
+    """One metric over seeds: its mean, smallest and largest value and the number of seeds."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    def format(self, digits: int = 3) -> str:
+        """``0.912 (0.905-0.920)``; a single seed is just its value."""
+        if self.n == 1:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} ({self.low:.{digits}f}-{self.high:.{digits}f})"
+
+    def to_dict(self) -> dict[str, float]:
+        return {"mean": self.mean, "min": self.low, "max": self.high, "n": self.n}
+
+
+def spread(values: Sequence[float]) -> Spread:
+    """The ``Spread`` of one metric's values over seeds (NaNs are kept: they make the mean NaN)."""
+    if not values:
+        raise ValueError("spread of no values")
+    floats = [float(v) for v in values]
+    return Spread(math.fsum(floats) / len(floats), min(floats), max(floats), len(floats))
+
+
+def verdict(holds: Sequence[bool], claim: str = "reproduced") -> str:
+    """``"reproduced (3/3 seeds)"`` when the claim held in every seed, else ``"held in 2/3 seeds"``
+    (``"not reproduced (0/3 seeds)"`` when in none)."""
+    held, n = sum(bool(h) for h in holds), len(holds)
+    if n and held == n:
+        return f"{claim} ({held}/{n} seeds)"
+    if held == 0:
+        return f"not {claim} (0/{n} seeds)"
+    return f"held in {held}/{n} seeds"
+
+
+def write_results_json(
+    out: pathlib.Path,
+    name: str,
+    *,
+    budget: str,
+    seeds: Sequence[int],
+    per_seed: Mapping[int, Mapping[str, float]],
+    extra: Mapping[str, Any] | None = None,
+    argv: Sequence[str] | None = None,
+) -> pathlib.Path:
+    """Writes ``out/name`` (``extras_X.json``, beside ``extras_X.md``) atomically: the arguments that rerun
+    the command (``argv``, default this process's after the program name), commit, date, ``budget``,
+    ``seeds``, every seed's flat metrics and ``extra`` (settings worth keeping); returns the path.
+    ``benchmarks/check_extras.py`` reruns ``argv`` with ``--budget small --seeds 0`` and compares
+    ``per_seed["0"]``."""
+    state = git_state()
+    payload = {
+        "argv": list(sys.argv[1:] if argv is None else argv),
+        "commit": None if state is None else state.commit,
+        "dirty": None if state is None else state.dirty,
+        "date": utc_date(),
+        "budget": budget,
+        "seeds": list(seeds),
+        "per_seed": {str(seed): {k: float(v) for k, v in per_seed[seed].items()} for seed in seeds},
+        **({"extra": dict(extra)} if extra else {}),
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    atomic_write_text(path, json.dumps(payload, indent=1, allow_nan=True) + "\n")
+    return path
 
 
 def for_budget(sizes: Mapping[str, T], budget: str) -> T:
