@@ -25,6 +25,10 @@ from brackit.types import ObsStats
 
 FORMAT_VERSION = 1
 _KEY_PREFIX = "key::"
+LEAVES_ADDED_LATER = frozenset({".beta_actor", ".beta_critic"})
+"""Leaves of training states that checkpoints written before they existed lack (TD3+BC/ReBRAC's betas,
+state fields since they became sweepable): ``load_states`` takes them from the template, whose values
+``init`` set from the config, as the old code read them."""
 
 
 class CheckpointError(BrackitError, ValueError):
@@ -100,7 +104,8 @@ def load_states(path: str | Path, template: Any) -> Any:
         )
     template_items = _leaf_items(template)
     names = record["leaf_names"]
-    if names != [name for name, _ in template_items]:
+    fill = {name for name, _ in template_items if name in LEAVES_ADDED_LATER and name not in names}
+    if names != [name for name, _ in template_items if name not in fill]:
         missing = sorted(set(n for n, _ in template_items) - set(names))
         raise CheckpointError(
             f"{path}: the state's structure differs from this algorithm/config's (first missing leaf: "
@@ -109,8 +114,13 @@ def load_states(path: str | Path, template: Any) -> Any:
     leaves = []
     try:
         with np.load(path, allow_pickle=False) as npz:
-            for index, (name, expected) in enumerate(template_items):
+            index = 0
+            for name, expected in template_items:
+                if name in fill:
+                    leaves.append(jnp.asarray(expected))
+                    continue
                 value = npz[f"leaf{index:05d}"]
+                index += 1
                 if value.shape != expected.shape or value.dtype != expected.dtype:
                     raise CheckpointError(
                         f"{path}: leaf {name}: expected {expected.dtype}{list(expected.shape)}, "

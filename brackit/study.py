@@ -39,8 +39,8 @@ or the file's stem. ``OUT/study.json`` lists every group, its logdir and status,
 Budgets (``--budget``) cap steps, seeds, dataset size, evaluation and chunk length for smaller machines;
 config fields that count steps (``STEP_FIELDS``: warm-up and behavior-policy steps) shrink in the same
 proportion as the steps. A variant's ``budgets.<name>`` table caps that variant further under that budget
-(``steps``, ``seeds``; ``datasets``: only these), e.g. to give algorithms whose updates cost more fewer
-steps on a CPU. Restarting a study skips finished groups, resumes partial ones from their last
+(``steps``, ``seeds``; ``datasets``: only these; ``grid``: these values of the variant's grid fields
+instead), e.g. to give algorithms whose updates cost more fewer steps, or a smaller sweep, on a CPU. Restarting a study skips finished groups, resumes partial ones from their last
 checkpoint (bit-identical), and refuses a logdir that holds a different run (``RunError``).
 """
 
@@ -156,7 +156,7 @@ _TOP_KEYS: dict[str, tuple[type, str]] = {
 }
 _POSITIVE = ("dataset_size", "steps", "seeds", "chunk_steps")
 _VARIANT_KEYS = ("name", "algorithm", "description", "set", "grid", "per_dataset", "budgets")
-_VARIANT_BUDGET_KEYS = ("steps", "seeds", "datasets")
+_VARIANT_BUDGET_KEYS = ("steps", "seeds", "datasets", "grid")
 
 
 def load_spec(spec: str | Path) -> StudySpec:
@@ -304,9 +304,22 @@ def _parse_variant(item: Any, where: str) -> Variant:
         )
         per_dataset[dataset] = fields
     budgets = _parse_variant_budgets(item.get("budgets", {}), f"{where}.budgets")
+    for budget_name, caps in budgets.items():  # a budget's grid: fewer values of the variant's grid fields
+        at = f"{where}.budgets.{budget_name}.grid"
+        typed = {}
+        for key, values in config_lib.flatten(caps.get("grid", {})).items():
+            if key not in grid:
+                raise ConfigError(
+                    f"{at}.{key}: not a field of the variant's grid ({', '.join(grid) or 'none'})"
+                )
+            hint = config_lib.field_hint(config_cls, key, f"{at}.{key}")
+            typed[key] = tuple(config_lib.check_value(hint, v, f"{at}.{key}") for v in values)
+        if typed:
+            caps["grid"] = typed
     variant = Variant(name, algorithm, overrides, grid, item.get("description", ""), per_dataset, budgets)
-    for dataset in [None, *per_dataset]:
-        for point in _grid_points(variant):  # every cell's config must build
+    budget_grids = [None, *(caps["grid"] for caps in budgets.values() if "grid" in caps)]
+    for dataset, budget_grid in itertools.product([None, *per_dataset], budget_grids):
+        for point in _grid_points(variant, budget_grid):  # every cell's config must build
             try:
                 config_cls(**_cell_overrides(variant, point, dataset))
             except ConfigError as error:
@@ -329,6 +342,11 @@ def _parse_variant_budgets(table: Any, where: str) -> dict[str, dict[str, Any]]:
             value = caps.get(key, 1)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{where}.{name}.{key}: expected a positive integer, got {value!r}")
+        grid = caps.get("grid", {})
+        if not isinstance(grid, dict) or not all(isinstance(v, list) and v for v in grid.values()):
+            raise ConfigError(
+                f"{where}.{name}.grid: expected a table of field -> non-empty list, got {grid!r}"
+            )
         datasets = caps.get("datasets", [])
         if not isinstance(datasets, list) or not all(isinstance(d, str) and d for d in datasets):
             raise ConfigError(f"{where}.{name}.datasets: expected a list of dataset names, got {datasets!r}")
@@ -336,9 +354,14 @@ def _parse_variant_budgets(table: Any, where: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _grid_points(variant: Variant) -> list[dict[str, Any]]:
-    keys = list(variant.grid)
-    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*variant.grid.values())]
+def _grid_points(
+    variant: Variant, budget_grid: dict[str, tuple[Any, ...]] | None = None
+) -> list[dict[str, Any]]:
+    """The product of the variant's grid values; ``budget_grid`` (a budget's ``grid`` cap) replaces the
+    values of its keys."""
+    grid = {**variant.grid, **(budget_grid or {})}
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*grid.values())]
 
 
 def _cell_overrides(variant: Variant, point: dict[str, Any], dataset: str | None = None) -> dict[str, Any]:
@@ -545,7 +568,7 @@ def plan_study(
             steps = min(spec.steps, caps.get("steps", spec.steps))
             num_seeds = min(spec.seeds, caps.get("seeds", spec.seeds))
             config_cls = get_algorithm(variant.algorithm).config_cls
-            for point in _grid_points(variant):
+            for point in _grid_points(variant, caps.get("grid")):
                 overrides = _cell_overrides(variant, point, study_dataset_name(dataset))
                 overrides = _scaled(config_cls, overrides, factor * steps / spec.steps)
                 config = config_cls(**overrides)

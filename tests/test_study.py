@@ -438,3 +438,33 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
     assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].num_seeds == 3
     assert by_name["hopper-eps1", "brac-v-alpha"].sweep == {"alpha": [0.1, 1.0, 10.0]}
     assert ("ant-eps1", "brac-v-alpha") not in by_name
+
+
+def test_a_budget_may_run_fewer_values_of_a_variants_grid(tmp_path):
+    """``budgets.<name>.grid`` replaces the values of the variant's grid fields under that budget (one
+    vmapped sweep still); a field outside the variant's grid or a value its config refuses is an error."""
+    text = """
+name = "grids"
+datasets = ["hopper-eps1"]
+steps = 200
+seeds = 2
+eval_every = 100
+eval_episodes = 2
+chunk_steps = 100
+[[variants]]
+name = "rebrac-beta"
+algorithm = "rebrac"
+grid = { beta_actor = [0.001, 0.01, 0.1], beta_critic = [0.0, 0.5] }
+budgets = { laptop = { grid = { beta_critic = [0.01] } } }
+"""
+    spec = load_spec(write_spec(tmp_path, text))
+    (full,) = plan_study(spec, tmp_path / "out").groups
+    assert full.sweep == {"beta_actor": [0.001, 0.01, 0.1], "beta_critic": [0.0, 0.5]}
+    (small,) = plan_study(spec, tmp_path / "out", budget="laptop").groups
+    assert small.sweep == {"beta_actor": [0.001, 0.01, 0.1]} and small.overrides["beta_critic"] == 0.01
+    with pytest.raises(ConfigError, match=r"budgets\.laptop\.grid\.gamma: not a field of the variant's grid"):
+        load_spec(
+            write_spec(tmp_path, text.replace("{ beta_critic = [0.01] }", "{ gamma = [0.9] }"), "b.toml")
+        )
+    with pytest.raises(ConfigError, match="beta_critic"):
+        load_spec(write_spec(tmp_path, text.replace("[0.01] }", "[-1.0] }"), "c.toml"))

@@ -194,6 +194,10 @@ class TD3BCState:
     critic_opt: optax.OptState
     step: jax.Array
     key: jax.Array
+    beta_actor: jax.Array
+    """``config.beta_actor`` as a state field, so that a sweep vmaps over it (``brackit.train.apply_sweep``)."""
+    beta_critic: jax.Array
+    """``config.beta_critic``, likewise."""
     action_dim: int = struct.field(pytree_node=False)
 
 
@@ -233,6 +237,8 @@ def init(config: ReBRACConfig, key: jax.Array, obs_dim: int, action_dim: int) ->
         critic_opt=optax.adam(config.critic_lr).init(critic_params),
         step=jnp.zeros((), jnp.int32),
         key=key,
+        beta_actor=jnp.asarray(config.beta_actor, jnp.float32),
+        beta_critic=jnp.asarray(config.beta_critic, jnp.float32),
         action_dim=action_dim,
     )
 
@@ -256,7 +262,7 @@ def critic_target(
     next_q = jnp.min(critic_net(config).apply(state.critic_target, batch.next_obs, next_action), axis=0)
     # rows whose next action is a placeholder (an episode's last row) get no critic penalty
     penalty = behavior_penalty(config, next_action, batch.next_action) * batch.next_action_mask()
-    target = bellman_target(batch.reward, batch.discount, config.gamma, next_q - config.beta_critic * penalty)
+    target = bellman_target(batch.reward, batch.discount, config.gamma, next_q - state.beta_critic * penalty)
     return target, {"next_penalty": jnp.mean(penalty)}
 
 
@@ -268,7 +274,12 @@ def critic_loss(
 
 
 def actor_loss(
-    actor_params: dict, config: ReBRACConfig, critic_params: dict, batch: Transition, action_dim: int
+    actor_params: dict,
+    config: ReBRACConfig,
+    critic_params: dict,
+    batch: Transition,
+    action_dim: int,
+    beta_actor: jax.Array | float,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """mean(beta_actor ||pi(s) - a||^2 - lam Q(s, pi(s))), lam = stop_grad(q_scale / mean|Q|)."""
     action = actor_net(config, action_dim).apply(actor_params, batch.obs)
@@ -278,7 +289,7 @@ def actor_loss(
         q = first_critic_net(config).apply(ensemble_member(critic_params, 0), batch.obs, action)
     lam = jax.lax.stop_gradient(config.q_scale / (jnp.mean(jnp.abs(q)) + 1e-8))
     penalty = behavior_penalty(config, action, batch.action)
-    loss = jnp.mean(config.beta_actor * penalty - lam * q)
+    loss = jnp.mean(beta_actor * penalty - lam * q)
     return loss, {"loss": loss, "q": jnp.mean(q), "lam": lam, "bc_penalty": jnp.mean(penalty)}
 
 
@@ -315,6 +326,7 @@ def update(
             critic_params,
             batch,
             state.action_dim,
+            state.beta_actor,
         )
         state = state.replace(
             actor_params=actor_params,

@@ -4,8 +4,6 @@ network (LayerNorm after the ReLU) and initialisation, TD3+BC's unchanged networ
 
 from __future__ import annotations
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -33,7 +31,9 @@ def test_actor_gradient_is_invariant_to_the_scale_of_q(preset):
     data = batch()
 
     def grads(critic_params):
-        return jax.grad(td3bc.actor_loss, has_aux=True)(state.actor_params, config, critic_params, data, ACT)
+        return jax.grad(td3bc.actor_loss, has_aux=True)(
+            state.actor_params, config, critic_params, data, ACT, state.beta_actor
+        )
 
     g1, m1 = grads(state.critic_params)
     g100, m100 = grads(scale_critic(state.critic_params, 100.0))
@@ -230,6 +230,22 @@ def test_rebrac_d4rl_betas():
         td3bc.rebrac_d4rl_config("hopper-medium-v0")
 
 
+def test_betas_are_state_fields_that_a_sweep_can_set():
+    """The betas live in the state (a study's beta grid is one vmapped program): init copies them from the
+    config, and the losses read the state's values."""
+    config = td3bc.ReBRACConfig(beta_actor=0.3, beta_critic=0.2, **SMALL)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    assert float(state.beta_actor) == np.float32(0.3) and float(state.beta_critic) == np.float32(0.2)
+    data = batch()
+
+    def loss_of(beta: float) -> dict:
+        return td3bc.actor_loss(state.actor_params, config, state.critic_params, data, ACT, beta)[1]
+
+    m0, m1 = loss_of(0.0), loss_of(1.0)
+    # loss = mean(beta ||pi(s) - a||^2 - lam Q): the difference of the two losses is the mean penalty
+    np.testing.assert_allclose(float(m1["loss"] - m0["loss"]), float(m1["bc_penalty"]), rtol=1e-5)
+
+
 def test_rebrac_critic_penalty_skips_rows_without_a_next_action():
     """ReBRAC's target subtracts beta_critic ||a~' - a'||^2 only where the dataset has a next action a'."""
     config = td3bc.ReBRACConfig(critic_hidden=(16, 16), actor_hidden=(16, 16), batch_size=B, beta_critic=2.0)
@@ -239,6 +255,29 @@ def test_rebrac_critic_penalty_skips_rows_without_a_next_action():
     data = batch(3).replace(discount=jnp.ones(B), next_action_valid=jnp.asarray(valid))
     key = jax.random.key(2)
     penalized, _ = td3bc.critic_target(config, state, data, key)
-    free, _ = td3bc.critic_target(dataclasses.replace(config, beta_critic=0.0), state, data, key)
+    free, _ = td3bc.critic_target(config, state.replace(beta_critic=jnp.zeros(())), data, key)
     np.testing.assert_allclose(penalized[valid == 0], free[valid == 0], rtol=1e-6)
     assert np.all(np.asarray(free - penalized)[valid == 1] > 0)
+
+
+def test_a_checkpoint_written_before_the_betas_were_state_fields_still_loads(tmp_path):
+    """Checkpoints of TD3+BC/ReBRAC states without ``beta_actor``/``beta_critic`` leaves (written before they
+    became state fields) load, with the betas taken from the template, i.e. from the config."""
+    import json
+
+    from brackit.checkpoint import load_states, save_checkpoint
+
+    config = td3bc.TD3BCConfig(**SMALL)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    path = save_checkpoint(tmp_path / "new.npz", state, phase="train", step=0, history=[], metadata={})
+    with np.load(path) as npz:  # the same file as the old code wrote it: without the two leaves
+        record = json.loads(str(npz["record_json"]))
+        keep = [i for i, name in enumerate(record["leaf_names"]) if not name.startswith(".beta_")]
+        assert len(keep) == len(record["leaf_names"]) - 2
+        arrays = {f"leaf{new:05d}": npz[f"leaf{old:05d}"] for new, old in enumerate(keep)}
+    record["leaf_names"] = [record["leaf_names"][i] for i in keep]
+    np.savez(tmp_path / "old.npz", record_json=np.array(json.dumps(record)), **arrays)
+    template = td3bc.init(td3bc.TD3BCConfig(**SMALL), jax.random.key(5), OBS, ACT)
+    loaded = load_states(tmp_path / "old.npz", template)
+    assert leaves_equal(loaded.actor_params, state.actor_params)
+    assert float(loaded.beta_actor) == 1.0 and float(loaded.beta_critic) == 0.0
