@@ -9,7 +9,7 @@ Reads every run directory under ``--runs`` (brackit's, from ``brackit study lear
 ``--out``, and ``summary.md`` beside them: per dataset, the data's segment returns (random, policy, noisy
 policy) and per group the IQM of the final return and of the D4RL-normalized score with 95% stratified
 bootstrap CIs (``brackit.stats``), whether the IQM return reaches the policy segment's mean return, the
-alpha sweep, and the cost of a run (median updates/s of its training chunks, wall time = training chunks
+grid sweeps (BRAC's alpha, ReBRAC's betas), and the cost of a run (median updates/s of its training chunks, wall time = training chunks
 + evaluations). The segments come from the dataset cards in ``--data-dir`` and are kept in
 ``--out/datasets.json``, so the report re-renders from the repository alone.
 """
@@ -132,8 +132,8 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
         "steps yet.",
         "",
     ]
-    # variant -> dataset -> grid value -> (IQM final return, IQM final score, partial)
-    sweeps: dict[str, dict[str, dict[float, tuple[float, float, bool]]]] = defaultdict(
+    # variant -> dataset -> grid point -> (IQM final return, IQM final score, partial)
+    sweeps: dict[str, dict[str, dict[GridPoint, tuple[float, float, bool]]]] = defaultdict(
         lambda: defaultdict(dict)
     )
     for name in sorted(by_dataset):
@@ -183,9 +183,9 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
             q_text = f"{float(iqm(np.array(q_final))):.1f}" if len(q_final) == len(done) else "-"
             rate = np.median([c["updates_per_s"] for c in costs])
             wall = np.median([c["wall_seconds"] for c in costs]) / 60
-            if match := SWEEP_GROUP.fullmatch(group):
+            if (point := grid_point(group)) is not None:
                 score = float(iqm(scores)) if scores is not None else math.nan
-                sweeps[match["variant"]][name][float(match["value"])] = (
+                sweeps[group.split(" ")[0]][name][point] = (
                     float(iqm(returns)),
                     score,
                     bool(partial),
@@ -201,22 +201,38 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
     return text
 
 
-SWEEP_GROUP = re.compile(r"(?P<variant>\S+) alpha=(?P<value>[0-9.eE+-]+)")
-"""A group of a grid over alpha, as ``brackit report`` labels it (``brac-v-alpha alpha=0.1``)."""
+SWEEP_VALUE = re.compile(r"[a-z_]+=[0-9.eE+-]+")
+"""One swept field's value in a group's name, as ``brackit report`` labels a sweep's group: the label, then
+``field=value`` per swept field (``brac-v-alpha alpha=0.1``, ``rebrac-beta@beta_critic=0.01 beta_actor=0.01``)."""
+
+GridPoint = tuple[tuple[str, float], ...]
 
 
-def sweep_section(sweeps: dict[str, dict[str, dict[float, tuple[float, float, bool]]]]) -> list[str]:
-    """Per grid variant: the grid (IQM final return per alpha and dataset), the best alpha per dataset, and
-    the single alpha best across datasets (the largest mean D4RL score over the datasets where every value
-    ran; chosen only from finished groups)."""
+def grid_point(group: str) -> GridPoint | None:
+    """The swept fields' values of a group of a sweep, ``(("alpha", 0.1),)``; None for other groups."""
+    tokens = group.split(" ")
+    if len(tokens) < 2 or not all(SWEEP_VALUE.fullmatch(t) for t in tokens[1:]):
+        return None
+    return tuple((key, float(value)) for key, value in (t.split("=") for t in tokens[1:]))
+
+
+def point_text(point: GridPoint) -> str:
+    return ", ".join(f"{key} {value:g}" for key, value in point)
+
+
+def sweep_section(sweeps: dict[str, dict[str, dict[GridPoint, tuple[float, float, bool]]]]) -> list[str]:
+    """Per grid variant: the grid (IQM final return per grid point and dataset), the best point per dataset,
+    and the single point best across datasets (the largest mean D4RL score over the datasets where every
+    point ran; chosen only from finished groups)."""
     lines: list[str] = []
     for variant, per_dataset in sorted(sweeps.items()):
         values = sorted({value for grid in per_dataset.values() for value in grid})
         datasets = sorted(per_dataset)
-        lines += [f"## The {variant} grid: alpha per dataset", ""]
-        lines.append("| alpha | " + " | ".join(datasets) + " | mean score |")
+        fields = ", ".join(dict.fromkeys(key for point in values for key, _ in point))
+        lines += [f"## The {variant} grid: {fields} per dataset", ""]
+        lines.append(f"| {fields} | " + " | ".join(datasets) + " | mean score |")
         lines.append("|---|" + "---|" * (len(datasets) + 1))
-        mean_scores: dict[float, float] = {}
+        mean_scores: dict[GridPoint, float] = {}
         for value in values:
             cells, scores = [], []
             for dataset in datasets:
@@ -230,7 +246,7 @@ def sweep_section(sweeps: dict[str, dict[str, dict[float, tuple[float, float, bo
             complete = len(scores) == len(datasets) and not any(math.isnan(x) for x in scores)
             mean_scores[value] = float(np.mean(scores)) if complete else math.nan
             mean = f"{mean_scores[value]:.1f}" if complete else "n/a (partial)"
-            lines.append(f"| {value:g} | " + " | ".join(cells) + f" | {mean} |")
+            lines.append(f"| {point_text(value)} | " + " | ".join(cells) + f" | {mean} |")
         lines.append("")
         for dataset in datasets:
             grid = per_dataset[dataset]
@@ -239,11 +255,11 @@ def sweep_section(sweeps: dict[str, dict[str, dict[float, tuple[float, float, bo
                 lines.append(f"- {dataset}: not finished ({len(finished)} of {len(grid)} values)")
                 continue
             best = max(finished, key=lambda v: finished[v][0])
-            lines.append(f"- {dataset}: best alpha {best:g} (IQM final return {finished[best][0]:.1f})")
+            lines.append(f"- {dataset}: best {point_text(best)} (IQM final return {finished[best][0]:.1f})")
         ranked = {v: m for v, m in mean_scores.items() if not math.isnan(m)}
         if ranked:
             best = max(ranked, key=ranked.get)
-            lines.append(f"- across datasets: alpha {best:g} (mean IQM final score {ranked[best]:.1f})")
+            lines.append(f"- across datasets: {point_text(best)} (mean IQM final score {ranked[best]:.1f})")
         else:
             lines.append("- across datasets: not decided until every dataset's grid has finished")
         lines.append("")
