@@ -1,0 +1,96 @@
+"""Wall time per learning run, brackit against d3rlpy, on the same dataset file, steps and evaluation.
+
+The learning benchmark's third target: brackit's wall time per run, evaluation included, is at most half
+of d3rlpy's for the same algorithm and steps, measured one after the other on the same idle machine.
+
+    .venv/bin/python benchmarks/learning_walltime.py --peer-python /work/peer/bin/python \\
+        --data $BRACKIT_DATA_DIR/halfcheetah-eps1-1000000-s0.npz --out benchmarks/results/learning
+
+For each algorithm: ``brackit train`` runs ``--seeds`` seeds as one vmapped program (how the benchmark
+runs them), then ``benchmarks/learning_peer.py`` runs d3rlpy's seed 0 (torch with every core); both with
+``--steps`` updates and an evaluation of ``--eval-episodes`` episodes every ``--eval-every`` steps, each
+process timed from start to exit (import, JIT compilation, data loading, training and evaluation). brackit's
+time per run is its group's wall time divided by the seeds. The machine must be otherwise idle: the load
+average before each command is recorded beside it, and the file says so when it was above 0.5 per core.
+The two processes' run directories are temporary; the results file is ``OUT/walltime.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from brackit.files import atomic_write_text
+from brackit.provenance import command_line, machine_header
+
+HERE = Path(__file__).resolve().parent
+
+
+def timed(args: list[str]) -> tuple[float, float]:
+    """(wall seconds, 1-minute load average just before) of one process, which must succeed."""
+    load = os.getloadavg()[0]
+    start = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start, load
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--peer-python", required=True, help="a Python with torch and d3rlpy")
+    parser.add_argument("--data", type=Path, required=True, help="a brackit .npz dataset")
+    parser.add_argument("--algos", default="td3bc,bc,bcq,bear")
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--eval-every", type=int, default=5_000)
+    parser.add_argument("--eval-episodes", type=int, default=10)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
+    args = parser.parse_args()
+    brackit = Path(sys.executable).parent / "brackit"
+    rows, loads = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        for algo in args.algos.split(","):
+            common = ["--steps", str(args.steps), "--eval-every", str(args.eval_every)]
+            common += ["--eval-episodes", str(args.eval_episodes)]
+            ours, load_ours = timed(
+                [str(brackit), "train", algo, "--data", str(args.data), "--seeds", str(args.seeds),
+                 "--logdir", f"{tmp}/brackit-{algo}", "--no-tensorboard", *common]
+            )  # fmt: skip
+            peer, load_peer = timed(
+                [args.peer_python, str(HERE / "learning_peer.py"), "--data", str(args.data), "--algo", algo,
+                 "--seed", "0", "--out", f"{tmp}/d3rlpy-{algo}", *common]
+            )  # fmt: skip
+            loads += [load_ours, load_peer]
+            per_run = ours / args.seeds
+            rows.append(
+                f"| {algo} | {ours:.1f} s ({args.seeds} seeds) | {per_run:.1f} s | {peer:.1f} s | "
+                f"{per_run / peer:.2f} | {'met' if per_run <= peer / 2 else 'missed'} | "
+                f"{load_ours:.2f} / {load_peer:.2f} |"
+            )
+            print(rows[-1], flush=True)
+    cores = os.cpu_count() or 1
+    busy = max(loads) > 0.5 * cores
+    lines = [
+        "# Wall time per learning run: brackit against d3rlpy",
+        "",
+        machine_header(command_line("python benchmarks/learning_walltime.py", sys.argv[1:])),
+        f"- dataset: `{args.data.name}`; {args.steps:,} updates, an evaluation of {args.eval_episodes} "
+        f"episodes every {args.eval_every:,} steps; each process timed from start to exit",
+        f"- the machine {'WAS NOT idle (load above 0.5 per core): these times are not the target measurement' if busy else 'was idle (1-minute load average at most 0.5 per core before every command)'}",
+        "",
+        "| algorithm | brackit group | brackit per run | d3rlpy run | per-run ratio | target (<= 0.5) | load before (brackit / d3rlpy) |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+        "",
+    ]  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out / "walltime.md", "\n".join(lines))
+    print(f"wrote {args.out / 'walltime.md'}")
+
+
+if __name__ == "__main__":
+    main()
