@@ -43,7 +43,7 @@ FORMAT = "brackit-policy"
 FORMAT_VERSION = 1
 KEY_IMPL = "threefry2x32"
 """The PRNG whose raw key data (uint32[2]) a sampling program takes."""
-_ZIP_MAGIC = b"PK\x03\x04"
+_ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members; an empty zip (np.savez of nothing)
 
 
 class PolicyError(BrackitError, ValueError):
@@ -61,7 +61,7 @@ def is_exported_policy(path: str | os.PathLike) -> bool:
     if not path.is_file():
         return False
     with open(path, "rb") as handle:
-        return handle.read(4) != _ZIP_MAGIC
+        return handle.read(4) not in _ZIP_MAGICS
 
 
 class Policy:
@@ -133,7 +133,7 @@ def load_policy(path: str | os.PathLike, seed: int = 0) -> Policy:
         data = path.read_bytes()
     except OSError as error:
         raise PolicyError(f"{path}: cannot read the policy file ({error.strerror or error})") from error
-    if data[:4] == _ZIP_MAGIC:
+    if data[:4] in _ZIP_MAGICS:
         raise PolicyError(
             f"{path}: a zip archive (a checkpoint?), not an exported policy; see `brackit export`"
         )

@@ -213,3 +213,17 @@ def test_onnx_export_of_a_deterministic_rule(runs, tmp_path):
     with pytest.raises(BrackitError, match="deterministic rules only"):
         export_policy(runs["bcq"], tmp_path / "bcq.jaxexport", onnx=True)
     assert not (tmp_path / "bcq.jaxexport").exists()
+
+
+def test_an_empty_zip_is_not_taken_for_an_exported_policy(tmp_path, capsys):
+    """``np.savez`` of nothing writes an empty zip (its first bytes are the end-of-archive record, not a
+    member's header): ``brackit eval`` reports it as an unreadable checkpoint, not a foreign program."""
+    from brackit.policy import is_exported_policy
+
+    path = tmp_path / "empty.npz"
+    np.savez(path)
+    assert path.read_bytes()[:4] == b"PK\x05\x06" and not is_exported_policy(path)
+    with pytest.raises(PolicyError, match="a zip archive"):
+        load_policy(path)
+    assert main(["eval", str(path)]) == 2
+    assert "not a readable brackit checkpoint" in capsys.readouterr().err
