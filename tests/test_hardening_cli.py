@@ -371,8 +371,8 @@ CASES = {
     "bench no devices": (["bench", "--tiny", "--devices", "0"], "--devices must be >= 1, got 0"),
     "bench out a directory": (["bench", "--tiny", "--out", "adir"], "--out adir: a directory"),
     "extras negative seed": (
-        ["extras", "iht", "recovery", "--budget", "tiny", "--seed", "-1", "--out", "o"],
-        "--seed must be in [0, 4294967296), got -1",
+        ["extras", "iht", "recovery", "--budget", "tiny", "--seeds", "-1", "--out", "o"],
+        "--seeds must be in [0, 4294967296), got -1",
     ),
     "extras out a file": (
         ["extras", "simclr", "study", "--budget", "tiny", "--out", "p.npz"],

@@ -77,6 +77,16 @@ def _toy_dataset() -> ImageDataset:
     return ImageDataset("toy", images[:200], labels[:200], images[200:], labels[200:], 2)
 
 
+def test_hard_threshold_top_k_path_matches_the_sort() -> None:
+    # A Python int count takes lax.top_k, a traced one the stable sort: the same entries survive, ties too.
+    values = jnp.asarray(np.random.default_rng(1).normal(size=(6, 7)), jnp.float32).at[0, :4].set(-0.5)
+    values = values.at[1, :3].set(0.5)
+    for count in (0, 1, 3, 5, 20, 42, 50):
+        np.testing.assert_array_equal(
+            iht.hard_threshold(values, count), jax.jit(iht.hard_threshold)(values, jnp.int32(count))
+        )
+
+
 def test_attacks_respect_budget_and_jsma_moves_toward_target() -> None:
     dataset = _toy_dataset()
     model = iht.MLPClassifier(hidden=(16,), num_classes=2)
@@ -85,23 +95,32 @@ def test_attacks_respect_budget_and_jsma_moves_toward_target() -> None:
     test_images, test_labels = jnp.asarray(dataset.x_test[..., 0]), jnp.asarray(dataset.y_test)
     logits_fn = lambda x: model.apply(params, x)  # noqa: E731
     assert iht.accuracy(logits_fn, test_images, test_labels) == 1.0
+    config = iht.DefenseConfig(k=8, t=4, num_iters=3, budgets=(1, 3), cw=iht.CWL0Config(rounds=4, steps=10))
     results = {}
     for attack in iht.ATTACKS:
-        run = iht.make_attack(model.apply, attack, 3)
-        adversarial = results[attack] = run(params, test_images, test_labels, jax.random.key(1))
-        np.testing.assert_array_equal(run(params, test_images, test_labels, jax.random.key(1)), adversarial)
-        changed = jnp.sum(jnp.abs(adversarial - test_images) > 0, axis=(1, 2))
-        assert int(jnp.max(changed)) <= 3 and int(jnp.max(changed)) >= 1
-        assert set(np.unique(np.asarray(adversarial)[np.asarray(adversarial != test_images)])) <= {0.0, 1.0}
+        run = iht.make_attack(model.apply, attack, config)
+        adversarial, found, pixels = run(params, test_images, test_labels, jax.random.key(1))
+        results[attack] = adversarial
+        again = run(params, test_images, test_labels, jax.random.key(1))[0]
+        np.testing.assert_array_equal(again, adversarial)  # the same key, the same images
+        assert adversarial.shape == (2, *test_images.shape) and found.shape == pixels.shape == (40,)
+        changed = jnp.sum(adversarial != test_images, axis=(2, 3))
+        assert int(jnp.max(changed[0])) <= 1 and int(jnp.max(changed[1])) <= 3, attack
+        assert float(adversarial.min()) >= 0.0 and float(adversarial.max()) <= 1.0
+        if attack != "cw_l0":  # the greedy attacks and random flips set pixels to 0 or 1
+            assert int(jnp.max(changed[1])) >= 1, attack
+            values = np.asarray(adversarial)[np.asarray(adversarial != test_images)]
+            assert set(np.unique(values)) <= {0.0, 1.0}, attack
     # With two classes, the JSMA target is the other class: the target logit must gain on the true one.
-    adversarial = results["jsma"]
-    before, after = logits_fn(test_images), logits_fn(adversarial)
     rows = jnp.arange(test_labels.size)
+    before = logits_fn(test_images)
     gap_before = before[rows, 1 - test_labels] - before[rows, test_labels]
-    gap_after = after[rows, 1 - test_labels] - after[rows, test_labels]
-    assert bool(jnp.all(gap_after >= gap_before - 1e-4)) and bool(jnp.any(gap_after > gap_before))
+    for attack in ("jsma_pairs", "jsma_single"):
+        after = logits_fn(results[attack][1])
+        gap_after = after[rows, 1 - test_labels] - after[rows, test_labels]
+        assert bool(jnp.all(gap_after >= gap_before - 1e-4)) and bool(jnp.any(gap_after > gap_before)), attack
     with pytest.raises(ConfigError):
-        iht.make_attack(model.apply, "cw", 3)
+        iht.make_attack(model.apply, "cw", config)
 
 
 def test_defense_pipeline_runs() -> None:
@@ -112,26 +131,20 @@ def test_defense_pipeline_runs() -> None:
         hidden=(16,),
         epochs=3,
         batch_size=50,
-        attacks=("random",),
-        budgets=(2,),
+        attacks=("random", "cw_l0"),
+        budgets=(2, 4),
         num_attack_images=20,
+        cw=iht.CWL0Config(rounds=3, steps=5),
     )
     rows, metrics = iht.run_defense(config, _toy_dataset())
-    assert [(row.attack, row.budget) for row in rows] == [("none", 0), ("random", 2)]
+    expected = [("none", 0), ("random", 2), ("random", 4), ("cw_l0", 2), ("cw_l0", 4)]
+    assert [(row.attack, row.budget) for row in rows] == expected
     assert all(0.0 <= row.undefended <= 1.0 and 0.0 <= row.defended <= 1.0 for row in rows)
-    assert 0.0 <= metrics["clean/projection_accuracy"] <= 1.0
-    with pytest.raises(ConfigError, match="unknown"):
+    assert [row.pixels_changed for row in rows[:3]] == [0.0, 2.0, 4.0]
+    assert 0.0 <= metrics["clean/projection_accuracy"] <= 1.0 and 0.0 <= metrics["cw_l0/found"] <= 1.0
+    with pytest.raises(ConfigError, match="attacks must be distinct names"):
         iht.DefenseConfig(attacks=("cw",))
-
-
-def test_cli_recovery_and_defense_tiny(tmp_path) -> None:
-    from brackit.cli import main
-
-    assert main(["extras", "iht", "recovery", "--budget", "tiny", "--out", str(tmp_path)]) == 0
-    report = (tmp_path / "extras_iht_recovery.md").read_text()
-    assert "| 1 | 1.00 |" in report and "git commit" in report
-    assert (tmp_path / "extras_iht_recovery.png").stat().st_size > 1000
-    assert main(["extras", "iht", "defense", "--budget", "tiny", "--out", str(tmp_path)]) == 0
-    report = (tmp_path / "extras_iht_defense.md").read_text()
-    assert "| none | 0 |" in report and "| jsma | 5 |" in report
-    assert main(["extras", "iht", "recovery", "--budget", "huge", "--out", str(tmp_path)]) == 2
+    with pytest.raises(ConfigError, match="attacks must be distinct names"):
+        iht.DefenseConfig(attacks=("random", "random"))
+    with pytest.raises(ConfigError, match=r"CWL0Config\.shrink"):
+        iht.CWL0Config(shrink=1.0)
