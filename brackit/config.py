@@ -3,7 +3,7 @@
 One owner for "set field X of config class C to a typed value", whatever the value comes from:
 
 - ``parse_text`` reads a command-line string (``brackit train --set critic_hidden=64,64``);
-- ``check_value`` checks a TOML or JSON value (a study's ``set`` and ``grid`` tables);
+- ``check_value`` checks a TOML or JSON value (a study's ``set`` and ``grid`` tables, run.json's fields);
 - ``put`` sets an already typed value at a dotted field (``behavior.hidden``), rebuilding nested configs;
 - ``to_dict`` / ``from_dict`` convert a config to and from JSON-able values (``run.json``, checkpoints);
 - ``build`` makes the config, refusing unknown fields.
@@ -60,8 +60,10 @@ def _optional(hint: Any) -> Any | None:
 
 
 def _expected(hint: Any) -> str:
-    if typing.get_origin(hint) is tuple:
+    if typing.get_origin(hint) in (tuple, list):
         return f"a list ({hint})"
+    if typing.get_origin(hint) is dict:
+        return f"an object ({hint})"
     return _EXPECTED.get(hint, str(hint))
 
 
@@ -90,12 +92,14 @@ def parse_text(hint: Any, raw: str, where: str) -> Any:
 
 def check_value(hint: Any, value: Any, where: str) -> Any:
     """A TOML/JSON value checked against type ``hint`` (no parsing of strings: ``"2"`` is not an integer);
-    an int is accepted for a float, a list for a tuple, ``"none"`` for ``X | None``."""
+    an int is accepted for a float, a list for a tuple, ``"none"`` (or JSON's null) for ``X | None``, an
+    object for ``dict[str, X]``, anything for ``Any``."""
+    if hint is Any:
+        return value
     inner = _optional(hint)
     if inner is not None:
-        return (
-            None if isinstance(value, str) and value.lower() == "none" else check_value(inner, value, where)
-        )
+        none = value is None or (isinstance(value, str) and value.lower() == "none")
+        return None if none else check_value(inner, value, where)
     if hint is bool and isinstance(value, bool):
         return value
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
@@ -106,6 +110,11 @@ def check_value(hint: Any, value: Any, where: str) -> Any:
         return value
     if typing.get_origin(hint) is tuple and isinstance(value, list):
         return tuple(check_value(typing.get_args(hint)[0], item, where) for item in value)
+    if typing.get_origin(hint) is list and isinstance(value, list):
+        return [check_value(typing.get_args(hint)[0], item, where) for item in value]
+    if typing.get_origin(hint) is dict and isinstance(value, dict):
+        key_hint, value_hint = typing.get_args(hint)
+        return {check_value(key_hint, k, where): check_value(value_hint, v, where) for k, v in value.items()}
     raise ConfigError(f"{where}: expected {_expected(hint)}, got {value!r}")
 
 

@@ -24,6 +24,7 @@ too), and ``check_ranges`` checks them once every field is in its range::
 
     RULES = (
         comparison("log_std_min <= log_std_max"),
+        choice("penalty", ("value", "policy")),
         Rule(("tune_alpha", "divergence"), lambda tune, divergence: not tune or divergence != "none",
              "tune_alpha needs a divergence: set divergence to 'kl', 'mmd' or 'w'"),
     )
@@ -45,7 +46,7 @@ import math
 import numbers
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from brackit.errors import ConfigError
@@ -296,6 +297,13 @@ def comparison(chain: str, why: str = "") -> Rule:
         return all(_COMPARE[op](a, b) for op, a, b in zip(operators, values, values[1:], strict=False))
 
     return Rule(names, holds, f"need {chain}" + (f" ({why})" if why else ""))
+
+
+def choice(field: str, choices: Sequence[str]) -> Rule:
+    """A rule that a (string) field holds one of ``choices``: ``choice("penalty", ("value", "policy"))``."""
+    return Rule(
+        (field,), lambda value: value in choices, f"{field} must be one of {', '.join(map(repr, choices))}"
+    )
 
 
 @functools.cache

@@ -12,7 +12,19 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import optax
 from flax import struct
+
+from brackit.errors import ConfigError
+from brackit.ops import (
+    bellman_target,
+    ensemble_reduce,
+    ensemble_td_loss,
+    entropy_temperature_loss,
+    gradient_step,
+    multiplier_step,
+)
+from brackit.types import Transition
 
 LOG_2 = 0.6931471805599453
 
@@ -155,6 +167,27 @@ class CriticEnsemble(nn.Module):
         return ensemble(self.hidden, self.layer_norm, self.style)(obs, action)
 
 
+def critic_regression_loss(
+    critic_params: dict, critic: CriticEnsemble, batch: Transition, target: jax.Array
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """Regression of every critic of the ensemble on the target y [B] at the batch's (obs, action)
+    (``ops.ensemble_td_loss``)."""
+    return ensemble_td_loss(critic.apply(critic_params, batch.obs, batch.action), target)
+
+
+def critic_step(
+    critic: CriticEnsemble,
+    params: dict,
+    opt_state: optax.OptState,
+    optimizer: optax.GradientTransformation,
+    batch: Transition,
+    target: jax.Array,
+) -> tuple[dict, optax.OptState, dict[str, jax.Array]]:
+    """One optimizer step of ``critic_regression_loss`` (``ops.gradient_step``): the critic update of BCQ,
+    BEAR and BRAC once their targets are computed."""
+    return gradient_step(critic_regression_loss, params, opt_state, optimizer, critic, batch, target)
+
+
 class DualCritic(nn.Module):
     """The critic c(s, a) -> [B] of a dual divergence estimate."""
 
@@ -248,6 +281,22 @@ class TanhGaussian:
     def entropy_estimate(self, key: jax.Array) -> jax.Array:
         """One-sample estimate of the entropy: [B]."""
         return -self.log_prob_raw(self.sample_raw(key))
+
+
+def entropy_temperature_step(
+    raw_temperature: jax.Array,
+    opt_state: optax.OptState,
+    optimizer: optax.GradientTransformation,
+    pi: TanhGaussian,
+    key: jax.Array,
+    target_entropy: float | None,
+) -> tuple[jax.Array, optax.OptState]:
+    """One optimizer step of a tuned entropy temperature (``ops.entropy_temperature_loss``) on a fresh
+    sample of ``pi`` toward ``target_entropy`` (None: -|A|); returns the new raw temperature and optimizer
+    state."""
+    target = -pi.mean.shape[-1] if target_entropy is None else target_entropy
+    _, _, log_prob = pi.sample_and_log_prob(key)
+    return multiplier_step(entropy_temperature_loss, raw_temperature, opt_state, optimizer, log_prob, target)
 
 
 def scale_action(unit_action: jax.Array, low: jax.Array, high: jax.Array) -> jax.Array:
@@ -356,6 +405,35 @@ def vae_loss(
     return loss, {"loss": loss, "reconstruction": reconstruction_loss, "kl": kl}
 
 
+def sampled_max_target(
+    critic: CriticEnsemble,
+    target_params: dict,
+    batch: Transition,
+    next_actions: jax.Array,
+    lam: float,
+    gamma: float,
+) -> jax.Array:
+    """y = r + gamma discount max_n Qens'(s', a_n): [B], over candidate next actions a_n [N, B, A], with the
+    target critics (``target_params``) reduced by ``lam min + (1 - lam) max`` (``ops.ensemble_reduce``).
+    The critic target of BCQ (eq. 13) and BEAR."""
+    next_q = critic.apply(target_params, batch.next_obs, next_actions)  # [E, N, B]
+    next_value = jnp.max(ensemble_reduce(next_q, lam), axis=0)
+    return bellman_target(batch.reward, batch.discount, gamma, next_value)
+
+
+def vae_step(
+    vae: VAE,
+    params: dict,
+    opt_state: optax.OptState,
+    optimizer: optax.GradientTransformation,
+    kl_weight: float,
+    batch: Transition,
+    key: jax.Array,
+) -> tuple[dict, optax.OptState, dict[str, jax.Array]]:
+    """One optimizer step of ``vae_loss`` on the batch's (obs, action) (``ops.gradient_step``)."""
+    return gradient_step(vae_loss, params, opt_state, optimizer, vae, kl_weight, batch.obs, batch.action, key)
+
+
 def best_by_q1(
     critic_hidden: Sequence[int], critic_params: dict, obs: jax.Array, candidates: jax.Array
 ) -> jax.Array:
@@ -364,3 +442,28 @@ def best_by_q1(
     q1 = Critic(tuple(critic_hidden)).apply(ensemble_member(critic_params, 0), obs, candidates)  # [N, B]
     best = jnp.argmax(q1, axis=0)
     return jnp.take_along_axis(candidates, best[None, :, None], axis=0)[0]
+
+
+TANH_GAUSSIAN_ACT_MODES = ("mode", "sample", "max_q")
+
+
+def tanh_gaussian_act(
+    pi: TanhGaussian,
+    mode: str,
+    key: jax.Array,
+    obs: jax.Array,
+    num_candidates: int,
+    critic_hidden: Sequence[int],
+    critic_params: dict,
+) -> jax.Array:
+    """Unit-box actions [B, A] of the policy ``pi`` at obs [B, O] by the rule ``mode``: 'mode' (tanh of the
+    mean), 'sample' (one draw) or 'max_q' (of ``num_candidates`` draws, the one with the largest Q1,
+    ``best_by_q1``); another rule is a ConfigError. How BEAR and BRAC act."""
+    if mode == "mode":
+        return pi.mode()
+    if mode == "sample":
+        return jnp.tanh(pi.sample_raw(key))
+    if mode != "max_q":
+        raise ConfigError(f"act mode must be one of {TANH_GAUSSIAN_ACT_MODES}, got {mode!r}")
+    candidates = jnp.tanh(pi.sample_raw(key, num_candidates))  # [N, B, A]
+    return best_by_q1(critic_hidden, critic_params, obs, candidates)

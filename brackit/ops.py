@@ -1,9 +1,9 @@
 """Pure math shared by the offline algorithms: ensemble reduction, Bellman targets, penalties,
-Lagrange multipliers, Polyak averaging and one optimizer step."""
+Lagrange multipliers, Polyak averaging, one optimizer step and the namespacing of metrics."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
@@ -110,3 +110,9 @@ def gradient_step(
     updates, opt_state = optimizer.update(grads, opt_state, params)
     params = optax.apply_updates(params, updates)
     return params, opt_state, {**metrics, "grad_norm": global_norm(grads)}
+
+
+def namespaced(groups: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{"critic": {"loss": l}, "actor": {"q": q}}`` -> ``{"critic/loss": l, "actor/q": q}``: the flat,
+    namespaced metrics an update returns."""
+    return {f"{name}/{key}": value for name, metrics in groups.items() for key, value in metrics.items()}

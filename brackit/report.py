@@ -42,7 +42,7 @@ import numpy as np
 from brackit.errors import BrackitError
 from brackit.files import atomic_path, atomic_write_text
 from brackit.protocol.resolve import dataset_label
-from brackit.run import RunSpec
+from brackit.rundir import RunDir, RunError
 from brackit.scores import normalized_score
 from brackit.stats import (
     bootstrap_ci,
@@ -108,28 +108,20 @@ class RunRecord:
 
 
 def load_runs(paths: Sequence[str | Path], metrics: Sequence[str] = ()) -> list[RunRecord]:
-    """Every run of every ``run.json`` at or below ``paths`` (hidden directories are skipped), with the
-    logged ``metrics`` (metrics.jsonl keys) of the logdirs that hold them; a metric no logdir holds is an
-    error naming the keys they do hold."""
-    found: dict[Path, Path] = {}
+    """Every run of every run directory at or below ``paths`` (``RunDir.find``: hidden directories are
+    skipped), with the logged ``metrics`` (metrics.jsonl keys) of the logdirs that hold them; a metric no
+    logdir holds is an error naming the keys they do hold."""
+    found: dict[Path, RunDir] = {}
     for path in map(Path, paths):
         if not path.exists():
             raise ReportError(f"{path}: no such file or directory")
-        if path.is_file():
-            candidates = [path] if path.name == "run.json" else []
-        else:
-            candidates = [
-                c
-                for c in sorted(path.rglob("run.json"))
-                if not any(part.startswith(".") for part in c.relative_to(path).parts[:-1])
-            ]
-        for candidate in candidates:
-            found.setdefault(candidate.resolve(), candidate)
+        for rundir in RunDir.find(path):
+            found.setdefault(rundir.path.resolve(), rundir)
     if not found:
-        raise ReportError(f"no run.json found under {', '.join(map(str, paths))}")
+        raise ReportError(f"no {RunDir.SPEC} found under {', '.join(map(str, paths))}")
     records, logged = [], set()
-    for spec_path in found.values():
-        logdir_records, keys = _load_logdir(spec_path, metrics)
+    for rundir in found.values():
+        logdir_records, keys = _load_logdir(rundir, metrics)
         records += logdir_records
         logged |= keys
     for name in metrics:
@@ -140,12 +132,14 @@ def load_runs(paths: Sequence[str | Path], metrics: Sequence[str] = ()) -> list[
     return _disambiguate(records)
 
 
-def _load_logdir(spec_path: Path, metrics: Sequence[str]) -> tuple[list[RunRecord], set[str]]:
-    spec = _read_spec(spec_path)
+def _load_logdir(rundir: RunDir, metrics: Sequence[str]) -> tuple[list[RunRecord], set[str]]:
+    try:
+        spec = rundir.read_spec()
+        entries = rundir.metrics()
+    except RunError as error:
+        raise ReportError(str(error)) from None
     runs = run_grid(spec.seeds, spec.sweep)
-    steps, returns, scores, series, keys = _read_metrics_file(
-        spec_path.parent / "metrics.jsonl", len(runs), spec.env_id, metrics
-    )
+    steps, returns, scores, series, keys = _read_metrics(entries, len(runs), spec.env_id, metrics)
     label = spec.label or spec.algorithm
     dataset = (spec.env_id or "unknown") if spec.data == "<in memory>" else dataset_label(spec.data)
     records = []
@@ -153,7 +147,7 @@ def _load_logdir(spec_path: Path, metrics: Sequence[str]) -> tuple[list[RunRecor
         sweep = {name: value for name, value in run.items() if name != "seed"}
         records.append(
             RunRecord(
-                logdir=spec_path.parent,
+                logdir=rundir.path,
                 index=index,
                 label=label,
                 group=label + "".join(f" {name}={value:g}" for name, value in sweep.items()),
@@ -170,40 +164,6 @@ def _load_logdir(spec_path: Path, metrics: Sequence[str]) -> tuple[list[RunRecor
     return records, keys
 
 
-def _read_spec(path: Path) -> RunSpec:
-    text = path.read_text()
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ReportError(f"{path}: not valid JSON ({error})") from error
-    if not isinstance(data, dict):
-        raise ReportError(f"{path}: expected a JSON object, found {type(data).__name__}")
-    for field in dataclasses.fields(RunSpec):
-        if field.name not in data and field.default is dataclasses.MISSING:
-            raise ReportError(f"{path}: field '{field.name}' is missing")
-    checks = {
-        "algorithm": (lambda v: isinstance(v, str), "a string"),
-        "data": (lambda v: isinstance(v, str), "a string"),
-        "env_id": (lambda v: v is None or isinstance(v, str), "a string or null"),
-        "label": (lambda v: isinstance(v, str), "a string"),
-        "seeds": (lambda v: isinstance(v, list) and v and all(_is_int(s) for s in v), "a list of integers"),
-        "sweep": (
-            lambda v: (
-                isinstance(v, dict)
-                and all(isinstance(x, list) and x and all(_is_number(y) for y in x) for x in v.values())
-            ),
-            "an object of name -> list of numbers",
-        ),
-    }
-    for name, (check, expected) in checks.items():
-        if name in data and not check(data[name]):
-            raise ReportError(f"{path}: field '{name}': expected {expected}, found {data[name]!r:.80}")
-    try:
-        return RunSpec.from_json(text)
-    except TypeError as error:  # a field this version does not know
-        raise ReportError(f"{path}: {error}") from error
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -212,11 +172,12 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _read_metrics_file(
-    path: Path, runs: int, env_id: str | None, metrics: Sequence[str] = ()
+def _read_metrics(
+    entries: list[tuple[str, dict[str, Any]]], runs: int, env_id: str | None, metrics: Sequence[str] = ()
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, dict[str, list[Series]], set[str]]:
-    """(steps [T], returns [T, R], scores [T, R] or None) of the train-phase evaluations in metrics.jsonl,
-    the R runs' ``Series`` of each of ``metrics`` the file holds, and every key it holds.
+    """(steps [T], returns [T, R], scores [T, R] or None) of the train-phase evaluations among the entries of
+    a metrics.jsonl (``RunDir.metrics``), the R runs' ``Series`` of each of ``metrics`` they hold, and every
+    key they hold.
 
     A metric comes from the train-phase entries that hold it, or, where none does (e.g. BRAC's behavior
     cloning before training), from the first phase whose entries do. A single number (e.g. a chunk's time)
@@ -226,17 +187,7 @@ def _read_metrics_file(
     scores: list[np.ndarray | None] = []
     keys: set[str] = set()
     logged: dict[str, dict[str, list[tuple[int, np.ndarray]]]] = {name: {} for name in metrics}
-    lines = path.read_text().splitlines() if path.exists() else []  # no file yet: a run not started
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        where = f"{path}: line {number}"
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ReportError(f"{where}: not valid JSON ({error.msg})") from error
-        if not isinstance(entry, dict):
-            raise ReportError(f"{where}: expected a JSON object")
+    for where, entry in entries:
         keys |= {
             k for k, v in entry.items() if k not in ("phase", "step") and isinstance(v, int | float | list)
         }
@@ -720,7 +671,7 @@ def report(
     """``brackit report``: the report of run directories, or re-rendered from one ``report.json`` (a
     ``.json`` file other than a ``run.json``), written to ``out_dir``; returns report.md's path. Every input
     is read and checked before anything is written."""
-    reports = [Path(p) for p in paths if Path(p).suffix == ".json" and Path(p).name != "run.json"]
+    reports = [Path(p) for p in paths if Path(p).suffix == ".json" and Path(p).name != RunDir.SPEC]
     if reports:
         if len(paths) > 1:
             raise ReportError(

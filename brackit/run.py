@@ -1,11 +1,5 @@
-"""Training runs in a log directory: config on disk, metrics as JSONL, checkpoints, resume after a kill.
-
-    logdir/run.json          what the run is (algorithm, full config, dataset sha256, seeds, steps ...)
-    logdir/metrics.jsonl     one line per chunk (rewritten atomically from the checkpointed history)
-    logdir/checkpoint.npz    the latest checkpoint (every ``checkpoint_every`` steps and at the end)
-    logdir/tensorboard/      event files per run (rewritten from the checkpointed history on every start)
-    logdir/csv/, wandb/      the other outputs ``--log`` may choose (``brackit.loggers``)
-    logdir/.lock             flock'ed while a process runs there (``brackit.files.DirectoryLock``)
+"""Training runs in a log directory (``brackit.rundir.RunDir``: run.json, metrics.jsonl, checkpoint.npz and
+the outputs of ``brackit.loggers``), resumable after a kill.
 
 A logdir that holds a different run is refused unless ``overwrite=True`` replaces it; so is one in use by
 another process, and one holding a checkpoint but no run.json. ``resume=True`` continues from the
@@ -13,8 +7,8 @@ checkpoint; because every bit of randomness lives in the checkpointed state, the
 an uninterrupted run. A checkpoint records the hash of its run's spec (``RunSpec.identity_sha256``), and a
 resume refuses one of another run (copied in). Every argument is checked before the first write, so a
 refused command leaves nothing behind (but the empty lock file in an existing logdir). Starting in a logdir
-removes the temporaries of atomic writes that a kill interrupted (``brackit.files.AtomicDebris``). run.json
-also records ``provenance`` (library versions, git commit), which the resume comparison ignores.
+removes the temporaries of atomic writes that a kill interrupted (``RunDir.sweep_debris``). run.json also
+records ``provenance`` (library versions, git commit), which the resume comparison ignores.
 """
 
 from __future__ import annotations
@@ -22,11 +16,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime
-import hashlib
 import json
 import math
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,25 +27,15 @@ import numpy as np
 
 from brackit import config as config_lib
 from brackit.algos import get_algorithm
-from brackit.checkpoint import (
-    load_obs_stats,
-    load_states,
-    read_record,
-    save_checkpoint,
-)
+from brackit.checkpoint import load_obs_stats, load_states, read_record
 from brackit.config_checks import check_option
 from brackit.data import OfflineDataset, load_dataset
-from brackit.errors import BrackitError, ConfigError
-from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
+from brackit.errors import ConfigError
 from brackit.loggers import RunLoggers, choose_loggers
 from brackit.provenance import run_provenance
+from brackit.rundir import RunDir, RunError, RunSpec
 from brackit.scores import dataset_reference
 from brackit.train import Progress, RunPlacement, TrainResult, initial_states, make_train, run_grid, train
-
-
-class RunError(BrackitError):
-    """A log directory that cannot be used for this run."""
-
 
 # ----------------------------------------------------------------------------------------- --set parsing
 
@@ -66,62 +48,6 @@ def parse_overrides(algorithm: str, assignments: Sequence[str]) -> dict[str, Any
 
 # ----------------------------------------------------------------------------------------- runs
 
-
-@dataclasses.dataclass(frozen=True)
-class RunSpec:
-    """Everything that defines a run; stored as logdir/run.json and compared on resume."""
-
-    algorithm: str
-    config: dict[str, Any]
-    data: str
-    dataset_sha256: str
-    env_id: str | None
-    seeds: tuple[int, ...]
-    sweep: dict[str, list[float]]
-    steps: int
-    chunk_steps: int
-    eval_every: int
-    eval_episodes: int
-    eval_mode: str
-    label: str = ""
-    """A free name for the run group (``study`` sets it; ``report`` groups and titles by it)."""
-    provenance: dict[str, Any] | None = dataclasses.field(default=None, compare=False)
-    """Library versions and git commit of the process that wrote run.json (``brackit.provenance.run_provenance``); not part of
-    what the run is, so resuming under other versions is the same run. None in older run.json files."""
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
-
-    def identity_sha256(self) -> str:
-        """sha256 of what the run is: every field but ``NOT_IDENTITY`` (the fields a resume ignores). A
-        checkpoint stores it (``run_sha256``), binding it to its run."""
-        identity = {k: v for k, v in json.loads(self.to_json()).items() if k not in NOT_IDENTITY}
-        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()
-
-    @classmethod
-    def from_json(cls, text: str) -> RunSpec:
-        data = json.loads(text)
-        data["seeds"] = tuple(data["seeds"])
-        data.setdefault("label", "")
-        return cls(**data)
-
-    @classmethod
-    def read(cls, path: Path) -> RunSpec:
-        """``path`` (a run.json); an unreadable or malformed file is a one-line ``RunError`` naming it."""
-        try:
-            return cls.from_json(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError) as error:
-            raise RunError(
-                f"{path}: not a readable run.json ({type(error).__name__}: {error}); repair or delete it, "
-                "pass --overwrite to start this run afresh there, or choose another --logdir"
-            ) from error
-
-
-NOT_IDENTITY = ("data", "provenance")
-"""RunSpec fields that are not part of what the run is: the same content at another path, or under other
-library versions, is the same run (``_differences``, ``RunSpec.identity_sha256``)."""
-RUN_FILES = ("run.json", "metrics.jsonl", "checkpoint.npz", "tensorboard", "csv", "wandb")
-"""What a run writes in its logdir (``overwrite=True`` removes exactly these)."""
 MAX_CHUNK_STEPS = 1000
 """Cap of the default chunk length: a chunk's metrics for every update stay on the device until it ends."""
 
@@ -186,24 +112,6 @@ def check_run_arguments(
     return chunk
 
 
-def _differences(old: RunSpec, new: RunSpec) -> list[str]:
-    a, b = json.loads(old.to_json()), json.loads(new.to_json())
-    out = []
-    for key in sorted(set(a) | set(b)):
-        if key in NOT_IDENTITY:
-            continue  # the same content at another path (or under other library versions) is the same run
-        if a.get(key) != b.get(key):
-            if isinstance(a.get(key), dict) and isinstance(b.get(key), dict):
-                out += [
-                    f"{key}.{k}: {a[key].get(k)!r} != {b[key].get(k)!r}"
-                    for k in sorted(set(a[key]) | set(b[key]))
-                    if a[key].get(k) != b[key].get(k)
-                ]
-            else:
-                out.append(f"{key}: {a.get(key)!r} != {b.get(key)!r}")
-    return out
-
-
 def run_training(
     algorithm: str,
     data: str | Path | OfflineDataset,
@@ -232,13 +140,12 @@ def run_training(
 
     ``chunk_steps`` None: the largest length up to ``MAX_CHUNK_STEPS`` that divides ``steps``,
     ``eval_every`` and ``checkpoint_every``. ``eval_episodes`` 0 turns evaluation off. ``overwrite``
-    replaces the run files (``RUN_FILES``) of a different run, or of this run instead of resuming it.
+    replaces the run files (``RunDir.FILES``) of a different run, or of this run instead of resuming it.
     ``devices`` shards the runs across devices (``brackit.train.train``). ``tensorboard`` writes event
     files under ``logdir/tensorboard/<run>/`` (None: when tensorboardX is installed; True requires it);
     ``loggers`` instead names the outputs written beside metrics.jsonl (``brackit.loggers.LOGGERS``).
     ``progress`` shows a progress bar (``brackit.train.train``; None: when standard error is a terminal).
     Every argument is checked before anything is written."""
-    logdir = Path(logdir)
     if resume and overwrite:
         raise ConfigError("--resume continues the run in the logdir and --overwrite replaces it: pass one")
     chunk_steps = check_run_arguments(
@@ -249,21 +156,18 @@ def run_training(
         eval_episodes=eval_episodes,
         checkpoint_every=checkpoint_every,
     )
-    eval_every = eval_every if eval_episodes > 0 else 0
-    algo = get_algorithm(algorithm)
-    eval_mode = eval_mode or algo.eval_mode  # run.json records the rule used
-    config = algo.config_cls(**(overrides or {}))
+    config = get_algorithm(algorithm).config_cls(**(overrides or {}))
     check_sweep(config, sweep)
     dataset = data if isinstance(data, OfflineDataset) else load_dataset(data, env_id=env_id)
     outputs = choose_loggers(loggers, tensorboard)
-    spec = RunSpec(
-        algorithm=algorithm,
-        config=config_lib.to_dict(config),
+    spec = make_spec(
+        algorithm,
+        config,
         data=str(data) if not isinstance(data, OfflineDataset) else "<in memory>",
         dataset_sha256=dataset.card.sha256,
         env_id=env_id or dataset.card.env_id,
-        seeds=tuple(int(s) for s in seeds),
-        sweep={k: [float(v) for v in values] for k, values in (sweep or {}).items()},
+        seeds=seeds,
+        sweep=sweep,
         steps=steps,
         chunk_steps=chunk_steps,
         eval_every=eval_every,
@@ -275,34 +179,64 @@ def run_training(
     RunPlacement.create(
         devices, len(run_grid(spec.seeds, spec.sweep))
     )  # a bad request fails before any write
+    rundir = RunDir(logdir)
     writer = jax.process_index() == 0  # across processes (jax.distributed) only process 0 writes files
     with contextlib.ExitStack() as stack:
         if writer:  # one process at a time writes a logdir; held until the run stops
-            stack.enter_context(DirectoryLock(logdir))
+            stack.enter_context(rundir.lock())
         return _run_in_logdir(
             spec,
             config,
             dataset,
-            logdir=logdir,
+            rundir=rundir,
             checkpoint_every=checkpoint_every,
             resume=resume,
             overwrite=overwrite,
             writer=writer,
             outputs=outputs,
-            train_kwargs={
-                "steps": steps,
-                "seeds": seeds,
-                "sweep": sweep,
-                "chunk_steps": chunk_steps,
-                "eval_every": eval_every,
-                "eval_episodes": eval_episodes,
-                "eval_mode": eval_mode,
-                "env_id": env_id,
-                "logger": logger,
-                "devices": devices,
-                "progress": progress,
-            },
+            train_options={"env_id": env_id, "logger": logger, "devices": devices, "progress": progress},
         )
+
+
+def make_spec(
+    algorithm: str,
+    config: Any,
+    *,
+    data: str,
+    dataset_sha256: str,
+    env_id: str | None,
+    seeds: Sequence[int],
+    sweep: Mapping[str, Sequence[float]] | None,
+    steps: int,
+    chunk_steps: int,
+    eval_every: int,
+    eval_episodes: int,
+    eval_mode: str | None = None,
+    label: str = "",
+    provenance: dict[str, Any] | None = None,
+) -> RunSpec:
+    """The spec ``run_training`` writes to run.json (and ``brackit.study`` expects to find there): with
+    evaluation off (``eval_episodes`` 0) ``eval_every`` is 0; ``eval_mode`` None is the algorithm's rule."""
+    return RunSpec(
+        algorithm=algorithm,
+        config=config_lib.to_dict(config),
+        data=data,
+        dataset_sha256=dataset_sha256,
+        env_id=env_id,
+        seeds=tuple(int(s) for s in seeds),
+        sweep={k: [float(v) for v in values] for k, values in (sweep or {}).items()},
+        steps=steps,
+        chunk_steps=chunk_steps,
+        eval_every=eval_every if eval_episodes > 0 else 0,
+        eval_episodes=eval_episodes,
+        eval_mode=eval_mode or get_algorithm(algorithm).eval_mode,
+        label=label,
+        provenance=provenance,
+    )
+
+
+REMEDY = "choose another --logdir, or pass --overwrite to replace it"
+"""What ``run_training``'s refusals of a logdir's content say to do."""
 
 
 def _run_in_logdir(
@@ -310,62 +244,51 @@ def _run_in_logdir(
     config: Any,
     dataset: OfflineDataset,
     *,
-    logdir: Path,
+    rundir: RunDir,
     checkpoint_every: int,
     resume: bool,
     overwrite: bool,
     writer: bool,
     outputs: tuple[str, ...],
-    train_kwargs: dict[str, Any],
+    train_options: dict[str, Any],
 ) -> TrainResult:
-    """``run_training`` once the logdir is locked: checks what the logdir holds, then trains."""
-    spec_path, checkpoint_path = logdir / "run.json", logdir / "checkpoint.npz"
+    """``run_training`` once the logdir is locked: checks what the logdir holds, then trains the run
+    ``spec`` records (``brackit.train.train``, with ``train_options``)."""
     restored = None
     replace = False
-    if spec_path.exists():
-        old = None if overwrite else RunSpec.read(spec_path)
-        differences = [] if old is None else _differences(old, spec)
-        if differences:
-            raise RunError(
-                f"{logdir} holds a different run ({'; '.join(differences[:3])}); choose another --logdir, "
-                "or pass --overwrite to replace it"
-            )
+    if rundir.has_spec():
+        old = None if overwrite else rundir.read_spec(REMEDY)
+        if old is not None:
+            rundir.refuse_other_run(old, spec, REMEDY)
         replace = overwrite
-        if checkpoint_path.exists() and not overwrite:
+        if rundir.has_checkpoint() and not overwrite:
             if not resume:
                 raise RunError(
-                    f"{logdir} already holds this run; pass --resume to continue it (or --overwrite to "
+                    f"{rundir.path} already holds this run; pass --resume to continue it (or --overwrite to "
                     "start it again)"
                 )
-            restored = restore_progress(checkpoint_path, config, dataset, spec)
+            restored = restore_progress(rundir, config, dataset, spec)
         if old is not None and old.provenance and old.provenance != spec.provenance:
             first = {k: v for k, v in old.provenance.items() if k != "resumed_with"}
             if first != spec.provenance:  # keep what started the run; note what continued it
                 spec = dataclasses.replace(spec, provenance={**first, "resumed_with": spec.provenance})
-    elif checkpoint_path.exists():
+    elif rundir.has_checkpoint():
         if not overwrite:
             raise RunError(
-                f"{logdir} holds {checkpoint_path.name} but no run.json, so whose run it is cannot be "
-                "checked; move the checkpoint away, choose another --logdir, or pass --overwrite to replace it"
+                f"{rundir.path} holds {rundir.CHECKPOINT} but no {rundir.SPEC}, so whose run it is cannot be "
+                f"checked; move the checkpoint away, {REMEDY}"
             )
         replace = True
-    steps = train_kwargs["steps"]
     if writer:
-        AtomicDebris.sweep(logdir, RUN_FILES)  # temporaries of writes a kill interrupted
+        rundir.sweep_debris()  # temporaries of writes a kill interrupted
         if replace:
-            for name in RUN_FILES:
-                path = logdir / name
-                if path.is_dir() and not path.is_symlink():
-                    shutil.rmtree(path)
-                elif path.exists() or path.is_symlink():
-                    path.unlink()
-        logdir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(spec_path, spec.to_json() + "\n")
+            rundir.clear()
+        rundir.write_spec(spec)
     runs = run_grid(spec.seeds, spec.sweep)
     history = restored.history if restored is not None else []
     logs = RunLoggers(
         outputs if writer else (),
-        logdir,
+        rundir.path,
         [run_name(run) for run in runs],
         history,
         config=json.loads(spec.to_json()),
@@ -373,32 +296,37 @@ def _run_in_logdir(
     )
 
     def on_chunk(progress: Progress) -> None:
-        finished = progress.phase == "train" and progress.step == steps
+        finished = progress.phase == "train" and progress.step == spec.steps
         due = checkpoint_every and progress.step % checkpoint_every == 0
         # Gathering the states is a collective across processes: every process takes part, one writes.
         states = progress.host_states() if finished or due else None
         if not writer:
             return
-        atomic_write_text(logdir / "metrics.jsonl", "".join(_jsonl(entry) for entry in progress.history))
+        rundir.write_metrics(progress.history)
         logs.write(progress.history[-1])
         if states is not None:
-            save_checkpoint(
-                checkpoint_path,
-                states,
-                phase=progress.phase,
-                step=progress.step,
-                history=progress.history,
-                metadata={
-                    "run": json.loads(spec.to_json()),
-                    "dims": [dataset.card.obs_dim, dataset.card.action_dim],
-                    "score_reference": dataset_reference(dataset.card.extra),  # for `brackit eval`
-                },
-                obs_stats=progress.obs_stats,
-                run_sha256=spec.identity_sha256(),
-            )
+            metadata = {
+                "dims": [dataset.card.obs_dim, dataset.card.action_dim],
+                "score_reference": dataset_reference(dataset.card.extra),  # for `brackit eval`
+            }
+            rundir.save_checkpoint(spec, progress, states, metadata)
 
     with logs:
-        return train(spec.algorithm, dataset, config, on_chunk=on_chunk, resume=restored, **train_kwargs)
+        return train(
+            spec.algorithm,
+            dataset,
+            config,
+            steps=spec.steps,
+            seeds=spec.seeds,
+            sweep=spec.sweep or None,
+            chunk_steps=spec.chunk_steps,
+            eval_every=spec.eval_every,
+            eval_episodes=spec.eval_episodes,
+            eval_mode=spec.eval_mode,
+            on_chunk=on_chunk,
+            resume=restored,
+            **train_options,
+        )
 
 
 def run_name(run: dict[str, Any]) -> str:
@@ -419,27 +347,17 @@ def check_sweep(config: Any, sweep: dict[str, Sequence[float]] | None) -> None:
                 dataclasses.replace(config, **{name: value})
 
 
-def _jsonl(entry: dict[str, Any]) -> str:
-    return json.dumps({k: np.asarray(v).tolist() for k, v in entry.items()}) + "\n"
-
-
 def template_states(spec: RunSpec, config: Any, obs_dim: int, action_dim: int) -> Any:
     """Fresh states with the run's structure (the skeleton a checkpoint is loaded into)."""
     fns = make_train(get_algorithm(spec.algorithm), config, obs_dim, action_dim, 1)
     return initial_states(fns, run_grid(spec.seeds, spec.sweep))
 
 
-def restore_progress(path: Path, config: Any, dataset: OfflineDataset, spec: RunSpec) -> Progress:
-    """The progress saved in checkpoint ``path`` of the run ``spec`` (that of ``path``'s run.json); a
-    checkpoint bound to another run (``run_sha256``) is a RunError. Older checkpoints carry no binding."""
-    record = read_record(path)
-    bound, expected = record.get("run_sha256"), spec.identity_sha256()
-    if bound is not None and bound != expected:
-        raise RunError(
-            f"{path} belongs to another run than {path.parent / 'run.json'} (run hash {bound[:12]}, expected "
-            f"{expected[:12]}); was it copied in from another logdir? Move it away, or pass --overwrite to "
-            "start this run afresh"
-        )
+def restore_progress(rundir: RunDir, config: Any, dataset: OfflineDataset, spec: RunSpec) -> Progress:
+    """The progress saved in the checkpoint of ``rundir``, whose run.json holds ``spec``; a checkpoint bound
+    to another run is a RunError (``RunDir.checkpoint_record``)."""
+    record = rundir.checkpoint_record(spec, "pass --overwrite to start this run afresh")
+    path = rundir.checkpoint
     states = load_states(path, template_states(spec, config, dataset.card.obs_dim, dataset.card.action_dim))
     history = [{k: np.asarray(v) for k, v in entry.items()} for entry in record["history"]]
     for entry in history:
@@ -451,7 +369,7 @@ def load_run(checkpoint: str | Path) -> tuple[RunSpec, Any, Any]:
     """(spec, config, states) of a saved run, for evaluation."""
     checkpoint = Path(checkpoint)
     record = read_record(checkpoint)
-    spec = RunSpec.from_json(json.dumps(record["metadata"]["run"]))
+    spec = RunSpec.from_dict(record["metadata"].get("run"), f"{checkpoint}: metadata 'run'")
     config = config_lib.from_dict(get_algorithm(spec.algorithm).config_cls, spec.config)
     return spec, config, load_states(checkpoint, template_states(spec, config, *_dims(record, checkpoint)))
 

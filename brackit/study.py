@@ -32,7 +32,7 @@ config and dataset are run once (the first name is kept). Cells of one dataset a
 configs differ only in scalar fields of the training state (``sweepable_fields``, e.g. BRAC's fixed
 ``alpha``) form one group, trained as one vmapped program over seeds x values (``run_training(sweep=...)``);
 every other cell is a group of its own with its seeds vmapped. Group ``g`` on dataset ``d`` writes
-``OUT/<d>/<g>/`` (run.json, metrics.jsonl, checkpoint.npz) with ``label`` = the group's name (variant
+``OUT/<d>/<g>/`` (a run directory, ``brackit.rundir``) with ``label`` = the group's name (variant
 names joined by '+', then '@key=value' for grid values shared by the group); ``d`` is the TASK-MIX name
 or the file's stem. ``OUT/study.json`` lists every group, its logdir and status, rewritten atomically.
 
@@ -79,7 +79,8 @@ from brackit.protocol.resolve import (
     parse_task_mix,
     resolve_data,
 )
-from brackit.run import RunError, RunSpec, _differences, run_training
+from brackit.run import make_spec, run_training
+from brackit.rundir import RunDir, RunSpec
 
 STEP_FIELDS = ("warm_start_steps", "behavior_steps")
 """Config fields counting training steps: a budget scales them with the steps (at least 1 if positive)."""
@@ -718,55 +719,41 @@ class GroupResult:
     """Mean final evaluation return over the group's runs, when evaluated."""
 
 
+REMEDY = "use another --out, or the budget it was run with"
+"""What a study's refusal of a logdir's content says to do."""
+
+
 def group_state(plan: StudyPlan, group: Group) -> str:
     """'pending', 'partial' or 'finished' from the logdir; a logdir holding another run is a RunError."""
-    spec_path, checkpoint = group.logdir / "run.json", group.logdir / "checkpoint.npz"
-    if not spec_path.exists():
+    rundir = RunDir(group.logdir)
+    if not rundir.has_spec():
         return "pending"
-    old = RunSpec.read(spec_path)
-    expected = _expected_spec(plan, group, old)
-    differences = _differences(old, expected)
-    if differences:
-        raise RunError(
-            f"{group.logdir} holds a different run ({'; '.join(differences[:3])}); use another --out "
-            "or the budget it was run with"
-        )
-    if not checkpoint.exists():
+    old = rundir.read_spec(REMEDY)
+    rundir.refuse_other_run(old, _expected_spec(plan, group, old), REMEDY)
+    if not rundir.has_checkpoint():
         # results kept without their checkpoints (e.g. committed): finished if metrics.jsonl reached the end
-        history = _metrics(group.logdir)
+        history = rundir.history()
         finished = any(e.get("phase") == "train" and e.get("step") == group.steps for e in history)
         return "finished" if finished else "pending"
-    record = read_record(checkpoint)
+    record = read_record(rundir.checkpoint)
     return "finished" if record["phase"] == "train" and record["step"] == group.steps else "partial"
-
-
-def _metrics(logdir: Path) -> list[dict[str, Any]]:
-    """The entries of ``logdir/metrics.jsonl`` ([] when absent or unreadable)."""
-    try:
-        return [
-            json.loads(line) for line in (logdir / "metrics.jsonl").read_text().splitlines() if line.strip()
-        ]
-    except (OSError, ValueError):
-        return []
 
 
 def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
     """The RunSpec ``run_training`` would write, with the dataset's hash and env id taken from ``old``
     (comparing them needs the dataset, which ``run_training`` checks when it runs)."""
-    config = get_algorithm(group.algorithm).config_cls(**group.overrides)
-    return RunSpec(
-        algorithm=group.algorithm,
-        config=config_lib.to_dict(config),
+    return make_spec(
+        group.algorithm,
+        get_algorithm(group.algorithm).config_cls(**group.overrides),
         data=old.data,
         dataset_sha256=old.dataset_sha256,
         env_id=old.env_id,
         seeds=group.seed_values,
-        sweep={k: [float(v) for v in values] for k, values in group.sweep.items()},
+        sweep=group.sweep,
         steps=group.steps,
         chunk_steps=group.chunk_steps,
         eval_every=group.eval_every,
         eval_episodes=plan.spec.eval_episodes,
-        eval_mode=get_algorithm(group.algorithm).eval_mode,
         label=group.name,
     )
 
@@ -853,8 +840,7 @@ def _run_plan(
 
 
 def _final_return(logdir: Path) -> float | None:
-    checkpoint = logdir / "checkpoint.npz"
-    history = read_record(checkpoint)["history"] if checkpoint.exists() else _metrics(logdir)
+    history = RunDir(logdir).history()
     evals = [entry["eval/return_mean"] for entry in history if "eval/return_mean" in entry]
     return float(sum(evals[-1]) / len(evals[-1])) if evals else None
 

@@ -18,7 +18,8 @@ from brackit import cli
 from brackit.cli import main
 from brackit.data import make_dataset, save_dataset
 from brackit.errors import ConfigError
-from brackit.run import RunSpec, _differences, check_run_arguments, default_chunk_steps
+from brackit.run import check_run_arguments, default_chunk_steps
+from brackit.rundir import RunSpec
 
 TINY_BC = ["--set", "hidden=8,8", "--set", "batch_size=8"]
 
@@ -166,4 +167,4 @@ def test_provenance_is_not_part_of_the_run():
     old = RunSpec.from_json(json.dumps(fields))  # a run.json written before provenance existed
     assert old.provenance is None
     new = RunSpec.from_json(json.dumps({**fields, "provenance": {"jax": "9.9", "git_commit": "abc"}}))
-    assert _differences(old, new) == [] and old == new
+    assert old.differences(new) == [] and old == new

@@ -26,7 +26,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from brackit import loggers
-from brackit import run as run_module
 from brackit.algos import ALGORITHMS
 from brackit.algos.bc import BCConfig
 from brackit.algos.bcq import BCQConfig
@@ -40,7 +39,8 @@ from brackit.data import make_dataset, save_dataset
 from brackit.errors import ConfigError
 from brackit.files import AtomicDebris, DirectoryInUseError, DirectoryLock, atomic_path
 from brackit.protocol import sac
-from brackit.run import RunSpec, load_run, run_training
+from brackit.run import load_run, run_training
+from brackit.rundir import RunDir
 from brackit.study import run_study
 
 CONFIG_CLASSES = sorted({algo.config_cls for algo in ALGORITHMS.values()} | {sac.SACConfig}, key=str)
@@ -298,8 +298,8 @@ def test_temporaries_of_a_killed_atomic_write_are_removed_on_the_next_start(tmp_
     ]
     for path in keep:
         path.write_text("mine")
-    assert AtomicDebris.matches(debris, run_module.RUN_FILES)
-    assert not any(AtomicDebris.matches(path, run_module.RUN_FILES) for path in keep)
+    assert AtomicDebris.matches(debris, RunDir.FILES)
+    assert not any(AtomicDebris.matches(path, RunDir.FILES) for path in keep)
     run_training("bc", data, logdir=logdir, resume=True, **common)  # the next start in that logdir
     assert not debris.exists() and not stale_trash.exists()
     assert not only_copy.exists() and (logdir / "tensorboard" / "events").read_text() == "kept"
@@ -465,7 +465,7 @@ def test_a_checkpoint_from_another_run_is_refused_and_unbound_ones_resume(tmp_pa
     assert main(bc_args(data, tmp_path / "a", *args, "--no-tensorboard")) == 0
     assert main(bc_args(data, tmp_path / "b", *args, "--no-tensorboard", "--set", "learning_rate=1e-3")) == 0
     record = read_record(tmp_path / "a" / "checkpoint.npz")
-    spec = RunSpec.read(tmp_path / "a" / "run.json")
+    spec = RunDir(tmp_path / "a").read_spec()
     assert record["run_sha256"] == spec.identity_sha256()
     moved = dataclasses.replace(spec, data="elsewhere.npz", provenance={"jax": "0"})
     assert moved.identity_sha256() == spec.identity_sha256()  # path and versions are not the run
@@ -501,8 +501,7 @@ def test_a_checkpoint_without_run_json_is_refused_unless_overwrite(tmp_path, cap
     assert main(bc_args(data, logdir, *args, "--overwrite")) == 0
     assert (logdir / "run.json").exists()
     assert (
-        read_record(logdir / "checkpoint.npz")["run_sha256"]
-        == RunSpec.read(logdir / "run.json").identity_sha256()
+        read_record(logdir / "checkpoint.npz")["run_sha256"] == RunDir(logdir).read_spec().identity_sha256()
     )
 
 

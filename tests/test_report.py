@@ -22,7 +22,7 @@ from brackit.report import (
     summarize,
     write_report,
 )
-from brackit.run import RunSpec
+from brackit.rundir import RunDir, RunSpec
 from brackit.scores import normalized_score
 from brackit.stats import iqm
 
@@ -70,8 +70,8 @@ def write_logdir(
                 entry["eval/score_mean"] = [normalized_score(env_id, r) for r in returns]
         entries.append(entry)
     logdir.mkdir(parents=True)
-    (logdir / "run.json").write_text(spec.to_json() + "\n")
-    (logdir / "metrics.jsonl").write_text("".join(json.dumps(e) + "\n" for e in entries))
+    RunDir(logdir).write_spec(spec)
+    RunDir(logdir).write_metrics(entries)
     return logdir
 
 
@@ -149,7 +149,7 @@ def test_malformed_files_name_the_file_and_the_field(tmp_path):
     with pytest.raises(ReportError, match=rf"{spec_path}: field 'seeds' is missing"):
         load_runs([logdir])
     spec_path.write_text(json.dumps(spec | {"seeds": ["zero"]}))
-    with pytest.raises(ReportError, match=r"run.json: field 'seeds': expected a list of integers"):
+    with pytest.raises(ReportError, match=r"run.json: field 'seeds': expected an integer, got 'zero'"):
         load_runs([logdir])
     spec_path.write_text("{")
     with pytest.raises(ReportError, match=r"run.json: not valid JSON"):

@@ -2,18 +2,21 @@
 
 Every algorithm is a module with ``init(config, key, obs_dim, action_dim) -> state``,
 ``update(config, state, batch) -> (state, metrics)`` and ``act(config, state, obs, key, mode)``,
-optionally ``pretrain_steps(config)`` and ``pretrain_update`` (e.g. fitting the behavior policy first).
+optionally the ``HOOKS``: ``pretrain_steps(config)`` and ``pretrain_update`` (e.g. fitting the behavior
+policy first), ``pretrain_batch_size`` and ``batches_per_update``; ``from_module`` registers one.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from types import ModuleType
 from typing import Any
 
 from brackit import config
 from brackit.algos import bc, bcq, bear, brac, td3bc
 from brackit.errors import ConfigError
+from brackit.nets import TANH_GAUSSIAN_ACT_MODES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,74 +47,71 @@ class Algorithm:
             )
 
 
-def _brac_family(name: str, config_cls: type, description: str) -> Algorithm:
-    """BRAC's functions under another config class (offline SAC is BRAC without a divergence)."""
+HOOKS = ("pretrain_steps", "pretrain_update", "pretrain_batch_size", "batches_per_update")
+"""The optional functions of an algorithm module (the ``Algorithm`` fields of the same names)."""
+
+
+def from_module(
+    name: str,
+    config_cls: type,
+    module: ModuleType,
+    description: str,
+    *,
+    act_modes: tuple[str, ...] = ("mode", "sample"),
+    eval_mode: str = "mode",
+) -> Algorithm:
+    """The algorithm whose functions are ``module``'s: ``init``, ``update``, ``act`` and the ``HOOKS`` it
+    defines (offline SAC is BRAC's module under another config class)."""
+    hooks = {hook: getattr(module, hook) for hook in HOOKS if hasattr(module, hook)}
     return Algorithm(
         name,
         config_cls,
-        brac.init,
-        brac.update,
-        brac.act,
-        brac.pretrain_steps,
-        brac.pretrain_update,
-        description,
-        pretrain_batch_size=brac.pretrain_batch_size,
-        batches_per_update=brac.batches_per_update,
-        act_modes=("mode", "sample", "max_q"),
+        module.init,
+        module.update,
+        module.act,
+        description=description,
+        act_modes=act_modes,
+        eval_mode=eval_mode,
+        **hooks,
     )
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "bc": Algorithm(
-        "bc",
-        bc.BCConfig,
-        bc.init,
-        bc.update,
-        bc.act,
-        description="behavior cloning (MLE + tuned entropy term, as BRAC's bc_agent)",
+    "bc": from_module(
+        "bc", bc.BCConfig, bc, "behavior cloning (MLE + tuned entropy term, as BRAC's bc_agent)"
     ),
-    "brac": _brac_family("brac", brac.BRACConfig, "BRAC (value or policy penalty, any divergence)"),
-    "sac_offline": _brac_family(
-        "sac_offline", brac.SACOfflineConfig, "unregularized offline SAC (BRAC with divergence 'none')"
+    "brac": from_module(
+        "brac",
+        brac.BRACConfig,
+        brac,
+        "BRAC (value or policy penalty, any divergence)",
+        act_modes=TANH_GAUSSIAN_ACT_MODES,
     ),
-    "bcq": Algorithm(
+    "sac_offline": from_module(
+        "sac_offline",
+        brac.SACOfflineConfig,
+        brac,
+        "unregularized offline SAC (BRAC with divergence 'none')",
+        act_modes=TANH_GAUSSIAN_ACT_MODES,
+    ),
+    "bcq": from_module(
         "bcq",
         bcq.BCQConfig,
-        bcq.init,
-        bcq.update,
-        bcq.act,
-        description="BCQ (VAE + perturbation)",
+        bcq,
+        "BCQ (VAE + perturbation)",
         act_modes=bcq.ACT_MODES,
         eval_mode="max_q",  # sfujim/BCQ select_action: argmax Q1 over perturbed VAE samples
     ),
-    "bear": Algorithm(
+    "bear": from_module(
         "bear",
         bear.BEARConfig,
-        bear.init,
-        bear.update,
-        bear.act,
-        description="BEAR (VAE + MMD)",
+        bear,
+        "BEAR (VAE + MMD)",
         act_modes=bear.ACT_MODES,
         eval_mode="max_q",  # aviralkumar2907/BEAR select_action: argmax Q1 over 10 actor samples
     ),
-    "td3bc": Algorithm(
-        "td3bc",
-        td3bc.TD3BCConfig,
-        td3bc.init,
-        td3bc.update,
-        td3bc.act,
-        description="TD3+BC",
-        act_modes=("mode", "max_q"),
-    ),
-    "rebrac": Algorithm(
-        "rebrac",
-        td3bc.ReBRACConfig,
-        td3bc.init,
-        td3bc.update,
-        td3bc.act,
-        description="ReBRAC",
-        act_modes=("mode", "max_q"),
-    ),
+    "td3bc": from_module("td3bc", td3bc.TD3BCConfig, td3bc, "TD3+BC", act_modes=("mode", "max_q")),
+    "rebrac": from_module("rebrac", td3bc.ReBRACConfig, td3bc, "ReBRAC", act_modes=("mode", "max_q")),
 }
 
 

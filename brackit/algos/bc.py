@@ -25,10 +25,9 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.config_checks import Rule, check_ranges, comparison
-from brackit.errors import ConfigError
-from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
-from brackit.ops import entropy_temperature_loss, gradient_step, multiplier_step, nonnegative
+from brackit.config_checks import Rule, check_ranges, choice, comparison
+from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian, entropy_temperature_step
+from brackit.ops import gradient_step, namespaced, nonnegative
 from brackit.types import Transition
 
 
@@ -66,14 +65,13 @@ class BCConfig:
         "alpha_entropy": ">= 0",
         "target_entropy": "finite or None",
     }
-    RULES: ClassVar[tuple[Rule, ...]] = (comparison("log_std_min <= log_std_max"),)
+    RULES: ClassVar[tuple[Rule, ...]] = (
+        comparison("log_std_min <= log_std_max"),
+        choice("log_std_transform", LOG_STD_TRANSFORMS),
+    )
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        if self.log_std_transform not in LOG_STD_TRANSFORMS:
-            raise ConfigError(
-                f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
-            )
 
 
 @struct.dataclass
@@ -149,19 +147,16 @@ def update(config: BCConfig, state: BCState, batch: Transition) -> tuple[BCState
     )
     alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
     if config.tune_entropy:
-        target = -state.action_dim if config.target_entropy is None else config.target_entropy
-        _, _, log_prob = distribution(config, params, batch.obs, state.action_dim).sample_and_log_prob(
-            entropy_key
-        )
-        alpha_entropy, alpha_entropy_opt = multiplier_step(
-            entropy_temperature_loss,
+        pi = distribution(config, params, batch.obs, state.action_dim)
+        alpha_entropy, alpha_entropy_opt = entropy_temperature_step(
             alpha_entropy,
             alpha_entropy_opt,
             entropy_optimizer(config),
-            log_prob,
-            target,
+            pi,
+            entropy_key,
+            config.target_entropy,
         )
-    metrics = {f"bc/{k}": v for k, v in metrics.items()}
+    metrics = namespaced({"bc": metrics})
     metrics["bc/alpha_entropy"] = nonnegative(alpha_entropy)
     state = state.replace(
         params=params,

@@ -33,8 +33,18 @@ from flax import struct
 
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
-from brackit.nets import VAE, Critic, CriticEnsemble, Perturbation, best_by_q1, ensemble_member, vae_loss
-from brackit.ops import bellman_target, ensemble_reduce, ensemble_td_loss, gradient_step, polyak
+from brackit.nets import (
+    VAE,
+    Critic,
+    CriticEnsemble,
+    Perturbation,
+    best_by_q1,
+    critic_step,
+    ensemble_member,
+    sampled_max_target,
+    vae_step,
+)
+from brackit.ops import gradient_step, namespaced, polyak
 from brackit.types import Transition
 
 ACT_MODES = ("max_q", "mode")
@@ -159,16 +169,9 @@ def critic_target(config: BCQConfig, state: BCQState, batch: Transition, key: ja
     next_actions = sample_perturbed(
         config, state.vae_params, state.actor_target, batch.next_obs, key, n, state.action_dim
     )  # [N, B, A]
-    next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_actions)  # [E, N, B]
-    next_value = jnp.max(ensemble_reduce(next_q, config.ensemble_lam), axis=0)
-    return bellman_target(batch.reward, batch.discount, config.gamma, next_value)
-
-
-def critic_loss(
-    critic_params: dict, config: BCQConfig, batch: Transition, target: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
-    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
+    return sampled_max_target(
+        critic_net(config), state.critic_target, batch, next_actions, config.ensemble_lam, config.gamma
+    )
 
 
 def actor_loss(
@@ -193,28 +196,14 @@ def update(config: BCQConfig, state: BCQState, batch: Transition) -> tuple[BCQSt
     """One BCQ step (Algorithm 1): VAE, critics, actor, then the Polyak targets of actor and critics."""
     key, vae_key, target_key, actor_key = jax.random.split(state.key, 4)
     vae = vae_net(config.vae_hidden, state.action_dim, config.latent_dim)
-    vae_params, vae_opt, vae_metrics = gradient_step(
-        vae_loss,
-        state.vae_params,
-        state.vae_opt,
-        optax.adam(config.vae_lr),
-        vae,
-        config.kl_weight,
-        batch.obs,
-        batch.action,
-        vae_key,
+    vae_params, vae_opt, vae_metrics = vae_step(
+        vae, state.vae_params, state.vae_opt, optax.adam(config.vae_lr), config.kl_weight, batch, vae_key
     )
     state = state.replace(vae_params=vae_params, vae_opt=vae_opt)
 
     target = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = gradient_step(
-        critic_loss,
-        state.critic_params,
-        state.critic_opt,
-        optax.adam(config.critic_lr),
-        config,
-        batch,
-        target,
+    critic_params, critic_opt, critic_metrics = critic_step(
+        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
     )
 
     vae_actions, _ = vae.apply(vae_params, batch.obs, actor_key, method=VAE.sample)
@@ -229,11 +218,7 @@ def update(config: BCQConfig, state: BCQState, batch: Transition) -> tuple[BCQSt
         vae_actions,
         state.action_dim,
     )
-    metrics = {
-        **{f"vae/{k}": v for k, v in vae_metrics.items()},
-        **{f"critic/{k}": v for k, v in critic_metrics.items()},
-        **{f"actor/{k}": v for k, v in actor_metrics.items()},
-    }
+    metrics = namespaced({"vae": vae_metrics, "critic": critic_metrics, "actor": actor_metrics})
     state = state.replace(
         actor_params=actor_params,
         actor_target=polyak(state.actor_target, actor_params, config.tau),

@@ -54,16 +54,17 @@ from flax import struct
 from brackit.config_checks import Rule, check_ranges, comparison
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
-from brackit.nets import VAE, CriticEnsemble, GaussianHead, TanhGaussian, best_by_q1, vae_loss
-from brackit.ops import (
-    bellman_target,
-    ensemble_reduce,
-    ensemble_td_loss,
-    gradient_step,
-    lagrange_loss,
-    multiplier_step,
-    polyak,
+from brackit.nets import (
+    VAE,
+    CriticEnsemble,
+    GaussianHead,
+    TanhGaussian,
+    critic_step,
+    sampled_max_target,
+    tanh_gaussian_act,
+    vae_step,
 )
+from brackit.ops import gradient_step, lagrange_loss, multiplier_step, namespaced, polyak
 from brackit.types import Transition
 
 ACT_MODES = ("max_q", "mode", "sample")
@@ -273,16 +274,9 @@ def critic_target(config: BEARConfig, state: BEARState, batch: Transition, key: 
     n = config.num_target_samples
     pi = policy(config, state.actor_target, batch.next_obs, state.action_dim)
     next_actions = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
-    next_q = critic_net(config).apply(state.critic_target, batch.next_obs, next_actions)  # [E, N, B]
-    next_value = jnp.max(ensemble_reduce(next_q, config.ensemble_lam), axis=0)
-    return bellman_target(batch.reward, batch.discount, config.gamma, next_value)
-
-
-def critic_loss(
-    critic_params: dict, config: BEARConfig, batch: Transition, target: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
-    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
+    return sampled_max_target(
+        critic_net(config), state.critic_target, batch, next_actions, config.ensemble_lam, config.gamma
+    )
 
 
 def actor_loss(
@@ -334,27 +328,13 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
     """One BEAR step: VAE, critics, actor, Lagrange multiplier, then the Polyak targets."""
     key, vae_key, target_key, behavior_key, actor_key = jax.random.split(state.key, 5)
     vae = vae_net(config, state.action_dim)
-    vae_params, vae_opt, vae_metrics = gradient_step(
-        vae_loss,
-        state.vae_params,
-        state.vae_opt,
-        optax.adam(config.vae_lr),
-        vae,
-        config.kl_weight,
-        batch.obs,
-        batch.action,
-        vae_key,
+    vae_params, vae_opt, vae_metrics = vae_step(
+        vae, state.vae_params, state.vae_opt, optax.adam(config.vae_lr), config.kl_weight, batch, vae_key
     )
 
     target = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = gradient_step(
-        critic_loss,
-        state.critic_params,
-        state.critic_opt,
-        optax.adam(config.critic_lr),
-        config,
-        batch,
-        target,
+    critic_params, critic_opt, critic_metrics = critic_step(
+        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
     )
 
     behavior_actions, behavior_raw = vae.apply(
@@ -383,12 +363,8 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
     )
     log_lagrange = jnp.clip(log_lagrange, config.log_lagrange_min, config.log_lagrange_max)
 
-    metrics = {
-        **{f"vae/{k}": v for k, v in vae_metrics.items()},
-        **{f"critic/{k}": v for k, v in critic_metrics.items()},
-        **{f"actor/{k}": v for k, v in actor_metrics.items()},
-        "lagrange/value": jnp.exp(log_lagrange),
-    }
+    metrics = namespaced({"vae": vae_metrics, "critic": critic_metrics, "actor": actor_metrics})
+    metrics["lagrange/value"] = jnp.exp(log_lagrange)
     state = state.replace(
         vae_params=vae_params,
         vae_opt=vae_opt,
@@ -415,10 +391,6 @@ def act(
     if mode not in ACT_MODES:
         raise ConfigError(f"BEAR act mode must be one of {ACT_MODES}, got {mode!r}")
     pi = policy(config, state.actor_params, obs, state.action_dim)
-    if mode == "mode":
-        return pi.mode()
-    if mode == "sample":
-        return jnp.tanh(pi.sample_raw(key))
-    n = config.num_act_samples
-    candidates = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
-    return best_by_q1(config.critic_hidden, state.critic_params, obs, candidates)
+    return tanh_gaussian_act(
+        pi, mode, key, obs, config.num_act_samples, config.critic_hidden, state.critic_params
+    )

@@ -45,7 +45,7 @@ import optax
 from flax import struct
 
 from brackit.algos import bc
-from brackit.config_checks import Rule, check_ranges
+from brackit.config_checks import Rule, check_ranges, choice
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import (
@@ -54,16 +54,17 @@ from brackit.nets import (
     DualCritic,
     GaussianHead,
     TanhGaussian,
-    best_by_q1,
+    critic_step,
+    entropy_temperature_step,
+    tanh_gaussian_act,
 )
 from brackit.ops import (
     bellman_target,
     ensemble_reduce,
-    ensemble_td_loss,
-    entropy_temperature_loss,
     gradient_step,
     lagrange_loss,
     multiplier_step,
+    namespaced,
     nonnegative,
     polyak,
     value_penalty,
@@ -151,6 +152,8 @@ class BRACConfig:
         "eval_samples": ">= 1",
     }
     RULES: ClassVar[tuple[Rule, ...]] = (
+        choice("penalty", PENALTIES),
+        choice("log_std_transform", LOG_STD_TRANSFORMS),
         Rule(
             ("tune_alpha", "divergence"),
             lambda tune, divergence: not tune or divergence != "none",
@@ -165,14 +168,8 @@ class BRACConfig:
 
     def __post_init__(self) -> None:
         check_ranges(self)
-        if self.penalty not in PENALTIES:
-            raise ConfigError(f"penalty must be one of {PENALTIES}, got {self.penalty!r}")
         if self.divergence != "none":
             self.make_divergence()  # raises ConfigError naming the field to change
-        if self.log_std_transform not in LOG_STD_TRANSFORMS:
-            raise ConfigError(
-                f"log_std_transform must be one of {LOG_STD_TRANSFORMS}, got {self.log_std_transform!r}"
-            )
 
     def make_divergence(self) -> Divergence:
         params: dict[str, object] = {}
@@ -359,13 +356,6 @@ def dual_loss(
 # ----------------------------------------------------------------------------------------- losses
 
 
-def critic_loss(
-    critic_params: dict, config: BRACConfig, batch: Transition, target: jax.Array
-) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """Regression of every critic on the target (``ops.ensemble_td_loss``)."""
-    return ensemble_td_loss(critic_net(config).apply(critic_params, batch.obs, batch.action), target)
-
-
 def critic_target(
     config: BRACConfig, state: BRACState, batch: Transition, key: jax.Array
 ) -> tuple[jax.Array, dict]:
@@ -471,16 +461,10 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
     # the reference moves the targets toward the current critics before computing the Q target
     state = state.replace(critic_target=polyak(state.critic_target, state.critic_params, config.tau))
     target, target_metrics = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = gradient_step(
-        critic_loss,
-        state.critic_params,
-        state.critic_opt,
-        optax.adam(config.critic_lr),
-        config,
-        batch,
-        target,
+    critic_params, critic_opt, critic_metrics = critic_step(
+        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
     )
-    metrics.update({f"critic/{k}": v for k, v in {**critic_metrics, **target_metrics}.items()})
+    metrics.update(namespaced({"critic": {**critic_metrics, **target_metrics}}))
 
     actor_params, actor_opt, actor_metrics = gradient_step(
         actor_loss,
@@ -493,7 +477,7 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
         batch,
         actor_key,
     )
-    metrics.update({f"actor/{k}": v for k, v in actor_metrics.items()})
+    metrics.update(namespaced({"actor": actor_metrics}))
     state = state.replace(
         actor_params=actor_params, actor_opt=actor_opt, critic_params=critic_params, critic_opt=critic_opt
     )
@@ -521,7 +505,7 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
             unroll=True,  # a few steps: unrolled, XLA fuses them with the rest of the update
         )
         state = state.replace(dual_params=dual_params, dual_opt=dual_opt)
-        metrics.update({f"dual/{k}": v[0] for k, v in dual_metrics.items()})
+        metrics.update(namespaced({"dual": {k: v[0] for k, v in dual_metrics.items()}}))
 
     alpha, alpha_opt = state.alpha, state.alpha_opt
     if config.tune_alpha:  # the divergence of the updated actor (and dual critic), as the reference
@@ -535,16 +519,14 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
 
     alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
     if config.tune_entropy:
-        target_entropy = -state.action_dim if config.target_entropy is None else config.target_entropy
         pi = policy(config, state.actor_params, batch.obs, state.action_dim)
-        _, _, log_prob = pi.sample_and_log_prob(entropy_key)
-        alpha_entropy, alpha_entropy_opt = multiplier_step(
-            entropy_temperature_loss,
+        alpha_entropy, alpha_entropy_opt = entropy_temperature_step(
             alpha_entropy,
             alpha_entropy_opt,
             optax.adam(config.alpha_lr),
-            log_prob,
-            target_entropy,
+            pi,
+            entropy_key,
+            config.target_entropy,
         )
 
     metrics["alpha/value"] = alpha
@@ -563,15 +545,10 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
 def act(
     config: BRACConfig, state: BRACState, obs: jax.Array, key: jax.Array, mode: str = "mode"
 ) -> jax.Array:
-    """Unit-box actions [B, A]. ``mode``: 'mode' (tanh of the mean; the reference's evaluation policy),
-    'sample', or 'max_q' (of ``eval_samples`` policy samples, the one with the largest Q1, as the
-    reference's MaxQSoftPolicy)."""
+    """Unit-box actions [B, A] (``nets.tanh_gaussian_act``). ``mode``: 'mode' (tanh of the mean; the
+    reference's evaluation policy), 'sample', or 'max_q' (of ``eval_samples`` policy samples, the one with
+    the largest Q1, as the reference's MaxQSoftPolicy)."""
     pi = policy(config, state.actor_params, obs, state.action_dim)
-    if mode == "mode":
-        return pi.mode()
-    if mode == "sample":
-        return jnp.tanh(pi.sample_raw(key))
-    if mode != "max_q":
-        raise ConfigError(f"act mode must be 'mode', 'sample' or 'max_q', got {mode!r}")
-    candidates = jnp.tanh(pi.sample_raw(key, config.eval_samples))  # [N, B, A]
-    return best_by_q1(config.critic_hidden, state.critic_params, obs, candidates)
+    return tanh_gaussian_act(
+        pi, mode, key, obs, config.eval_samples, config.critic_hidden, state.critic_params
+    )

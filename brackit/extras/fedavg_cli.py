@@ -1,15 +1,21 @@
-"""``brackit extras fedavg ...``: FedAvg vs FedSGD (McMahan et al. 2017) on MNIST 5k.
+"""``brackit extras fedavg ...``: FedAvg vs FedSGD (McMahan et al. 2017) on MNIST 5k, over seeds.
 
 ``table`` reproduces the shape of the paper's Table 2 (rounds to a target test accuracy, learning rate tuned
-per configuration over a small grid, speedup relative to FedSGD, IID and pathological non-IID) and plots test
-accuracy against rounds; ``bench`` runs ``benchmarks/extras_fedavg.py`` (vmapped vs sequential clients).
+per configuration over a small grid, speedup relative to FedSGD, IID and pathological non-IID; each (E, B)
+row with its local work ``u = E n / B`` beside the paper's); ``csweep`` its Table 1 (the client fraction C,
+2NN, E = 1, B = 10 and B = inf, speedup relative to C = 0); ``bench`` runs ``benchmarks/extras_fedavg.py``
+(vmapped vs sequential clients). ``table`` and ``csweep`` run every seed of ``--seeds`` (each a new data
+split, partition, initialization and client sampling), report each number as a ``Spread`` over the seeds and
+each claim of the paper with a ``verdict``, and write a JSON sidecar of every seed's numbers.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import math
 import pathlib
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import typer
@@ -22,102 +28,502 @@ from brackit.provenance import command_line
 
 app = typer.Typer(help="FedAvg vs FedSGD (McMahan et al. 2017).", no_args_is_help=True)
 
-# (E, B) pairs after FedSGD = (1, None); B = None is the paper's B = infinity.
+# (E, B) pairs after FedSGD = (1, None); B = None is the paper's B = infinity. E = 15, B = 10 on 40 images per client
+# has u = E n / B = 60, the paper's u for E = 1, B = 10 on 600 images (Table 2).
+PAIRS = ((1, None), (5, None), (1, 10), (5, 10), (15, 10))
 GRIDS = {
     "tiny": dict(rounds=2, clients=10, train=400, test=200, pairs=((1, None), (1, 10)), rates=(0.1,)),
+    "small": dict(rounds=100, clients=100, train=None, test=None, pairs=PAIRS[:4], rates=(0.1, 0.3)),
+    "full": dict(rounds=200, clients=100, train=None, test=None, pairs=PAIRS, rates=(0.05, 0.1, 0.2, 0.4)),
+}
+
+# The client fractions C of the paper's Table 1 (2NN, E = 1), with B = inf and B = 10.
+C_GRIDS = {
+    "tiny": dict(
+        rounds=2, clients=10, train=400, test=200, fractions=(0.0, 0.5), batches=(None, 10), rates=(0.1,)
+    ),
     "small": dict(
-        rounds=100,
+        rounds=300,
         clients=100,
         train=None,
         test=None,
-        pairs=((1, None), (1, 10), (5, 10)),
-        rates=(0.1, 0.3, 1.0),
+        fractions=(0.0, 0.1, 1.0),
+        batches=(None, 10),
+        rates=(0.3,),
     ),
     "full": dict(
-        rounds=200,
+        rounds=300,
         clients=100,
         train=None,
         test=None,
-        pairs=((1, None), (5, None), (1, 10), (5, 10)),
-        rates=(0.1, 0.3, 1.0),
+        fractions=(0.0, 0.1, 0.2, 0.5, 1.0),
+        batches=(None, 10),
+        rates=(0.1, 0.3),
     ),
 }
 
 BENCH_ROUNDS = {"tiny": 1, "small": 10, "full": 30}
 """``bench``'s rounds per timed block per budget."""
 
+PARTITIONS = {True: "iid", False: "noniid"}
+PARTITION_TITLES = {True: "IID", False: "non-IID"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bound:
+    """A number known to lie in ``[lo, hi]``: rounds to a target not reached within ``N`` rounds are
+    ``[N + 1, inf]``, and a speedup computed from such a count is a bound too. A claim that compares two of
+    them is decided only when their intervals do not overlap."""
+
+    lo: float
+    hi: float
+
+    @classmethod
+    def rounds(cls, rounds: int | None, cap: int) -> Bound:
+        """Rounds to the target (``None``: not reached within ``cap`` rounds)."""
+        return cls(float(rounds), float(rounds)) if rounds is not None else cls(cap + 1.0, math.inf)
+
+    @property
+    def exact(self) -> bool:
+        return self.lo == self.hi
+
+    def less(self, other: Bound) -> bool | None:
+        """``self < other``: True or False where the intervals decide it, None where they do not."""
+        if self.hi < other.lo:
+            return True
+        if self.lo >= other.hi:
+            return False
+        return None
+
+    def __truediv__(self, other: Bound) -> Bound:
+        return Bound(_divide(self.lo, other.hi), _divide(self.hi, other.lo))
+
+
+def _divide(a: float, b: float) -> float:
+    return 0.0 if math.isinf(b) else a / b
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """One configuration at one seed, at its best learning rate."""
+
+    rounds: Bound
+    """Rounds to the target (1-based), exact or (not reached within the budget's rounds) a lower bound."""
+    rate: float
+    best_accuracy: float
+    curve: np.ndarray
+
+
+def _check_target(target: float) -> None:
+    if not 0.0 < target <= 1.0:
+        raise ConfigError(f"--target: expected an accuracy in (0, 1], got {target}")
+
+
+def _check_clients(clients: int | None, grid: dict) -> int:
+    """``--clients`` (K) or the budget's; the pathological split needs 2 K shards of at least one image."""
+    num_train = grid["train"] or 4000  # load_mnist5k's 4000 training images (test fraction 0.2)
+    if clients is None:
+        return grid["clients"]
+    if not 1 <= clients <= num_train // 2:
+        raise ConfigError(
+            f"--clients: expected a number of clients K in [1, {num_train // 2}], got {clients}"
+        )
+    return clients
+
+
+def _run_config(config, dataset, grid: dict, target: float) -> Run:
+    from brackit.extras import fedavg
+
+    x_train, y_train = dataset.x_train[: grid["train"]], dataset.y_train[: grid["train"]]
+    x_test, y_test = dataset.x_test[: grid["test"]], dataset.y_test[: grid["test"]]
+    accuracies = fedavg.run_learning_rates(
+        config, x_train, y_train, x_test, y_test, grid["rates"], target=target
+    )
+    best = fedavg.best_rate(accuracies, target)
+    return Run(
+        rounds=Bound.rounds(fedavg.rounds_to_target(accuracies[best], target), config.num_rounds),
+        rate=grid["rates"][best],
+        best_accuracy=float(accuracies[best].max()),
+        curve=accuracies[best],
+    )
+
+
+def _rounds_cell(values: Sequence[Bound]) -> str:
+    """A Spread of the rounds over seeds, or each seed's value when a seed missed the target (``>N``)."""
+    if all(v.exact for v in values):
+        return cli_common.spread([v.lo for v in values]).format(0)
+    return ", ".join(f"{v.lo:.0f}" if v.exact else f">{v.lo - 1:.0f}" for v in values)
+
+
+def _speedup_cell(values: Sequence[Bound]) -> str:
+    """A Spread of the speedups over seeds, or each seed's value or bound (``?``: no bound)."""
+    if all(v.exact for v in values):
+        spread = cli_common.spread([v.lo for v in values])
+        return f"{spread.mean:.1f}x" + ("" if spread.n == 1 else f" ({spread.low:.1f}-{spread.high:.1f})")
+
+    def one(v: Bound) -> str:
+        if v.exact:
+            return f"{v.lo:.1f}x"
+        if math.isinf(v.hi) and v.lo > 0.0:
+            return f">={math.floor(v.lo * 10) / 10:.1f}x"
+        if math.isfinite(v.hi):
+            return f"<={math.ceil(v.hi * 10) / 10:.1f}x"
+        return "?"
+
+    return ", ".join(one(v) for v in values)
+
+
+def _metric(value: Bound) -> float:
+    """A metric for the JSON sidecar: its value, or NaN where only a bound is known (a target missed)."""
+    return value.lo if value.exact else math.nan
+
+
+def _verdict(holds: Sequence[bool | None]) -> str:
+    """``cli_common.verdict``, or how often the claim held and in how many seeds it was undecided (a target
+    not reached within the budget's rounds leaves only a bound)."""
+    undecided = sum(h is None for h in holds)
+    if not undecided:
+        return cli_common.verdict([bool(h) for h in holds])
+    held, n = sum(h is True for h in holds), len(holds)
+    return f"held in {held}/{n} seeds, undecided in {undecided}/{n} (a target not reached)"
+
+
+def _claim_row(claim: str, holds: Sequence[bool | None]) -> str:
+    per_seed = " ".join({True: "yes", False: "no", None: "?"}[h] for h in holds)
+    return f"| {claim} | {_verdict(holds)} | {per_seed} |"
+
+
+def _seed_loop(seeds: Sequence[int], body: Callable[[int, object], None]) -> None:
+    from brackit.extras import data
+
+    for seed in seeds:
+        body(seed, data.load_mnist5k(seed=seed))
+
 
 @app.command()
 def table(
-    budget: str = cli_common.budget_option(),
+    budget: str = cli_common.budget_option(
+        "tiny | small (FedSGD, E=5 B=inf, E=1 and 5 B=10; 100 rounds; 2 rates) | full (adds E=15 B=10; 200 rounds;"
+        " 4 rates)"
+    ),
     out: pathlib.Path = cli_common.out_option(),
     model: str = typer.Option("2nn", help="2nn | cnn"),
     target: float = typer.Option(0.9, help="Target test accuracy for 'rounds to target'."),
-    seed: int = cli_common.seed_option(),
+    clients: int = typer.Option(None, help="Clients K (default: the budget's, 100 but for tiny)."),
+    seeds: str = cli_common.seeds_option(),
 ) -> None:
-    """Rounds to reach --target for FedSGD and FedAvg (E, B) grids, IID and non-IID, with speedups."""
+    """Rounds to reach --target for FedSGD and FedAvg (E, B) grids, IID and non-IID, with speedups (Table 2)."""
+    from brackit.extras import fedavg
+
     grid = cli_common.for_budget(GRIDS, budget)
-    if not 0.0 < target <= 1.0:
-        raise ConfigError(f"--target: expected an accuracy in (0, 1], got {target}")
-    from brackit.extras import data, fedavg
+    _check_target(target)
+    if model not in fedavg.MODELS:
+        raise ConfigError(f"--model: expected one of {fedavg.MODELS}, got {model!r}")
+    num_clients = _check_clients(clients, grid)
+    seed_list = cli_common.parse_seeds(seeds)
+    base = fedavg.FedConfig(model=model, num_clients=num_clients, num_rounds=grid["rounds"])
+    configs = {
+        (pair, iid): dataclasses.replace(base, local_epochs=pair[0], batch_size=pair[1], iid=iid)
+        for pair in grid["pairs"]
+        for iid in (True, False)
+    }
+    runs: dict[tuple, dict[int, Run]] = {key: {} for key in configs}
+    sizes: dict[str, int] = {}
 
-    dataset = data.load_mnist5k(seed=seed)
-    x_train, y_train = dataset.x_train[: grid["train"]], dataset.y_train[: grid["train"]]
-    x_test, y_test = dataset.x_test[: grid["test"]], dataset.y_test[: grid["test"]]
-    base = fedavg.FedConfig(model=model, num_clients=grid["clients"], num_rounds=grid["rounds"], seed=seed)
-    curves: dict[tuple[str, bool], np.ndarray] = {}
-    results = []
-    for iid in (True, False):
-        for epochs, batch in grid["pairs"]:
-            config = dataclasses.replace(base, local_epochs=epochs, batch_size=batch, iid=iid)
-            accuracies = fedavg.run_learning_rates(config, x_train, y_train, x_test, y_test, grid["rates"])
-            rounds = [fedavg.rounds_to_target(row, target) for row in accuracies]
-            reached = [(r, i) for i, r in enumerate(rounds) if r is not None]
-            best = min(reached)[1] if reached else int(np.argmax(accuracies.max(axis=1)))
-            curves[(config.name, iid)] = accuracies[best]
-            results.append(
-                (config.name, iid, rounds[best], grid["rates"][best], float(accuracies[best].max()))
+    def one_seed(seed: int, dataset) -> None:
+        sizes.update(train=len(dataset.y_train[: grid["train"]]), test=len(dataset.y_test[: grid["test"]]))
+        for key, config in configs.items():
+            runs[key][seed] = _run_config(dataclasses.replace(config, seed=seed), dataset, grid, target)
+
+    _seed_loop(seed_list, one_seed)
+    client_size = sizes["train"] / num_clients
+    fedsgd = (1, None)
+    names = {pair: configs[(pair, True)].name for pair in grid["pairs"]}
+    slugs = {pair: _slug(*pair) for pair in grid["pairs"]}
+    speedups = {
+        (pair, iid): [runs[(fedsgd, iid)][s].rounds / runs[(pair, iid)][s].rounds for s in seed_list]
+        for pair in grid["pairs"]
+        for iid in (True, False)
+    }
+    per_seed = {
+        seed: {
+            f"{slugs[pair]}/{PARTITIONS[iid]}/{field}": value
+            for (pair, iid) in configs
+            for field, value in (
+                ("rounds", _metric(runs[(pair, iid)][seed].rounds)),
+                ("lr", runs[(pair, iid)][seed].rate),
+                ("best_acc", runs[(pair, iid)][seed].best_accuracy),
+                *(() if pair == fedsgd else (("speedup", _metric(speedups[(pair, iid)][i])),)),
             )
-    fedsgd = {iid: r for name, iid, r, _, _ in results if name == "FedSGD"}
+        }
+        for i, seed in enumerate(seed_list)
+    }
 
-    def cell(name: str, iid: bool, rounds: int | None) -> str:
-        if rounds is None:
-            return f"> {grid['rounds']}"
-        if name == "FedSGD" or fedsgd[iid] is None:
-            return str(rounds)
-        return f"{rounds} ({fedsgd[iid] / rounds:.1f}x)"
+    header = ["configuration", "u (ours)", "u (paper)", "IID rounds", "IID speedup", "non-IID rounds"]
+    header += ["non-IID speedup", "lr IID / non-IID (per seed)"]
+    rows = []
+    for pair in grid["pairs"]:
+        u_ours = fedavg.updates_per_round(*pair, client_size)
+        u_paper = fedavg.updates_per_round(*pair, fedavg.PAPER_CLIENT_SIZE)
+        cells = [names[pair], f"{u_ours:g}", f"{u_paper:g}"]
+        for iid in (True, False):
+            cells.append(_rounds_cell([runs[(pair, iid)][s].rounds for s in seed_list]))
+            cells.append("-" if pair == fedsgd else _speedup_cell(speedups[(pair, iid)]))
+        rates = [" ".join(f"{runs[(pair, iid)][s].rate:g}" for s in seed_list) for iid in (True, False)]
+        cells.append(" / ".join(rates))
+        rows.append(cells)
 
-    title = f"{model.upper()}: rounds to {target:.0%} test accuracy (C={base.client_fraction}, K={base.num_clients})"
-    rich_table = Table(title=title)
-    for column in ("configuration", "IID", "IID lr", "non-IID", "non-IID lr"):
-        rich_table.add_column(column, justify="right")
+    claims = _table_claims(grid["pairs"], names, runs, speedups, seed_list)
+    title = (
+        f"{model.upper()}: rounds to {target:.0%} test accuracy (C={base.client_fraction}, K={num_clients})"
+    )
+    cli_common.print_table(Console(), title, header, rows)
     lines = [
         *cli_common.results_header(
             f"## FedAvg vs FedSGD, {model.upper()} on MNIST 5k: rounds to {target:.0%} test accuracy"
         ),
-        f"- {len(y_train)} training images over K = {base.num_clients} clients, {len(y_test)} test images;"
-        f" C = {base.client_fraction}; at most {grid['rounds']} rounds; learning rate tuned over {grid['rates']}"
-        " (the rate reaching the target first is shown; if none does, the one with the best accuracy);"
-        " speedup = FedSGD rounds / rounds",
-        f"- non-IID: sorted by label, {2 * base.num_clients} shards, 2 per client",
-        f"- plot: `extras_fedavg_{model}.png`",
+        f"- {sizes['train']} training images over K = {num_clients} clients (n = {client_size:g} each; the paper:"
+        f" 600), {sizes['test']} test images; C ="
+        f" {base.client_fraction} (m = {base.clients_per_round} clients per round; the paper: 10); at most"
+        f" {grid['rounds']} rounds; seeds {', '.join(map(str, seed_list))} (each: data split, partition,"
+        " initialization, client sampling)",
+        f"- learning rate tuned per configuration and seed over {grid['rates']} (the rate reaching the target"
+        " first, as the paper reports each configuration at its best rate); speedup = FedSGD rounds / rounds,"
+        " per seed",
+        "- u = E n / B: a client's SGD steps per round (the paper's Table 2 column; B = inf: u = E);"
+        " 'u (paper)' is the same (E, B) on the paper's 600 images per client",
+        f"- non-IID: sorted by label, {2 * num_clients} shards, 2 per client",
+        "- rounds: mean (min-max) over seeds; `>N`: not reached within N rounds in that seed;"
+        " a speedup with such a count is a bound (`>=`, `<=`; `?`: both missed); a claim is undecided in a seed"
+        " where the bounds overlap",
+        f"- plot (seed {seed_list[0]}): `extras_fedavg_{model}.png`; every seed's numbers:"
+        f" `extras_fedavg_{model}.json`",
         "",
-        "| configuration | IID rounds | IID lr | IID best acc | non-IID rounds | non-IID lr | non-IID best acc |",
-        "|---|---|---|---|---|---|---|",
+        *cli_common.markdown_table(header, rows),
+        "",
+        "### Claims of the paper (McMahan et al. 2017, Section 3, Table 2)",
+        "",
+        "| claim | verdict | held per seed |",
+        "|---|---|---|",
+        *claims,
     ]
-    by_name: dict[str, dict[bool, tuple]] = {}
-    for name, iid, rounds, rate, best_accuracy in results:
-        by_name.setdefault(name, {})[iid] = (cell(name, iid, rounds), rate, best_accuracy)
-    for name, row in by_name.items():
-        (iid_cell, iid_rate, iid_acc), (non_cell, non_rate, non_acc) = row[True], row[False]
-        rich_table.add_row(name, iid_cell, str(iid_rate), non_cell, str(non_rate))
-        lines.append(
-            f"| {name} | {iid_cell} | {iid_rate} | {iid_acc:.3f} | {non_cell} | {non_rate} | {non_acc:.3f} |"
-        )
-    Console().print(rich_table)
+    if budget != "full":
+        lines += [
+            "",
+            f"Budget `{budget}`. The full budget adds E=15 B=10 (u = 60, the paper's u for E=1 B=10), runs 200"
+            f" rounds and tunes over {GRIDS['full']['rates']}:"
+            f" `brackit extras fedavg table --budget full --model {model} --target {target:g} --seeds {seeds}`.",
+        ]
     out.mkdir(parents=True, exist_ok=True)
+    curves = {(names[pair], iid): runs[(pair, iid)][seed_list[0]].curve for (pair, iid) in configs}
     _plot(curves, target, out / f"extras_fedavg_{model}.png", title)
     cli_common.write_results(out, f"extras_fedavg_{model}.md", lines)
+    cli_common.write_results_json(
+        out,
+        f"extras_fedavg_{model}.json",
+        budget=budget,
+        seeds=seed_list,
+        per_seed=per_seed,
+        extra={"target": target, "clients": num_clients, "rates": list(grid["rates"])},
+    )
+
+
+def _slug(epochs: int, batch: int | None) -> str:
+    if (epochs, batch) == (1, None):
+        return "fedsgd"
+    return f"fedavg_e{epochs}_b{'inf' if batch is None else batch}"
+
+
+def _table_claims(pairs, names, runs, speedups, seeds) -> list[str]:
+    """The paper's Table 2 claims, checked in every seed."""
+    fedsgd = (1, None)
+    lines = []
+
+    def rounds(pair, iid):
+        return [runs[(pair, iid)][s].rounds for s in seeds]
+
+    for pair in pairs:
+        if pair == fedsgd:
+            continue
+        for iid in (True, False):
+            holds = [a.less(b) for a, b in zip(rounds(pair, iid), rounds(fedsgd, iid), strict=True)]
+            lines.append(
+                _claim_row(f"{names[pair]} needs fewer rounds than FedSGD, {PARTITION_TITLES[iid]}", holds)
+            )
+    for pair in pairs:
+        if pair == fedsgd:
+            continue
+        holds = [b.less(a) for a, b in zip(speedups[(pair, True)], speedups[(pair, False)], strict=True)]
+        lines.append(_claim_row(f"{names[pair]}: larger speedup IID than non-IID", holds))
+    for more, less, claim in (
+        ((5, 10), (1, 10), "E=5 needs fewer rounds than E=1 (B=10)"),
+        ((15, 10), (5, 10), "E=15 needs fewer rounds than E=5 (B=10)"),
+        ((5, 10), (5, None), "B=10 needs fewer rounds than B=inf (E=5)"),
+    ):
+        if more in pairs and less in pairs:
+            for iid in (True, False):
+                holds = [a.less(b) for a, b in zip(rounds(more, iid), rounds(less, iid), strict=True)]
+                lines.append(_claim_row(f"{claim}, {PARTITION_TITLES[iid]}", holds))
+    return lines
+
+
+@app.command()
+def csweep(
+    budget: str = cli_common.budget_option(
+        "tiny | small (C = 0, 0.1, 1; one rate) | full (C = 0, 0.1, 0.2, 0.5, 1; 2 rates); 300 rounds"
+    ),
+    out: pathlib.Path = cli_common.out_option(),
+    target: float = typer.Option(0.9, help="Target test accuracy for 'rounds to target'."),
+    clients: int = typer.Option(None, help="Clients K (default: the budget's, 100 but for tiny)."),
+    seeds: str = cli_common.seeds_option(),
+) -> None:
+    """Rounds to reach --target against the client fraction C (Table 1: 2NN, E=1, B=inf and B=10)."""
+    from brackit.extras import fedavg
+
+    grid = cli_common.for_budget(C_GRIDS, budget)
+    _check_target(target)
+    num_clients = _check_clients(clients, grid)
+    seed_list = cli_common.parse_seeds(seeds)
+    base = fedavg.FedConfig(model="2nn", num_clients=num_clients, num_rounds=grid["rounds"], local_epochs=1)
+    configs = {
+        (batch, iid, fraction): dataclasses.replace(base, batch_size=batch, iid=iid, client_fraction=fraction)
+        for iid in (True, False)
+        for batch in grid["batches"]
+        for fraction in grid["fractions"]
+    }
+    runs: dict[tuple, dict[int, Run]] = {key: {} for key in configs}
+    sizes: dict[str, int] = {}
+
+    def one_seed(seed: int, dataset) -> None:
+        sizes.update(train=len(dataset.y_train[: grid["train"]]), test=len(dataset.y_test[: grid["test"]]))
+        for key, config in configs.items():
+            runs[key][seed] = _run_config(dataclasses.replace(config, seed=seed), dataset, grid, target)
+
+    _seed_loop(seed_list, one_seed)
+    first = grid["fractions"][0]
+    speedups = {
+        key: [runs[(key[0], key[1], first)][s].rounds / runs[key][s].rounds for s in seed_list]
+        for key in configs
+    }
+
+    def batch_name(batch: int | None) -> str:
+        return "inf" if batch is None else str(batch)
+
+    per_seed = {
+        seed: {
+            f"{PARTITIONS[iid]}/b{batch_name(batch)}/c{fraction:g}/{field}": value
+            for (batch, iid, fraction) in configs
+            for field, value in (
+                ("rounds", _metric(runs[(batch, iid, fraction)][seed].rounds)),
+                ("lr", runs[(batch, iid, fraction)][seed].rate),
+                ("best_acc", runs[(batch, iid, fraction)][seed].best_accuracy),
+                ("speedup", _metric(speedups[(batch, iid, fraction)][i])),
+            )
+        }
+        for i, seed in enumerate(seed_list)
+    }
+    header = [
+        "partition",
+        "B",
+        *(
+            f"C={fraction:g} (m={configs[(None, True, fraction)].clients_per_round})"
+            for fraction in grid["fractions"]
+        ),
+    ]
+    rows = []
+    for iid in (True, False):
+        for batch in grid["batches"]:
+            cells = [PARTITION_TITLES[iid], batch_name(batch)]
+            for fraction in grid["fractions"]:
+                key = (batch, iid, fraction)
+                cell = _rounds_cell([runs[key][s].rounds for s in seed_list])
+                if fraction != first:
+                    cell += f" ({_speedup_cell(speedups[key])})"
+                cells.append(cell)
+            rows.append(cells)
+    claims = _c_claims(grid, runs, speedups, seed_list)
+    title = f"2NN, E=1: rounds to {target:.0%} test accuracy against C (K={num_clients})"
+    cli_common.print_table(Console(), title, header, rows)
+    lines = [
+        *cli_common.results_header(
+            f"## FedAvg, 2NN on MNIST 5k: the client fraction C, rounds to {target:.0%} test accuracy"
+        ),
+        f"- {sizes['train']} training images over K = {num_clients} clients (n = {sizes['train'] / num_clients:g}"
+        f" each; the paper: 600), {sizes['test']} test images; E = 1; m = max(C K, 1) clients per round; at"
+        f" most {grid['rounds']} rounds; seeds {', '.join(map(str, seed_list))}",
+        f"- learning rate tuned per cell and seed over {grid['rates']}; in brackets the speedup over"
+        f" C = {first:g} (rounds at C = {first:g} / rounds), per seed",
+        f"- non-IID: sorted by label, {2 * num_clients} shards, 2 per client",
+        "- rounds: mean (min-max) over seeds; `>N`: not reached within N rounds in that seed;"
+        " a speedup with such a count is a bound (`>=`, `<=`; `?`: both missed), and a claim is undecided in"
+        " a seed where the bounds overlap;"
+        " every seed's numbers: `extras_fedavg_c.json`",
+        "",
+        *cli_common.markdown_table(header, rows),
+        "",
+        "### Claims of the paper (McMahan et al. 2017, Section 3, Table 1)",
+        "",
+        "| claim | verdict | held per seed |",
+        "|---|---|---|",
+        *claims,
+    ]
+    if budget != "full":
+        lines += [
+            "",
+            f"Budget `{budget}`. The full budget runs C = 0, 0.1, 0.2, 0.5, 1 and tunes the rate over"
+            f" {C_GRIDS['full']['rates']}: `brackit extras fedavg csweep --budget full --target {target:g}"
+            f" --seeds {seeds}`.",
+        ]
+    cli_common.write_results(out, "extras_fedavg_c.md", lines)
+    cli_common.write_results_json(
+        out,
+        "extras_fedavg_c.json",
+        budget=budget,
+        seeds=seed_list,
+        per_seed=per_seed,
+        extra={"target": target, "clients": num_clients, "rates": list(grid["rates"])},
+    )
+
+
+def _c_claims(grid: dict, runs, speedups, seeds) -> list[str]:
+    """The paper's Table 1 claims (Section 3, 'Increasing parallelism'), checked in every seed."""
+    fractions, batches = grid["fractions"], grid["batches"]
+    lines = []
+    if 0.1 not in fractions or 10 not in batches:
+        return ["| (the claims need C = 0.1 and B = 10 in the grid) | - | - |"]
+    top = max(fractions)
+
+    def rounds(batch, iid, fraction):
+        return [runs[(batch, iid, fraction)][s].rounds for s in seeds]
+
+    for iid in (True, False):
+        part = PARTITION_TITLES[iid]
+        holds = [a.less(b) for a, b in zip(rounds(10, iid, 0.1), rounds(10, iid, fractions[0]), strict=True)]
+        lines.append(_claim_row(f"B=10: C=0.1 needs fewer rounds than C=0, {part}", holds))
+        if top > 0.1:
+            holds = [a.less(b) for a, b in zip(rounds(10, iid, top), rounds(10, iid, 0.1), strict=True)]
+            lines.append(_claim_row(f"B=10: C={top:g} needs fewer rounds than C=0.1, {part}", holds))
+            # Diminishing returns: the speedup from C=0.1 to the largest C is below the one from C=0 to C=0.1.
+            holds = [
+                (b / a).less(c / b)
+                for a, b, c in zip(
+                    rounds(10, iid, top), rounds(10, iid, 0.1), rounds(10, iid, fractions[0]), strict=True
+                )
+            ]
+            lines.append(
+                _claim_row(
+                    f"B=10: C=0.1 -> {top:g} saves a smaller factor than C=0 -> 0.1 (diminishing returns), {part}",
+                    holds,
+                )
+            )
+        if None in batches:
+            holds = [
+                a.less(b) for a, b in zip(speedups[(None, iid, 0.1)], speedups[(10, iid, 0.1)], strict=True)
+            ]
+            lines.append(_claim_row(f"C=0.1 helps B=inf less than B=10 (speedup over C=0), {part}", holds))
+    holds = [b.less(a) for a, b in zip(speedups[(10, False, 0.1)], speedups[(10, True, 0.1)], strict=True)]
+    lines.append(_claim_row("B=10: C=0.1 helps more non-IID than IID (speedup over C=0)", holds))
+    return lines
 
 
 def _plot(curves: dict[tuple[str, bool], np.ndarray], target: float, path: pathlib.Path, title: str) -> None:
@@ -129,7 +535,7 @@ def _plot(curves: dict[tuple[str, bool], np.ndarray], target: float, path: pathl
                 axis.plot(np.arange(1, curve.size + 1), curve, label=name)
         axis.axhline(target, color="gray", linestyle="--", linewidth=0.8)
         axis.set_title("IID" if iid else "pathological non-IID")
-        axis.set_xlabel("communication rounds")
+        axis.set_xlabel("communication rounds (a run stops once the target is reached)")
         axis.set_ylim(max(0.0, target - 0.3), 1.0)
     axes[0].set_ylabel("test accuracy (best lr)")
     axes[0].legend(fontsize=7)

@@ -447,10 +447,25 @@ class TwoLayerReLU:
         """``d + 2 n``: the direction ``a``, the thresholds ``b`` and the output weights ``w``."""
         return self.direction.size + self.thresholds.size + self.weights.size
 
+    def hidden(self, x: np.ndarray) -> np.ndarray:
+        """The hidden layer ``A_ij = max(<a, x_i> - b_j, 0)``: x [m, d] -> [m, n] float64."""
+        z = np.asarray(x, np.float64).reshape(len(x), -1) @ self.direction
+        return np.maximum(z[:, None] - self.thresholds[None, :], 0.0)
+
     def __call__(self, x: np.ndarray) -> np.ndarray:
         """x: [m, d] -> [m] float64."""
-        z = np.asarray(x, np.float64).reshape(len(x), -1) @ self.direction
-        return np.maximum(z[:, None] - self.thresholds[None, :], 0.0) @ self.weights
+        return self.hidden(x) @ self.weights
+
+    def rounding_bound(self, x: np.ndarray) -> np.ndarray:
+        """The most float64 rounding can move ``c(x_i)`` from ``y_i`` on the points it was fitted to:
+        ``2 gamma_n (|A| |w|)_i`` with ``gamma_n = n u / (1 - n u)``, ``u`` the unit roundoff. Substitution
+        solves the triangular system with a backward error ``|dA| <= gamma_n |A|`` (Higham 2002, "Accuracy
+        and Stability of Numerical Algorithms", Theorem 8.5), so ``|y - A w| <= gamma_n |A| |w|``, and the
+        product ``A w`` adds at most as much again (Higham 2002, Section 3.1). Nearly equal projections
+        make ``A``'s diagonal small and ``w`` large: the bound grows with them. x: [m, d] -> [m] float64."""
+        hidden = self.hidden(x)
+        n_u = hidden.shape[1] * np.finfo(np.float64).eps / 2
+        return 2 * n_u / (1 - n_u) * (np.abs(hidden) @ np.abs(self.weights))
 
 
 def fit_two_layer_relu(x: np.ndarray, y: np.ndarray, seed: int = 0, max_tries: int = 10) -> TwoLayerReLU:
@@ -523,6 +538,12 @@ def sgd_least_squares(
     return weights
 
 
+@functools.cache
+def _jitted_sgd_least_squares() -> Callable:
+    """``sgd_least_squares`` jitted once per process (its compilations cached across calls)."""
+    return jax.jit(sgd_least_squares, static_argnames=("learning_rate", "batch_size", "steps"))
+
+
 def sgd_min_norm(
     seed: int = 0,
     num_samples: int = 40,
@@ -544,8 +565,9 @@ def sgd_min_norm(
     x = jax.random.normal(x_key, (num_samples, dim)) / np.sqrt(dim)
     y = jax.random.normal(y_key, (num_samples,))
     init = init_scale * jax.random.normal(init_key, (dim,)) / np.sqrt(dim)
-    run = jax.jit(sgd_least_squares, static_argnames=("learning_rate", "batch_size", "steps"))
-    weights = np.asarray(run(sgd_key, x, y, init, learning_rate, batch_size, steps), np.float64)
+    weights = np.asarray(
+        _jitted_sgd_least_squares()(sgd_key, x, y, init, learning_rate, batch_size, steps), np.float64
+    )
     x64, y64 = np.asarray(x, np.float64), np.asarray(y, np.float64)
     min_norm_weights = np.linalg.pinv(x64) @ y64
     return MinNormResult(

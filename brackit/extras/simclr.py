@@ -4,9 +4,13 @@
   projection head ``g`` and the NT-Xent loss over the ``2N`` views (Eq. 1: cosine similarity divided by a
   temperature ``tau``, softmax over the ``2N - 1`` other views, the other view of the same image positive).
   Linear evaluation: a logistic-regression probe trained on frozen encoder features ``h = f(x)``.
-* Cole, Yang, Wilber, Mac Aodha & Belongie, CVPR 2022: how SimCLR depends on pretraining data quantity,
-  labelled data quantity, data quality (salt-and-pepper noise vs downsampling, against supervised
-  pretraining) and label granularity. Here the axes are scaled down to the 5000-image MNIST set.
+* Cole, Yang, Wilber, Mac Aodha & Belongie, CVPR 2022: how SimCLR depends on data quantity (unlabelled
+  pretraining images and labelled images, where SimCLR's linear probe and fine-tuned SimCLR are compared
+  with a supervised network trained from scratch on the labelled images: Fig. 2), data domain (in-domain
+  pretraining against other domains and against larger pools of several domains: Table 2), data quality
+  (salt-and-pepper noise vs downsampling, against supervised pretraining: Fig. 4) and label granularity
+  (Fig. 5). Here the axes are scaled down to the 5000-image MNIST set, with scikit-learn's 8x8 digits
+  (upsampled to MNIST's 28x28 frame) as the second domain.
 
 Departures from the papers, for a 2-core CPU: a three-layer CNN instead of a ResNet-50, Adam instead of
 LARS, a few thousand steps, 28x28 digits; augmentations are crops, translations, noise and
@@ -30,6 +34,7 @@ import optax
 
 from brackit.config_checks import Rule, check_ranges
 from brackit.errors import ConfigError
+from brackit.extras.data import ImageDataset
 from brackit.extras.layers import conv
 
 OBJECTIVES = ("simclr", "supervised")
@@ -321,18 +326,28 @@ class PretrainState:
 
 
 def make_pretrain(config: PretrainConfig, image_shape: tuple[int, ...]):
-    """Return pure ``init(key) -> state`` and ``chunk(state, images, labels, num_images) -> (state, metrics)``.
+    """Return pure ``init(key, encoder=None) -> state`` and
+    ``chunk(state, images, labels, num_images) -> (state, metrics)``.
 
-    Batches are drawn on the device from the first ``num_images`` rows of ``images`` [N, H, W, C]
-    (a traced scalar, so nested pretraining subsets vmap over it); ``labels`` [N] are used only by the
-    supervised objective. metrics: ``pretrain/loss`` and ``pretrain/accuracy``, [chunk_steps].
+    ``encoder``: parameters of a pretrained encoder ``f`` (the ``"encoder"`` subtree of another run's params,
+    e.g. a SimCLR run's) that replace the new model's random ones; the head stays newly initialized. With
+    ``objective="supervised"`` this is fine-tuning the whole network from the SimCLR init (Cole et al.
+    2022, Fig. 2; SimCLR, Chen et al. 2020, Sec. 6). Batches are drawn on the device from the first
+    ``num_images`` rows of ``images`` [N, H, W, C] (a traced scalar, so nested subsets vmap over it);
+    ``labels`` [N] are used only by the supervised objective. metrics: ``pretrain/loss`` and
+    ``pretrain/accuracy``, [chunk_steps].
     """
     model = config.model()
     optimizer = optax.adamw(config.learning_rate, weight_decay=config.weight_decay)
 
-    def init(key: jax.Array) -> PretrainState:
+    def init(key: jax.Array, encoder: Any = None) -> PretrainState:
         key, init_key = jax.random.split(key)
         params = model.init(init_key, jnp.zeros((1, *image_shape), jnp.float32))
+        if encoder is not None:
+            shapes = jax.tree.map(jnp.shape, encoder), jax.tree.map(jnp.shape, params["params"]["encoder"])
+            if shapes[0] != shapes[1]:
+                raise ConfigError("encoder: parameters of another encoder architecture (channels, features)")
+            params = {**params, "params": {**params["params"], "encoder": encoder}}
         return PretrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key)
 
     def loss_fn(params: Any, key: jax.Array, images: jax.Array, labels: jax.Array):
@@ -379,11 +394,14 @@ def pretrain(
     keys: jax.Array,
     num_images: np.ndarray | None = None,
     shared_images: bool = True,
+    encoders: Any = None,
 ) -> tuple[PretrainState, dict[str, np.ndarray]]:
     """Pretrain ``R = len(keys)`` encoders, ``config.steps`` steps each; states stacked on a run axis.
 
     ``shared_images``: images [N, H, W, C] and labels [N] shared by all runs, else [R, N, ...] per run
     (e.g. one corruption per run). num_images: [R] prefix sizes (nested subsets); default all N.
+    ``encoders``: pretrained encoder parameters stacked on a leading run axis [R, ...] to start from
+    (fine-tuning; see ``make_pretrain``); default a random init.
     Runs are vmapped if ``config.vmap_runs``, else trained one after the other with one compiled chunk.
     Returns the stacked states and metrics ``[R, steps]``.
     """
@@ -394,17 +412,23 @@ def pretrain(
         raise ConfigError(f"num_images must be {runs} sizes in [2, {n}], got {num_images.tolist()}")
     if not shared_images and (images.shape[0] != runs or labels.shape[0] != runs):
         raise ConfigError(f"per-run images/labels need a leading axis of {runs} runs")
-    init, chunk = _compiled(config, tuple(images.shape[-3:]), shared_images)
+    # Neither the step count nor, for runs trained one after the other, shared_images changes the compiled
+    # functions: one compilation serves them all (the cache is keyed on the config).
+    compiled_as = dataclasses.replace(config, steps=config.chunk_steps)
+    init, chunk = _compiled(compiled_as, tuple(images.shape[-3:]), shared_images or not config.vmap_runs)
     images, labels = jnp.asarray(images, jnp.float32), jnp.asarray(labels, jnp.int32)
     sizes = jnp.asarray(num_images, jnp.int32)
     chunks = config.steps // config.chunk_steps
     if config.vmap_runs:
-        return _pretrain_chunks(init, chunk, keys, images, labels, sizes, chunks)
+        return _pretrain_chunks(init, chunk, keys, encoders, images, labels, sizes, chunks)
     states, histories = [], []
     for run in range(runs):
         run_images = images if shared_images else images[run]
         run_labels = labels if shared_images else labels[run]
-        state, history = _pretrain_chunks(init, chunk, keys[run], run_images, run_labels, sizes[run], chunks)
+        encoder = None if encoders is None else unstack(encoders, run)
+        state, history = _pretrain_chunks(
+            init, chunk, keys[run], encoder, run_images, run_labels, sizes[run], chunks
+        )
         states.append(state)
         histories.append(history)
     stacked = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *states)
@@ -421,8 +445,8 @@ def _compiled(config: PretrainConfig, image_shape: tuple[int, ...], shared_image
     return jax.jit(init), jax.jit(chunk)
 
 
-def _pretrain_chunks(init, chunk, keys, images, labels, sizes, chunks: int):
-    state = init(keys)
+def _pretrain_chunks(init, chunk, keys, encoders, images, labels, sizes, chunks: int):
+    state = init(keys, encoders)
     history: dict[str, list[np.ndarray]] = {}
     for _ in range(chunks):
         state, metrics = chunk(state, images, labels, sizes)
@@ -443,6 +467,26 @@ def encode(config: PretrainConfig, params: Any, images: np.ndarray, block: int =
 def _encoder(config: PretrainConfig):
     model = config.model()
     return jax.jit(lambda params, images: model.apply(params, images, method=Model.encode))
+
+
+def classifier_accuracy(
+    config: PretrainConfig, params: Any, images: np.ndarray, labels: np.ndarray, block: int = 500
+) -> float:
+    """Accuracy of one supervised run (encoder + linear head, ``objective="supervised"``) on images
+    [N, H, W, C] with labels [N]: the evaluation of fine-tuned and from-scratch networks (Cole et al. Fig. 2)."""
+    if config.objective != "supervised":
+        raise ConfigError("classifier_accuracy needs a supervised run (objective='supervised')")
+    apply = _classifier(config)
+    predictions = np.concatenate(
+        [np.asarray(apply(params, jnp.asarray(images[i : i + block]))) for i in range(0, len(images), block)]
+    )
+    return float(np.mean(predictions == np.asarray(labels)))
+
+
+@functools.cache
+def _classifier(config: PretrainConfig):
+    model = config.model()
+    return jax.jit(lambda params, images: jnp.argmax(model.apply(params, images), axis=-1))
 
 
 def unstack(tree: Any, index: int) -> Any:
@@ -529,6 +573,16 @@ def labelled_masks(labels: np.ndarray, sizes: tuple[int, ...], seed: int) -> np.
     return masks
 
 
+def nested_order(masks: np.ndarray) -> np.ndarray:
+    """An order of the rows [N] in which each of the nested masks [S, N] (smallest first, as
+    ``labelled_masks`` makes them) is a prefix: ``order[: masks[i].sum()]`` are the rows of mask ``i``, so
+    runs on nested subsets share one image array and differ only in ``num_images`` (see ``pretrain``)."""
+    masks = np.asarray(masks) > 0
+    if np.any(masks[:-1] & ~masks[1:]):
+        raise ConfigError("masks must be nested, each inside the next")
+    return np.argsort(-masks.sum(0), kind="stable")
+
+
 GRANULARITIES: dict[int, tuple[int, ...]] = {
     # digit -> group. 2 groups: digits 0-4 vs 5-9; 5 groups: consecutive pairs. Arbitrary but fixed
     # groupings, so a coarse task is a union of fine classes, as in a label hierarchy (iNat21 in Cole et al.).
@@ -546,21 +600,34 @@ def coarse_labels(labels: np.ndarray, num_groups: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------
-# The study (Cole et al. 2022, scaled to MNIST 5k).
+# The study (Cole et al. 2022, scaled to MNIST 5k and a second digit domain).
 # ----------------------------------------------------------------------------------------------------------
+
+LABEL_METHODS = ("simclr_probe", "simclr_finetune", "supervised_scratch", "random_init_probe", "pixels_probe")
+"""The labelled-set axis (Cole et al. Fig. 2): a linear probe on frozen SimCLR features; SimCLR fine-tuned
+(its encoder and a new linear head trained on the labelled images); the same network trained from scratch
+on the labelled images only; linear probes on a random-init encoder's features and on raw pixels."""
+
+DOMAIN_POOLS = ("in_domain", "cross_domain", "pooled")
+"""The pretraining pools of the domain axis as seen from one evaluation domain (Cole et al. Table 2): its
+own training images, the other domain's, and both together (a larger, mixed-domain pool)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class StudyConfig:
-    """The four axes of Cole et al. on one small dataset."""
+    """The axes of Cole et al. on one small dataset (plus a second domain for the domain axis)."""
 
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
-    """SimCLR settings; the supervised baseline uses the same encoder, steps and augmentations."""
+    """SimCLR settings; the supervised runs use the same encoder, optimizer, batch and augmentations."""
     pretrain_sizes: tuple[int, ...] = (500, 1000, 2000, 4000)
     """Nested unlabelled pretraining subsets (prefixes of one random order); the largest must be all
     training images, and that run is also the clean SimCLR run of the other axes."""
     label_sizes: tuple[int, ...] = (50, 100, 500, 1000, 4000)
-    """Nested, class-balanced labelled subsets for the linear probe."""
+    """Nested, class-balanced labelled subsets, increasing (see ``labelled_masks``)."""
+    finetune_steps: int = 300
+    """Steps of the supervised runs on each labelled subset: SimCLR fine-tuned and the network trained from
+    scratch, which also share their batches and augmentations (one key per subset): only the encoder's
+    init differs."""
     corruptions: tuple[str, ...] = CORRUPTIONS
     """Corruptions of the pretraining images (the probe always sees clean images)."""
     salt_pepper_fraction: float = 0.1
@@ -573,6 +640,7 @@ class StudyConfig:
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
         "pretrain_sizes": ">= 1",
         "label_sizes": ">= 1",
+        "finetune_steps": ">= 1",
         "salt_pepper_fraction": "[0, 1]",
         "granularities": ">= 1",
     }
@@ -581,6 +649,16 @@ class StudyConfig:
             ("pretrain_sizes",),
             lambda sizes: bool(sizes) and list(sizes) == sorted(set(sizes)),
             "need pretrain_sizes non-empty and strictly increasing",
+        ),
+        Rule(
+            ("label_sizes",),
+            lambda sizes: bool(sizes) and list(sizes) == sorted(set(sizes)),
+            "need label_sizes non-empty and strictly increasing",
+        ),
+        Rule(
+            ("finetune_steps", "pretrain"),
+            lambda steps, pretrain: steps % pretrain.chunk_steps == 0,
+            "need finetune_steps a multiple of pretrain.chunk_steps",
         ),
     )
 
@@ -597,75 +675,114 @@ class StudyConfig:
             if groups not in GRANULARITIES:
                 raise ConfigError(f"granularity {groups} not in {sorted(GRANULARITIES)}")
 
+    def supervised(self, steps: int | None = None) -> PretrainConfig:
+        """The supervised runs' settings: ``pretrain`` with the cross-entropy objective (and ``steps``)."""
+        return dataclasses.replace(self.pretrain, objective="supervised", steps=steps or self.pretrain.steps)
+
 
 @dataclasses.dataclass(frozen=True)
 class StudyResult:
-    """Test accuracies of linear probes (fractions in [0, 1]) along each axis, plus run times."""
+    """One seed's test accuracies (fractions in [0, 1]) along each axis, plus pretraining losses and times."""
 
-    pretrain_size: dict[int, float]  # SimCLR, all labels
-    label_size: dict[int, dict[str, float]]  # actual labelled count -> {simclr, random_init, pixels}
-    corruption: dict[str, dict[str, float]]  # corruption -> {simclr, supervised}
-    granularity: dict[int, dict[str, float]]  # groups -> {simclr, supervised, random_init}
-    final_loss: dict[str, float]  # run name -> mean pretraining loss over its last chunk
+    pretrain_size: dict[int, float]
+    """Pretraining images -> SimCLR linear-probe accuracy (probe on all labels)."""
+    label_size: dict[int, dict[str, float]]
+    """Nominal labelled-set size -> {method of ``LABEL_METHODS`` -> accuracy}."""
+    label_count: dict[int, int]
+    """Nominal labelled-set size -> labelled images used (class-balanced; see ``labelled_masks``)."""
+    corruption: dict[str, dict[str, float]]
+    """Corruption -> {simclr, supervised}: linear probes on clean images over the corrupted runs' encoders."""
+    granularity: dict[int, dict[str, float]]
+    """Label groups -> {simclr, supervised, random_init} linear-probe accuracy."""
+    domain: dict[str, dict[str, float]]
+    """Evaluation domain -> {pool of ``DOMAIN_POOLS`` -> SimCLR linear-probe accuracy}; empty without a
+    second domain."""
+    final_loss: dict[str, float]
+    """Run -> mean training loss over its last chunk."""
     seconds: dict[str, float]
+    """Wall time of each group of runs (not deterministic; left out of ``metrics``)."""
+
+    def metrics(self) -> dict[str, float]:
+        """Every deterministic number as a flat ``name -> float`` (the results sidecar's per-seed entry)."""
+        out: dict[str, float] = {}
+        for size, accuracy in self.pretrain_size.items():
+            out[f"pretrain_size/{size}/simclr_probe"] = accuracy
+        for size, accuracies in self.label_size.items():
+            out[f"label_size/{size}/count"] = float(self.label_count[size])
+            out.update({f"label_size/{size}/{name}": value for name, value in accuracies.items()})
+        for table, prefix in ((self.corruption, "corruption"), (self.granularity, "granularity")):
+            for row, accuracies in table.items():
+                out.update({f"{prefix}/{row}/{name}": value for name, value in accuracies.items()})
+        for evaluated, accuracies in self.domain.items():
+            out.update({f"domain/{evaluated}/{pool}": value for pool, value in accuracies.items()})
+        out.update({f"loss/{run}": value for run, value in self.final_loss.items()})
+        return {name: float(value) for name, value in out.items()}
 
 
-def run_study(
-    config: StudyConfig, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray
-) -> StudyResult:
-    """Pretrain the SimCLR and supervised encoders of every axis and fit the linear probes.
+def run_study(config: StudyConfig, data: ImageDataset, other: ImageDataset | None = None) -> StudyResult:
+    """Pretrain and train every run of every axis for ``config.seed`` and evaluate it on test images.
 
-    x_train: [N, H, W, C] with N = max(pretrain_sizes); images are shuffled once with ``seed`` so that
-    every prefix is a random subset.
+    data: the main domain; ``data.x_train`` [N, H, W, C] must hold N = max(pretrain_sizes) images, shuffled
+    once with ``seed`` so that every prefix is a random subset. other: a second domain of the same image
+    shape for the domain axis (Cole et al. Table 2), or None to skip that axis.
     """
     import time
 
+    x_train, y_train = np.asarray(data.x_train, np.float32), np.asarray(data.y_train, np.int32)
+    x_test, y_test = np.asarray(data.x_test, np.float32), np.asarray(data.y_test, np.int32)
     if len(x_train) != config.pretrain_sizes[-1]:
         raise ConfigError(f"the largest pretraining size must be all {len(x_train)} train images")
+    if other is not None and other.x_train.shape[1:] != x_train.shape[1:]:
+        raise ConfigError(
+            f"the second domain's images {other.x_train.shape[1:]} differ from {x_train.shape[1:]}"
+        )
     rng = np.random.default_rng(config.seed)
     order = rng.permutation(len(x_train))
-    x_train, y_train = np.asarray(x_train, np.float32)[order], np.asarray(y_train, np.int32)[order]
-    key = jax.random.key(config.seed)
-    corrupt_key, simclr_key, supervised_key, random_key = jax.random.split(key, 4)
-    seconds, final_loss = {}, {}
-    probe = jax.jit(
-        jax.vmap(functools.partial(linear_probe_accuracy, config.probe), in_axes=(None, 0, 0, None, 0))
+    x_train, y_train = x_train[order], y_train[order]
+    keys = dict(
+        zip(
+            ("corrupt", "simclr", "supervised", "random", "labels", "domain"),
+            jax.random.split(jax.random.key(config.seed), 6),
+            strict=True,
+        )
     )
+    seconds: dict[str, float] = {}
+    final_loss: dict[str, float] = {}
+    probe = _probe(config.probe)
 
-    def probe_all(features_train: np.ndarray, features_test: np.ndarray, labels_train, masks, labels_test):
-        return np.asarray(probe(features_train, labels_train, masks, features_test, labels_test))
+    def last_chunk(history: dict[str, np.ndarray], run: int, steps_per_chunk: int) -> float:
+        return float(history["pretrain/loss"][run, -steps_per_chunk:].mean())
 
-    full_mask = np.ones((1, len(y_train)), np.float32)
+    def probe_one(encoder: tuple[PretrainConfig, Any], x_fit, y_fit, x_eval, y_eval) -> float:
+        pretrain_config, params = encoder
+        features = encode(pretrain_config, params, x_fit), encode(pretrain_config, params, x_eval)
+        return float(
+            probe(features[0], y_fit[None], np.ones((1, len(y_fit)), np.float32), features[1], y_eval[None])[
+                0
+            ]
+        )
 
     # Corruption axis (includes the clean runs): SimCLR and supervised pretraining on corrupted images.
     corrupted = np.stack(
         [
-            corrupt_images(corrupt_key, x_train, name, config.salt_pepper_fraction)
+            corrupt_images(keys["corrupt"], x_train, name, config.salt_pepper_fraction)
             for name in config.corruptions
         ]
     )
     labels_stack = np.broadcast_to(y_train, (len(config.corruptions), len(y_train)))
-    encoders: dict[tuple[str, str], Any] = {}
-    for objective, objective_key in (("simclr", simclr_key), ("supervised", supervised_key)):
+    encoders: dict[tuple[str, str], tuple[PretrainConfig, Any]] = {}
+    for objective in OBJECTIVES:
         pretrain_config = dataclasses.replace(config.pretrain, objective=objective)
         start = time.perf_counter()
-        keys = jax.random.split(objective_key, len(config.corruptions))
-        states, history = pretrain(pretrain_config, corrupted, labels_stack, keys, shared_images=False)
+        run_keys = jax.random.split(keys[objective], len(config.corruptions))
+        states, history = pretrain(pretrain_config, corrupted, labels_stack, run_keys, shared_images=False)
         seconds[f"{objective} x {len(config.corruptions)} corruptions"] = time.perf_counter() - start
         for i, name in enumerate(config.corruptions):
             encoders[objective, name] = (pretrain_config, unstack(states.params, i))
-            final_loss[f"{objective}/{name}"] = float(
-                history["pretrain/loss"][i, -config.pretrain.chunk_steps :].mean()
-            )
-
-    def features(objective: str, name: str) -> tuple[np.ndarray, np.ndarray]:
-        pretrain_config, params = encoders[objective, name]
-        return encode(pretrain_config, params, x_train), encode(pretrain_config, params, x_test)
-
-    clean = {objective: features(objective, "clean") for objective in OBJECTIVES}
+            final_loss[f"{objective}/{name}"] = last_chunk(history, i, config.pretrain.chunk_steps)
     corruption = {
         name: {
-            objective: float(probe_all(*features(objective, name), y_train[None], full_mask, y_test[None])[0])
+            objective: probe_one(encoders[objective, name], x_train, y_train, x_test, y_test)
             for objective in OBJECTIVES
         }
         for name in config.corruptions
@@ -676,52 +793,72 @@ def run_study(
     smaller = np.asarray(config.pretrain_sizes[:-1])
     pretrain_size = {}
     if len(smaller):
-        keys = jax.random.split(jax.random.fold_in(simclr_key, 1), len(smaller))
-        states, history = pretrain(config.pretrain, x_train, y_train, keys, num_images=smaller)
+        run_keys = jax.random.split(jax.random.fold_in(keys["simclr"], 1), len(smaller))
+        states, history = pretrain(config.pretrain, x_train, y_train, run_keys, num_images=smaller)
         for i, size in enumerate(smaller):
-            params = unstack(states.params, i)
-            train_features = encode(config.pretrain, params, x_train)
-            test_features = encode(config.pretrain, params, x_test)
-            pretrain_size[int(size)] = float(
-                probe_all(train_features, test_features, y_train[None], full_mask, y_test[None])[0]
-            )
-            final_loss[f"simclr/pretrain_size={size}"] = float(
-                history["pretrain/loss"][i, -config.pretrain.chunk_steps :].mean()
-            )
+            encoder = (config.pretrain, unstack(states.params, i))
+            pretrain_size[int(size)] = probe_one(encoder, x_train, y_train, x_test, y_test)
+            final_loss[f"simclr/pretrain_size={size}"] = last_chunk(history, i, config.pretrain.chunk_steps)
     pretrain_size[config.pretrain_sizes[-1]] = corruption["clean"]["simclr"]
     seconds["simclr pretraining-size runs"] = time.perf_counter() - start
 
-    # Labelled-set size: SimCLR features vs a random-init encoder vs raw pixels, nested balanced subsets.
-    random_params = config.pretrain.model().init(random_key, jnp.zeros((1, *x_train.shape[1:])))
-    random_features = (
-        encode(config.pretrain, random_params, x_train),
-        encode(config.pretrain, random_params, x_test),
-    )
+    # Labelled-set size (Fig. 2): probes on SimCLR / random-init / pixel features, and supervised networks
+    # trained on each labelled subset from the SimCLR encoder (fine-tuned) and from scratch.
+    simclr_features = tuple(encode(*encoders["simclr", "clean"], x) for x in (x_train, x_test))
+    random_params = config.pretrain.model().init(keys["random"], jnp.zeros((1, *x_train.shape[1:])))
+    random_features = tuple(encode(config.pretrain, random_params, x) for x in (x_train, x_test))
     pixel_features = (x_train.reshape(len(x_train), -1), x_test.reshape(len(x_test), -1))
     masks = labelled_masks(y_train, config.label_sizes, config.seed)
     repeat = lambda labels: np.broadcast_to(labels, (len(masks), len(labels)))  # noqa: E731
-    label_size_accuracy = {
-        name: probe_all(*feats, repeat(y_train), masks, repeat(y_test))
-        for name, feats in (
-            ("simclr", clean["simclr"]),
+    accuracy = {
+        f"{name}_probe": np.asarray(probe(features[0], repeat(y_train), masks, features[1], repeat(y_test)))
+        for name, features in (
+            ("simclr", simclr_features),
             ("random_init", random_features),
             ("pixels", pixel_features),
         )
     }
+    start = time.perf_counter()
+    counts = masks.sum(1).astype(np.int64)
+    labelled = nested_order(masks)
+    supervised_config = config.supervised(config.finetune_steps)
+    run_keys = jax.random.split(keys["labels"], len(counts))
+    simclr_encoder = encoders["simclr", "clean"][1]["params"]["encoder"]
+    stacked = jax.tree.map(lambda leaf: jnp.broadcast_to(leaf, (len(counts), *leaf.shape)), simclr_encoder)
+    for name, initial in (("simclr_finetune", stacked), ("supervised_scratch", None)):
+        states, history = pretrain(
+            supervised_config,
+            x_train[labelled],
+            y_train[labelled],
+            run_keys,
+            num_images=counts,
+            encoders=initial,
+        )
+        accuracy[name] = np.asarray(
+            [
+                classifier_accuracy(supervised_config, unstack(states.params, i), x_test, y_test)
+                for i in range(len(counts))
+            ]
+        )
+        for i, size in enumerate(config.label_sizes):
+            final_loss[f"{name}/labels={size}"] = last_chunk(history, i, config.pretrain.chunk_steps)
+    seconds["fine-tuned and from-scratch runs"] = time.perf_counter() - start
     label_size = {
-        int(mask.sum()): {name: float(acc[i]) for name, acc in label_size_accuracy.items()}
-        for i, mask in enumerate(masks)
+        size: {name: float(accuracy[name][i]) for name in LABEL_METHODS}
+        for i, size in enumerate(config.label_sizes)
     }
+    label_count = {size: int(counts[i]) for i, size in enumerate(config.label_sizes)}
 
-    # Label granularity: probes on coarse groupings of the digits, clean encoders.
+    # Label granularity (Fig. 5): probes on coarse groupings of the digits, clean encoders.
     coarse_train = np.stack([coarse_labels(y_train, g) for g in config.granularities])
     coarse_test = np.stack([coarse_labels(y_test, g) for g in config.granularities])
     all_masks = np.ones((len(config.granularities), len(y_train)), np.float32)
+    supervised_features = tuple(encode(*encoders["supervised", "clean"], x) for x in (x_train, x_test))
     granularity_accuracy = {
-        name: probe_all(*feats, coarse_train, all_masks, coarse_test)
-        for name, feats in (
-            ("simclr", clean["simclr"]),
-            ("supervised", clean["supervised"]),
+        name: np.asarray(probe(features[0], coarse_train, all_masks, features[1], coarse_test))
+        for name, features in (
+            ("simclr", simclr_features),
+            ("supervised", supervised_features),
             ("random_init", random_features),
         )
     }
@@ -729,4 +866,152 @@ def run_study(
         g: {name: float(acc[i]) for name, acc in granularity_accuracy.items()}
         for i, g in enumerate(config.granularities)
     }
-    return StudyResult(pretrain_size, label_size, corruption, granularity, final_loss, seconds)
+
+    # Data domain (Table 2): SimCLR on the second domain alone and on both domains pooled, each probed on
+    # both domains; the main domain's in-domain run is the clean SimCLR run above.
+    domain: dict[str, dict[str, float]] = {}
+    if other is not None:
+        start = time.perf_counter()
+        other_order = rng.permutation(len(other.x_train))
+        x_other = np.asarray(other.x_train, np.float32)[other_order]
+        y_other = np.asarray(other.y_train, np.int32)[other_order]
+        x_other_test, y_other_test = np.asarray(other.x_test, np.float32), np.asarray(other.y_test, np.int32)
+        pool_order = rng.permutation(len(x_train) + len(x_other))
+        # One array per run, both the pool's size (the second domain's run samples only its first rows), so
+        # that both runs share one compiled chunk.
+        pool_size = len(pool_order)
+        images = np.zeros((2, pool_size, *x_train.shape[1:]), np.float32)
+        labels = np.zeros((2, pool_size), np.int32)
+        images[0, : len(x_other)], labels[0, : len(x_other)] = x_other, y_other
+        images[1] = np.concatenate([x_train, x_other])[pool_order]
+        labels[1] = np.concatenate([y_train, y_other])[pool_order]
+        states, history = pretrain(
+            config.pretrain,
+            images,
+            labels,
+            jax.random.split(keys["domain"]),
+            num_images=np.array([len(x_other), pool_size]),
+            shared_images=False,
+        )
+        runs = {"main": encoders["simclr", "clean"]}
+        for i, run in enumerate(("other", "pooled")):
+            runs[run] = (config.pretrain, unstack(states.params, i))
+            final_loss[f"simclr/domain={run}"] = last_chunk(history, i, config.pretrain.chunk_steps)
+        seconds["second-domain and pooled runs"] = time.perf_counter() - start
+        for evaluated, own, cross, (x_fit, y_fit, x_eval, y_eval) in (
+            (data.name, "main", "other", (x_train, y_train, x_test, y_test)),
+            (other.name, "other", "main", (x_other, y_other, x_other_test, y_other_test)),
+        ):
+            domain[evaluated] = {
+                pool: probe_one(runs[run], x_fit, y_fit, x_eval, y_eval)
+                for pool, run in zip(DOMAIN_POOLS, (own, cross, "pooled"), strict=True)
+            }
+    return StudyResult(
+        pretrain_size, label_size, label_count, corruption, granularity, domain, final_loss, seconds
+    )
+
+
+@functools.cache
+def _probe(config: ProbeConfig):
+    """``linear_probe_accuracy`` jitted and vmapped over masks and label sets (features shared)."""
+    return jax.jit(jax.vmap(functools.partial(linear_probe_accuracy, config), in_axes=(None, 0, 0, None, 0)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# The paper's findings as tests of one seed's result.
+# ----------------------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Claim:
+    """One finding of Cole et al. (2022) and its test on one seed's ``StudyResult``."""
+
+    finding: str
+    """The paper's finding, with the figure or table that shows it."""
+    test: str
+    """What is checked here."""
+    holds: bool
+
+
+def check_claims(result: StudyResult, margin: float = 0.01) -> dict[str, Claim]:
+    """The paper's findings tested on one seed's result; ``margin`` (accuracy, 0.01 = one point) is what
+    counts as "little" for the saturation and pooling findings. Axes with too few points (one pretraining
+    size, one labelled-set size, no second domain) give no claim."""
+    claims: dict[str, Claim] = {}
+    points = f"{100 * margin:g} point{'s' if margin != 0.01 else ''}"
+    sizes = sorted(result.pretrain_size)
+    if len(sizes) >= 2:
+        gain = result.pretrain_size[sizes[-1]] - result.pretrain_size[sizes[-2]]
+        claims["pretrain_size/saturates"] = Claim(
+            "Data quantity (Fig. 2): beyond about 500k unlabelled images, more pretraining images add little.",
+            f"{sizes[-1]} pretraining images beat {sizes[-2]} by less than {points} (linear probe)",
+            gain < margin,
+        )
+    labels = sorted(result.label_size)
+    if labels:
+        few, most = result.label_size[labels[0]], result.label_size[labels[-1]]
+        finding = "Data quantity (Fig. 2): SimCLR pretraining helps most when labelled images are few."
+        claims["label_size/few_labels_finetune"] = Claim(
+            finding,
+            f"with {labels[0]} labels, fine-tuned SimCLR beats the same network trained from scratch",
+            few["simclr_finetune"] > few["supervised_scratch"],
+        )
+        claims["label_size/few_labels_probe"] = Claim(
+            finding,
+            f"with {labels[0]} labels, the SimCLR linear probe beats the network trained from scratch",
+            few["simclr_probe"] > few["supervised_scratch"],
+        )
+        if len(labels) >= 2:
+            claims["label_size/advantage_shrinks"] = Claim(
+                finding,
+                f"fine-tuned SimCLR's lead over training from scratch is larger with {labels[0]} labels than "
+                f"with {labels[-1]}",
+                few["simclr_finetune"] - few["supervised_scratch"]
+                > most["simclr_finetune"] - most["supervised_scratch"],
+            )
+    if "clean" in result.corruption:
+        clean = result.corruption["clean"]
+        drop = {
+            name: {objective: clean[objective] - accuracy[objective] for objective in OBJECTIVES}
+            for name, accuracy in result.corruption.items()
+            if name != "clean"
+        }
+        for name, loss in drop.items():
+            claims[f"corruption/disparate_impact/{name}"] = Claim(
+                "Data quality (Fig. 4): corrupted pretraining images hurt SimCLR more than supervised "
+                "pretraining (a disparate impact).",
+                f"{name} costs the SimCLR probe more accuracy than the supervised one",
+                loss["simclr"] > loss["supervised"],
+            )
+        if "downsample4" in drop and len(drop) >= 2:
+            claims["corruption/resolution_worst"] = Claim(
+                "Data quality (Fig. 4): lower resolution is the most harmful corruption for SimCLR.",
+                "4x downsampling costs SimCLR more than any other corruption tested",
+                all(
+                    drop["downsample4"]["simclr"] > loss["simclr"]
+                    for n, loss in drop.items()
+                    if n != "downsample4"
+                ),
+            )
+    groups = sorted(result.granularity)
+    if len(groups) >= 2:
+        gap = {g: result.granularity[g]["supervised"] - result.granularity[g]["simclr"] for g in groups}
+        claims["granularity/gap_grows"] = Claim(
+            "Task granularity (Fig. 5): the gap between supervised and SimCLR pretraining grows as labels "
+            "get finer.",
+            f"the supervised - SimCLR gap is larger with {groups[-1]} label groups than with {groups[0]}",
+            gap[groups[-1]] > gap[groups[0]],
+        )
+    for evaluated, accuracy in result.domain.items():
+        claims[f"domain/in_domain_beats_cross/{evaluated}"] = Claim(
+            "Data domain (Table 2): pretraining in-domain beats pretraining on another domain.",
+            f"on {evaluated}, SimCLR pretrained on {evaluated} beats SimCLR pretrained on the other domain",
+            accuracy["in_domain"] > accuracy["cross_domain"],
+        )
+        claims[f"domain/pool_adds_little/{evaluated}"] = Claim(
+            "Data domain (Table 2): adding another domain's images to the pretraining pool does not give "
+            "better representations.",
+            f"on {evaluated}, pretraining on both domains beats in-domain pretraining by less than {points}",
+            accuracy["pooled"] - accuracy["in_domain"] < margin,
+        )
+    return claims

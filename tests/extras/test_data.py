@@ -136,3 +136,43 @@ def test_split_order_is_random_not_by_class():
     labels = np.repeat(np.arange(10), 20)  # sorted by class, like the mnist_5k file
     train, _ = data.stratified_split(labels, 0.2, seed=0)
     assert len(np.unique(labels[train[:20]])) > 3  # a prefix mixes classes
+
+
+def test_upsample_bilinear_matches_hand_values_and_jax() -> None:
+    # A linear ramp image[y, x] = x + 2 y is reproduced exactly inside the border; output pixel o samples
+    # position (o + 0.5) * 2 / 4 - 0.5 = -0.25, 0.25, 0.75, 1.25, clamped to 0, 0.25, 0.75, 1.
+    ramp = np.array([[[0.0, 1.0], [2.0, 3.0]]])
+    positions = np.array([0.0, 0.25, 0.75, 1.0])
+    expected = positions[None, :] + 2.0 * positions[:, None]
+    np.testing.assert_allclose(data.upsample_bilinear(ramp, 4)[0], expected, atol=1e-12)
+    # Against an independent implementation: JAX's linear resize (upsampling, so no antialiasing).
+    import jax
+
+    images = np.random.default_rng(0).random((3, 8, 8))
+    ours = data.upsample_bilinear(images, 20)
+    reference = np.asarray(jax.image.resize(images.astype(np.float32), (3, 20, 20), method="linear"))
+    np.testing.assert_allclose(ours, reference, atol=1e-5)
+    np.testing.assert_allclose(data.upsample_bilinear(images, 8), images, atol=1e-12)  # same size: identity
+    with pytest.raises(data.DataError, match="upsampling only"):
+        data.upsample_bilinear(images, 4)
+    with pytest.raises(data.DataError, match="square"):
+        data.upsample_bilinear(images[:, :4], 8)
+
+
+def test_digits8x8_framed_like_mnist() -> None:
+    small = data.load_digits8x8(seed=2)
+    framed = data.load_digits8x8(seed=2, size=20, pad=4)
+    assert framed.name == "digits8x8@28" and small.name == "digits8x8"
+    _check_dataset(framed, 28, small.x_train.shape[0], small.x_test.shape[0])
+    np.testing.assert_array_equal(framed.y_train, small.y_train)  # the same split and order
+    border = np.ones((28, 28), bool)
+    border[4:24, 4:24] = False
+    assert np.all(framed.x_train[:, border] == 0.0)
+    centre = framed.x_train[:, 4:24, 4:24, 0]
+    np.testing.assert_allclose(
+        centre, np.clip(data.upsample_bilinear(small.x_train[..., 0], 20), 0, 1), atol=1e-6
+    )
+    # Upsampling keeps each image's mean intensity roughly (an exact mean is not a property of bilinear).
+    np.testing.assert_allclose(centre.mean(axis=(1, 2)), small.x_train[..., 0].mean(axis=(1, 2)), atol=0.03)
+    with pytest.raises(data.DataError, match="pad"):
+        data.load_digits8x8(pad=-1)

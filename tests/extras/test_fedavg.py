@@ -1,6 +1,10 @@
-"""Tests of brackit.extras.fedavg: partitions, masking, averaging, FedSGD as one large-batch step."""
+"""Tests of brackit.extras.fedavg and its CLI: partitions, masking, averaging, FedSGD as one large-batch step,
+chunked runs that stop at a target, u = E n / B, the claims over seeds and the results files."""
 
 from __future__ import annotations
+
+import json
+import math
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +12,7 @@ import numpy as np
 import pytest
 
 from brackit.errors import ConfigError
-from brackit.extras import fedavg
+from brackit.extras import fedavg, fedavg_cli
 
 
 def _tiny_data(num_examples: int = 24, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -115,14 +119,131 @@ def test_cnn_forward_shape() -> None:
     assert model.apply(params, jnp.zeros((3, 28, 28, 1))).shape == (3, 10)
 
 
-def test_cli_table_tiny(tmp_path) -> None:
+def test_chunks_and_early_stop_give_the_rounds_of_one_long_run() -> None:
+    images, labels = _tiny_data(40)
+    config = fedavg.FedConfig(num_clients=4, client_fraction=0.5, local_epochs=1, batch_size=5, num_rounds=6)
+    rates = [0.05, 0.3]
+    whole = fedavg.run_learning_rates(config, images, labels, images, labels, rates, chunk_rounds=6)
+    by_one = fedavg.run_learning_rates(config, images, labels, images, labels, rates, chunk_rounds=1)
+    assert whole.shape == (2, 6)
+    np.testing.assert_array_equal(whole, by_one)
+    # A target first reached at round r stops the run after the chunk holding r (chunks of 4: 4 or 6 rounds).
+    target = float(whole[:, 1].max())
+    first = min(fedavg.rounds_to_target(row, target) or 99 for row in whole)
+    stopped = fedavg.run_learning_rates(
+        config, images, labels, images, labels, rates, target=target, chunk_rounds=4
+    )
+    assert stopped.shape == (2, 4 if first <= 4 else 6)
+    np.testing.assert_array_equal(stopped, whole[:, : stopped.shape[1]])
+
+
+def test_best_rate_and_updates_per_round() -> None:
+    accuracies = np.array([[0.5, 0.8, 0.95], [0.6, 0.91, 0.99], [0.7, 0.92, 0.3]])
+    # Rows 1 and 2 both reach 0.9 at round 2: the lower row wins the tie; row 0 reaches it only at round 3.
+    assert fedavg.best_rate(accuracies, 0.9) == 1
+    assert fedavg.best_rate(accuracies, 0.96) == 1  # only row 1 reaches 0.96 (round 3)
+    assert fedavg.best_rate(accuracies, 0.999) == 1  # none does: the best accuracy, 0.99
+    # u = E n / B (the paper's Table 2: E=5, B=10 on 600 images is u = 300; B = inf gives u = E).
+    assert fedavg.updates_per_round(5, 10, 600) == 300.0
+    assert fedavg.updates_per_round(1, 10, 40) == 4.0
+    assert fedavg.updates_per_round(20, None, 600) == 20.0
+
+
+def _runs(rounds_by_seed: list[int | None], cap: int = 100) -> dict[int, fedavg_cli.Run]:
+    return {
+        s: fedavg_cli.Run(fedavg_cli.Bound.rounds(r, cap), 0.1, 0.9, np.zeros(1))
+        for s, r in enumerate(rounds_by_seed)
+    }
+
+
+def test_bounds_of_missed_targets_and_cells() -> None:
+    rounds = fedavg_cli.Bound.rounds
+    # Not reached within 100 rounds: at least 101.
+    assert rounds(None, 100) == fedavg_cli.Bound(101.0, math.inf)
+    assert rounds(20, 100).less(rounds(None, 100)) is True
+    assert rounds(100, 100).less(rounds(None, 100)) is True
+    assert rounds(None, 100).less(rounds(80, 100)) is False
+    assert rounds(None, 100).less(rounds(None, 100)) is None
+    assert rounds(50, 100).less(rounds(50, 100)) is False
+    # Speedups: 60 / 20 = 3; a missed baseline: >= 101 / 50 = 2.02; a missed FedAvg: <= 80 / 101; both: unknown.
+    assert rounds(60, 100) / rounds(20, 100) == fedavg_cli.Bound(3.0, 3.0)
+    assert rounds(None, 100) / rounds(50, 100) == fedavg_cli.Bound(2.02, math.inf)
+    assert rounds(80, 100) / rounds(None, 100) == fedavg_cli.Bound(0.0, 80 / 101)
+    assert rounds(None, 100) / rounds(None, 100) == fedavg_cli.Bound(0.0, math.inf)
+    assert fedavg_cli._rounds_cell([rounds(10, 100), rounds(20, 100), rounds(30, 100)]) == "20 (10-30)"
+    assert fedavg_cli._rounds_cell([rounds(10, 100), rounds(None, 100), rounds(30, 100)]) == "10, >100, 30"
+    speedups = [fedavg_cli.Bound(v, v) for v in (2.0, 3.0, 4.0)]
+    assert fedavg_cli._speedup_cell(speedups) == "3.0x (2.0-4.0)"
+    bounds = [fedavg_cli.Bound(2.0, 2.0), fedavg_cli.Bound(2.02, math.inf), fedavg_cli.Bound(0.0, 80 / 101)]
+    assert fedavg_cli._speedup_cell([*bounds, fedavg_cli.Bound(0.0, math.inf)]) == "2.0x, >=2.0x, <=0.8x, ?"
+    assert fedavg_cli._verdict([True, True, True]) == "reproduced (3/3 seeds)"
+    assert (
+        fedavg_cli._verdict([True, None, False])
+        == "held in 1/3 seeds, undecided in 1/3 (a target not reached)"
+    )
+
+
+def test_table_claims_over_seeds() -> None:
+    fedsgd, avg = (1, None), (1, 10)
+    runs = {
+        (fedsgd, True): _runs([60, 60, 60]),
+        (avg, True): _runs([20, 30, 70]),  # speedups 3, 2, 60/70
+        (fedsgd, False): _runs([80, None, None]),
+        (avg, False): _runs([40, 50, None]),  # speedups 2, >= 101/50, unknown
+    }
+    speedups = {
+        (pair, iid): [runs[(fedsgd, iid)][s].rounds / runs[(pair, iid)][s].rounds for s in range(3)]
+        for pair in (fedsgd, avg)
+        for iid in (True, False)
+    }
+    names = {fedsgd: "FedSGD", avg: "FedAvg E=1 B=10"}
+    lines = fedavg_cli._table_claims((fedsgd, avg), names, runs, speedups, [0, 1, 2])
+    undecided = "undecided in 1/3 (a target not reached)"
+    assert lines == [
+        "| FedAvg E=1 B=10 needs fewer rounds than FedSGD, IID | held in 2/3 seeds | yes yes no |",
+        # 40 < 80; 50 < (> 100); both missed in seed 2.
+        f"| FedAvg E=1 B=10 needs fewer rounds than FedSGD, non-IID | held in 2/3 seeds, {undecided} | yes yes ? |",
+        # IID 3 > 2; IID 2 < 2.02 (non-IID at least); seed 2 unknown.
+        f"| FedAvg E=1 B=10: larger speedup IID than non-IID | held in 1/3 seeds, {undecided} | yes no ? |",
+    ]
+
+
+def test_cli_table_tiny_over_seeds(tmp_path) -> None:
     from brackit.cli import main
 
     args = ["extras", "fedavg", "table", "--budget", "tiny", "--out", str(tmp_path), "--target", "0.05"]
-    assert main(args) == 0
+    assert main([*args, "--seeds", "0,1"]) == 0
     report = (tmp_path / "extras_fedavg_2nn.md").read_text()
-    assert "| FedSGD | 1 |" in report and "FedAvg E=1 B=10" in report
+    assert "| FedSGD | 1 | 1 |" in report and "| FedAvg E=1 B=10 | 4 | 60 |" in report
+    assert "seeds 0, 1" in report and "needs fewer rounds than FedSGD, IID" in report
+    sidecar = json.loads((tmp_path / "extras_fedavg_2nn.json").read_text())
+    assert sidecar["seeds"] == [0, 1] and sidecar["budget"] == "tiny"
+    for seed in ("0", "1"):
+        metrics = sidecar["per_seed"][seed]
+        assert metrics["fedsgd/iid/lr"] == 0.1 and 0.0 <= metrics["fedavg_e1_b10/noniid/best_acc"] <= 1.0
+        assert "fedavg_e1_b10/iid/speedup" in metrics and "fedsgd/iid/speedup" not in metrics
     assert (tmp_path / "extras_fedavg_2nn.png").stat().st_size > 1000
-    assert (
-        main(["extras", "fedavg", "table", "--budget", "tiny", "--target", "2", "--out", str(tmp_path)]) == 2
-    )
+    # Bad options: exit status 2 and nothing written.
+    bad = tmp_path / "bad"
+    for extra in (
+        ["--target", "2"],
+        ["--seeds", "0,0"],
+        ["--seeds", "x"],
+        ["--clients", "0"],
+        ["--model", "rnn"],
+    ):
+        assert main([*args[:-4], "--out", str(bad), *extra]) == 2
+    assert main([*args, "--seed", "0"]) == 2  # --seed is gone: --seeds
+    assert not bad.exists()
+
+
+def test_cli_csweep_tiny(tmp_path) -> None:
+    from brackit.cli import main
+
+    args = ["extras", "fedavg", "csweep", "--budget", "tiny", "--out", str(tmp_path), "--target", "0.05"]
+    assert main([*args, "--seeds", "3"]) == 0
+    report = (tmp_path / "extras_fedavg_c.md").read_text()
+    assert "C=0 (m=1)" in report and "C=0.5 (m=5)" in report
+    metrics = json.loads((tmp_path / "extras_fedavg_c.json").read_text())["per_seed"]["3"]
+    assert set(metrics) >= {"iid/binf/c0/rounds", "noniid/b10/c0.5/speedup", "iid/b10/c0.5/lr"}
+    assert main([*args, "--clients", "201"]) == 2  # 400 images: at most 200 clients (2 shards each)
