@@ -438,12 +438,16 @@ def plot(path: pathlib.Path, results: dict[int, StudyResult]) -> None:
     axes[0].set(
         xscale="log", xlabel="pretraining images", ylabel="test accuracy (%)", title="pretraining size"
     )
+    axes[0].minorticks_off()  # within a decade, a log axis labels its minor ticks on top of each other
+    axes[0].set_xticks(sizes, [str(n) for n in sizes])
     labels = list(first.label_size)
     for method, name in LABEL_COLUMNS.items():
         values = 100 * np.array([[results[s].label_size[n][method] for n in labels] for s in seeds])
         mean, err = bars(values)
         axes[1].errorbar(labels, mean, yerr=err, fmt="o-", capsize=3, label=name)
     axes[1].set(xscale="log", xlabel="labelled images", title="labelled-set size")
+    axes[1].minorticks_off()
+    axes[1].set_xticks(labels, [str(n) for n in labels])
     axes[1].legend(fontsize=7)
     names = [name for name in first.corruption if name != "clean"]
     positions = np.arange(len(names))
