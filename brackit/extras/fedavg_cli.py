@@ -15,7 +15,8 @@ import dataclasses
 import importlib.util
 import math
 import pathlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import typer
@@ -193,11 +194,21 @@ def _claim_row(claim: str, holds: Sequence[bool | None]) -> str:
     return f"| {claim} | {_verdict(holds)} | {per_seed} |"
 
 
-def _seed_loop(seeds: Sequence[int], body: Callable[[int, object], None]) -> None:
+def _run_seeds(
+    configs: dict[tuple, Any], seeds: Sequence[int], grid: dict, target: float
+) -> tuple[dict[tuple, dict[int, Run]], dict[str, int]]:
+    """Every config at every seed (each seed loads its own data split): runs[key][seed], and the numbers of
+    training and test images used."""
     from brackit.extras import data
 
+    runs: dict[tuple, dict[int, Run]] = {key: {} for key in configs}
+    sizes: dict[str, int] = {}
     for seed in seeds:
-        body(seed, data.load_mnist5k(seed=seed))
+        dataset = data.load_mnist5k(seed=seed)
+        sizes.update(train=len(dataset.y_train[: grid["train"]]), test=len(dataset.y_test[: grid["test"]]))
+        for key, config in configs.items():
+            runs[key][seed] = _run_config(dataclasses.replace(config, seed=seed), dataset, grid, target)
+    return runs, sizes
 
 
 @app.command()
@@ -227,15 +238,7 @@ def table(
         for pair in grid["pairs"]
         for iid in (True, False)
     }
-    runs: dict[tuple, dict[int, Run]] = {key: {} for key in configs}
-    sizes: dict[str, int] = {}
-
-    def one_seed(seed: int, dataset) -> None:
-        sizes.update(train=len(dataset.y_train[: grid["train"]]), test=len(dataset.y_test[: grid["test"]]))
-        for key, config in configs.items():
-            runs[key][seed] = _run_config(dataclasses.replace(config, seed=seed), dataset, grid, target)
-
-    _seed_loop(seed_list, one_seed)
+    runs, sizes = _run_seeds(configs, seed_list, grid, target)
     client_size = sizes["train"] / num_clients
     fedsgd = (1, None)
     names = {pair: configs[(pair, True)].name for pair in grid["pairs"]}
@@ -391,15 +394,7 @@ def csweep(
         for batch in grid["batches"]
         for fraction in grid["fractions"]
     }
-    runs: dict[tuple, dict[int, Run]] = {key: {} for key in configs}
-    sizes: dict[str, int] = {}
-
-    def one_seed(seed: int, dataset) -> None:
-        sizes.update(train=len(dataset.y_train[: grid["train"]]), test=len(dataset.y_test[: grid["test"]]))
-        for key, config in configs.items():
-            runs[key][seed] = _run_config(dataclasses.replace(config, seed=seed), dataset, grid, target)
-
-    _seed_loop(seed_list, one_seed)
+    runs, sizes = _run_seeds(configs, seed_list, grid, target)
     first = grid["fractions"][0]
     speedups = {
         key: [runs[(key[0], key[1], first)][s].rounds / runs[key][s].rounds for s in seed_list]
