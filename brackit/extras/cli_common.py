@@ -185,9 +185,12 @@ def write_results(out: pathlib.Path, name: str, lines: Sequence[str]) -> pathlib
 
 
 def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """A GitHub markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    """A GitHub markdown table; a ``|`` inside a cell (a norm, an absolute value) is escaped."""
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |"
+
+    return [line(header), "|" + "---|" * len(header), *(line(row) for row in rows)]
 
 
 def print_table(console: Console, title: str, header: list[str], rows: list[list[str]]) -> None:

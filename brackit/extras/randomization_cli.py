@@ -432,15 +432,6 @@ def format_scientific(values: Sequence[float]) -> str:
     return f"{s.mean:.1e}" if s.n == 1 else f"{s.mean:.1e} ({s.low:.1e}-{s.high:.1e})"
 
 
-def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
-    """``cli_common.markdown_table`` with the cells' own ``|`` (norms, absolute values) escaped."""
-
-    def escape(cells: list[str]) -> list[str]:
-        return [cell.replace("|", "\\|") for cell in cells]
-
-    return cli_common.markdown_table(escape(header), [escape(row) for row in rows])
-
-
 def _values(runs: Sequence[SeedRun], name: str) -> list[float]:
     return [run.metrics[name] for run in runs]
 
@@ -545,7 +536,7 @@ def _report(
         for c in CLAIMS
     ]
     cli_common.print_table(console, "Claims", header, [[r[0], r[3]] for r in rows])
-    report += [*_markdown_table(header, rows), ""]
+    report += [*cli_common.markdown_table(header, rows), ""]
 
     head = sizes.networks[0]
     header = ["setting", "steps to zero train error", "test error at fit"]
@@ -561,7 +552,7 @@ def _report(
     report += [
         f"## Figure 1a: every setting ({head.architecture}, {head.train_size} images)",
         "",
-        *_markdown_table(header, rows),
+        *cli_common.markdown_table(header, rows),
         "",
         "![Figure 1a](extras_randomization_fig1a.png)",
         "",
@@ -594,7 +585,7 @@ def _report(
     report += [
         "## Figure 1b and 1c: label corruption",
         "",
-        *_markdown_table(header, rows),
+        *cli_common.markdown_table(header, rows),
         "",
         f"Chance test error is {1 - 1 / classes:.2f}; the {CONFIDENCE:.0%} t-interval over the seeds of the "
         f"test error at p = 1: {spans}.",
@@ -628,7 +619,7 @@ def _report(
         console, "Theorem 1: 2n + d weights, random labels on MNIST (float64)", header, rows
     )
     report += ["## Theorem 1: 2n + d weights fit random labels on MNIST images (float64)", ""]
-    report += [*_markdown_table(header, rows), ""]
+    report += [*cli_common.markdown_table(header, rows), ""]
 
     header = ["SGD start", "||Xw - y|| / ||y||", "||w - pinv(X) y|| / ||pinv(X) y||", "||w||", "min norm"]
     rows = [
@@ -648,7 +639,7 @@ def _report(
         f"{sizes.min_norm_steps} steps; a new problem per seed)",
         "",
     ]
-    report += [*_markdown_table(header, rows), ""]
+    report += [*cli_common.markdown_table(header, rows), ""]
 
     header = ["network", "runs side by side", "wall seconds per seed"]
     rows = [
@@ -660,7 +651,7 @@ def _report(
         for network in sizes.networks
     ]
     report += ["## Wall time (training and its compilation; this machine, shared with other jobs)", ""]
-    report += [*_markdown_table(header, rows), ""]
+    report += [*cli_common.markdown_table(header, rows), ""]
     return report + NOTES
 
 
