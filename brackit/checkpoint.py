@@ -5,7 +5,8 @@ data), the phase and step reached, the metrics history, the run's metadata (algo
 dataset sha256, runs) and, for a run trained on normalised observations (``normalize_obs``), the
 observation statistics (arrays ``obs_mean`` and ``obs_std``; a checkpoint without them is a run on raw
 observations). Restoring rebuilds the state's structure from the algorithm's ``init`` and fills
-it leaf by leaf, checking every path, shape and dtype. Writes are atomic.
+it leaf by leaf, matched by tree path (the saved order does not matter), checking every path, shape
+and dtype. Writes are atomic.
 """
 
 from __future__ import annotations
@@ -104,9 +105,12 @@ def load_states(path: str | Path, template: Any) -> Any:
         )
     template_items = _leaf_items(template)
     names = record["leaf_names"]
-    fill = {name for name, _ in template_items if name in LEAVES_ADDED_LATER and name not in names}
-    if names != [name for name, _ in template_items if name not in fill]:
-        missing = sorted(set(n for n, _ in template_items) - set(names))
+    # leaves are matched by name, so a state whose fields moved (e.g. into a shared base class) still loads
+    index_of = {name: index for index, name in enumerate(names)}
+    fill = {name for name, _ in template_items if name in LEAVES_ADDED_LATER and name not in index_of}
+    expected_names = {name for name, _ in template_items if name not in fill}
+    if set(names) != expected_names or len(names) != len(index_of):
+        missing = sorted(expected_names - set(names)) or sorted(set(names) - expected_names)
         raise CheckpointError(
             f"{path}: the state's structure differs from this algorithm/config's (first missing leaf: "
             f"{missing[0] if missing else '?'})"
@@ -114,13 +118,11 @@ def load_states(path: str | Path, template: Any) -> Any:
     leaves = []
     try:
         with np.load(path, allow_pickle=False) as npz:
-            index = 0
             for name, expected in template_items:
                 if name in fill:
                     leaves.append(jnp.asarray(expected))
                     continue
-                value = npz[f"leaf{index:05d}"]
-                index += 1
+                value = npz[f"leaf{index_of[name]:05d}"]
                 if value.shape != expected.shape or value.dtype != expected.dtype:
                     raise CheckpointError(
                         f"{path}: leaf {name}: expected {expected.dtype}{list(expected.shape)}, "

@@ -1,8 +1,8 @@
 """Declared valid ranges of numeric config fields and rules across fields, checked by one validator for
 every config (the algorithms', SAC's, the divergences', the extras').
 
-A config dataclass declares ``RANGES: ClassVar[dict[str, str]]``, field name -> range (subclasses inherit
-it), for the fields that ``convention_range`` does not already cover (discount, Polyak rate, batch size,
+A config dataclass declares ``RANGES: ClassVar[dict[str, str]]``, field name -> range (a class's RANGES add to its
+bases'), for the fields that ``convention_range`` does not already cover (discount, Polyak rate, batch size,
 critic count, seeds, learning rates and hidden widths have one range in every config)::
 
     ">= 1"  "> 0"  "<= 5"  "< 5"          a half-line
@@ -165,7 +165,9 @@ def declared_ranges(config_cls: type) -> dict[str, tuple[str, FieldRange]]:
     """field -> (kind, range) of every numeric field of ``config_cls``; a numeric field without a range,
     or a range naming no such field, is a TypeError (a slip in the class, not in the user's input)."""
     hints = typing.get_type_hints(config_cls)
-    declared = dict(getattr(config_cls, "RANGES", {}))
+    declared: dict[str, str] = {}
+    for cls in reversed(config_cls.__mro__):  # a class's RANGES add to (and override) its bases'
+        declared.update(vars(cls).get("RANGES", {}))
     out = {}
     for field in dataclasses.fields(config_cls):
         kind, optional = numeric_kind(hints[field.name])

@@ -90,7 +90,7 @@ def test_algos_lists_and_documents(capsys):
     assert re.search(r"^bc +behavior cloning", listing, re.M) and "brac " in listing
     assert main(["algos", "brac"]) == 0
     fields = capsys.readouterr().out
-    assert re.search(r"^  num_critics: int = 2 +>= 1 +Size k of the Q ensemble\.$", fields, re.M)
+    assert re.search(r"^  num_critics: int = 2 +>= 1 +Size of the critic ensemble\.$", fields, re.M)
     assert re.search(
         r"^  behavior\.hidden: tuple\[int, \.\.\.\] = 200,200 +each >= 1 +Hidden widths", fields, re.M
     )

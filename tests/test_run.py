@@ -40,7 +40,7 @@ def test_parse_overrides_types_and_errors():
     assert overrides["alpha"] == 0.5 and overrides["tune_alpha"] is True
     assert overrides["critic_hidden"] == (64, 64) and overrides["behavior"].hidden == (32, 32)
     assert overrides["actor_lr"] is None
-    with pytest.raises(ConfigError, match=r"no config field 'alpah'; valid fields: penalty, divergence"):
+    with pytest.raises(ConfigError, match=r"no config field 'alpah'; valid fields: num_critics, gamma, tau"):
         parse_overrides("brac", ["alpah=1"])
     with pytest.raises(ConfigError, match=r"brac.num_critics: expected an integer, got 'two'"):
         parse_overrides("brac", ["num_critics=two"])

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.algos.common import StepState, advance, initial_step_fields
 from brackit.config_checks import Rule, check_ranges, choice, comparison
 from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian, entropy_temperature_step
 from brackit.ops import gradient_step, namespaced, nonnegative
@@ -75,15 +76,12 @@ class BCConfig:
 
 
 @struct.dataclass
-class BCState:
+class BCState(StepState):
     params: dict
     opt_state: optax.OptState
     alpha_entropy: jax.Array
     """The entropy weight as stored (scalar); its value is ``ops.nonnegative`` of it."""
     alpha_entropy_opt: optax.OptState
-    step: jax.Array
-    key: jax.Array
-    action_dim: int = struct.field(pytree_node=False)
 
 
 def network(config: BCConfig, action_dim: int) -> GaussianHead:
@@ -109,9 +107,7 @@ def init(config: BCConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BCS
         opt_state=optimizer(config).init(params),
         alpha_entropy=alpha_entropy,
         alpha_entropy_opt=entropy_optimizer(config).init(alpha_entropy),
-        step=jnp.zeros((), jnp.int32),
-        key=key,
-        action_dim=action_dim,
+        **initial_step_fields(key, action_dim),
     )
 
 
@@ -158,13 +154,13 @@ def update(config: BCConfig, state: BCState, batch: Transition) -> tuple[BCState
         )
     metrics = namespaced({"bc": metrics})
     metrics["bc/alpha_entropy"] = nonnegative(alpha_entropy)
-    state = state.replace(
+    state = advance(
+        state,
+        key,
         params=params,
         opt_state=opt_state,
         alpha_entropy=alpha_entropy,
         alpha_entropy_opt=alpha_entropy_opt,
-        step=state.step + 1,
-        key=key,
     )
     return state, metrics
 

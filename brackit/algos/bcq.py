@@ -31,27 +31,25 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.algos import common
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import (
     VAE,
     Critic,
-    CriticEnsemble,
     Perturbation,
     best_by_q1,
-    critic_step,
     ensemble_member,
-    sampled_max_target,
     vae_step,
 )
-from brackit.ops import gradient_step, namespaced, polyak
+from brackit.ops import namespaced
 from brackit.types import Transition
 
 ACT_MODES = ("max_q", "mode")
 
 
 @dataclasses.dataclass(frozen=True)
-class BCQConfig:
+class BCQConfig(common.VAEConfig, common.ActorCriticConfig):
     phi: float = 0.05
     """Largest perturbation of a VAE action, per coordinate, in the unit box."""
     ensemble_lam: float = 0.75
@@ -60,31 +58,15 @@ class BCQConfig:
     """VAE samples at s' in the critic target (max over them)."""
     num_act_samples: int = 100
     """Perturbed VAE candidates when acting (argmax Q1); the paper's code uses 100."""
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate of the target actor and target critics, every step."""
     batch_size: int = 100
-    critic_lr: float = 1e-3
-    actor_lr: float = 1e-3
-    vae_lr: float = 1e-3
     critic_hidden: tuple[int, ...] = (400, 300)
     actor_hidden: tuple[int, ...] = (400, 300)
-    vae_hidden: tuple[int, ...] = (750, 750)
-    latent_dim: int = 0
-    """VAE latent size; 0 means 2|A| (the paper's)."""
-    kl_weight: float = 0.5
-    """VAE loss = reconstruction + kl_weight * KL."""
-    num_critics: int = 2
-    normalize_obs: bool = False
-    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
         "phi": "[0, 2]",  # the unit box is 2 wide
         "ensemble_lam": "[0, 1]",
         "num_target_samples": ">= 1",
         "num_act_samples": ">= 1",
-        "latent_dim": ">= 0",
-        "kl_weight": ">= 0",
     }
 
     def __post_init__(self) -> None:
@@ -92,55 +74,28 @@ class BCQConfig:
 
 
 @struct.dataclass
-class BCQState:
+class BCQState(common.ActorCriticState):
     vae_params: dict
     vae_opt: optax.OptState
-    actor_params: dict
-    actor_target: dict
-    actor_opt: optax.OptState
-    critic_params: dict
-    critic_target: dict
-    critic_opt: optax.OptState
-    step: jax.Array
-    key: jax.Array
-    action_dim: int = struct.field(pytree_node=False)
 
 
 # ----------------------------------------------------------------------------------------- networks
-
-
-def vae_net(hidden: tuple[int, ...], action_dim: int, latent_dim: int) -> VAE:
-    return VAE(hidden, action_dim, latent_dim)
 
 
 def actor_net(config: BCQConfig, action_dim: int) -> Perturbation:
     return Perturbation(config.actor_hidden, action_dim, config.phi)
 
 
-def critic_net(config: BCQConfig) -> CriticEnsemble:
-    return CriticEnsemble(config.critic_hidden, config.num_critics)
-
-
 def init(config: BCQConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BCQState:
     key, vae_key, vae_noise_key, actor_key, critic_key = jax.random.split(key, 5)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    vae_params = vae_net(config.vae_hidden, action_dim, config.latent_dim).init(
-        vae_key, obs, action, vae_noise_key
-    )
+    vae_params = common.vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
     actor_params = actor_net(config, action_dim).init(actor_key, obs, action)
-    critic_params = critic_net(config).init(critic_key, obs, action)
+    critic_params = common.critic_net(config).init(critic_key, obs, action)
     return BCQState(
         vae_params=vae_params,
         vae_opt=optax.adam(config.vae_lr).init(vae_params),
-        actor_params=actor_params,
-        actor_target=actor_params,
-        actor_opt=optax.adam(config.actor_lr).init(actor_params),
-        critic_params=critic_params,
-        critic_target=critic_params,
-        critic_opt=optax.adam(config.critic_lr).init(critic_params),
-        step=jnp.zeros((), jnp.int32),
-        key=key,
-        action_dim=action_dim,
+        **common.actor_critic_fields(config, key, action_dim, actor_params, critic_params),
     )
 
 
@@ -157,9 +112,7 @@ def sample_perturbed(
     action_dim: int,
 ) -> jax.Array:
     """``num`` VAE samples at obs [B, O], each perturbed by the actor: [N, B, A]."""
-    vae_actions, _ = vae_net(config.vae_hidden, action_dim, config.latent_dim).apply(
-        vae_params, obs, key, num, method=VAE.sample
-    )
+    vae_actions, _ = common.vae_net(config, action_dim).apply(vae_params, obs, key, num, method=VAE.sample)
     return actor_net(config, action_dim).apply(actor_params, obs, vae_actions)  # obs [B, O] broadcasts
 
 
@@ -169,9 +122,7 @@ def critic_target(config: BCQConfig, state: BCQState, batch: Transition, key: ja
     next_actions = sample_perturbed(
         config, state.vae_params, state.actor_target, batch.next_obs, key, n, state.action_dim
     )  # [N, B, A]
-    return sampled_max_target(
-        critic_net(config), state.critic_target, batch, next_actions, config.ensemble_lam, config.gamma
-    )
+    return common.sampled_critic_target(config, state, batch, next_actions, config.ensemble_lam)
 
 
 def actor_loss(
@@ -195,39 +146,24 @@ def actor_loss(
 def update(config: BCQConfig, state: BCQState, batch: Transition) -> tuple[BCQState, dict[str, jax.Array]]:
     """One BCQ step (Algorithm 1): VAE, critics, actor, then the Polyak targets of actor and critics."""
     key, vae_key, target_key, actor_key = jax.random.split(state.key, 4)
-    vae = vae_net(config.vae_hidden, state.action_dim, config.latent_dim)
+    vae = common.vae_net(config, state.action_dim)
     vae_params, vae_opt, vae_metrics = vae_step(
         vae, state.vae_params, state.vae_opt, optax.adam(config.vae_lr), config.kl_weight, batch, vae_key
     )
     state = state.replace(vae_params=vae_params, vae_opt=vae_opt)
 
     target = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = critic_step(
-        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
-    )
+    critic_params, critic_opt, critic_metrics = common.critic_update(config, state, batch, target)
 
     vae_actions, _ = vae.apply(vae_params, batch.obs, actor_key, method=VAE.sample)
-    actor_params, actor_opt, actor_metrics = gradient_step(
-        actor_loss,
-        state.actor_params,
-        state.actor_opt,
-        optax.adam(config.actor_lr),
-        config,
-        critic_params,
-        batch.obs,
-        vae_actions,
-        state.action_dim,
+    actor_params, actor_opt, actor_metrics = common.actor_step(
+        actor_loss, config, state, critic_params, batch.obs, vae_actions, state.action_dim
     )
     metrics = namespaced({"vae": vae_metrics, "critic": critic_metrics, "actor": actor_metrics})
-    state = state.replace(
-        actor_params=actor_params,
-        actor_target=polyak(state.actor_target, actor_params, config.tau),
-        actor_opt=actor_opt,
-        critic_params=critic_params,
-        critic_target=polyak(state.critic_target, critic_params, config.tau),
-        critic_opt=critic_opt,
-        step=state.step + 1,
-        key=key,
+    state = common.advance(
+        state,
+        key,
+        **common.actor_critic_updates(config, state, actor_params, actor_opt, critic_params, critic_opt),
     )
     return state, metrics
 

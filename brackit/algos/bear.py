@@ -51,20 +51,18 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.algos import common
 from brackit.config_checks import Rule, check_ranges, comparison
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import (
     VAE,
-    CriticEnsemble,
     GaussianHead,
     TanhGaussian,
-    critic_step,
-    sampled_max_target,
     tanh_gaussian_act,
     vae_step,
 )
-from brackit.ops import gradient_step, lagrange_loss, multiplier_step, namespaced, polyak
+from brackit.ops import lagrange_loss, multiplier_step, namespaced
 from brackit.types import Transition
 
 ACT_MODES = ("max_q", "mode", "sample")
@@ -86,7 +84,7 @@ def _reads_behavior_log_prob(divergence: Divergence) -> bool:
 
 
 @dataclasses.dataclass(frozen=True)
-class BEARConfig:
+class BEARConfig(common.VAEConfig, common.ActorCriticConfig):
     divergence: str = "mmd"
     """A primal divergence from ``brackit.divergences`` that needs only samples of pi_b (the VAE has no
     log-density): 'mmd'."""
@@ -118,25 +116,11 @@ class BEARConfig:
     """Target-actor samples at s' in the critic target (max over them)."""
     num_act_samples: int = 10
     """Actor samples when acting with mode 'max_q' (argmax Q1)."""
-    num_critics: int = 2
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate of the target actor and target critics, every step."""
-    batch_size: int = 256
-    critic_lr: float = 1e-3
     actor_lr: float = 1e-4
-    vae_lr: float = 1e-3
     critic_hidden: tuple[int, ...] = (400, 300)
     actor_hidden: tuple[int, ...] = (400, 300)
-    vae_hidden: tuple[int, ...] = (750, 750)
-    latent_dim: int = 0
-    """VAE latent size; 0 means 2|A|."""
-    kl_weight: float = 0.5
-    """VAE loss = reconstruction + kl_weight * KL."""
     log_std_min: float = -5.0
     log_std_max: float = 0.0
-    normalize_obs: bool = False
-    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
         "mmd_sigma": "> 0",
@@ -150,8 +134,6 @@ class BEARConfig:
         "ensemble_lam": "[0, 1]",
         "num_target_samples": ">= 1",
         "num_act_samples": ">= 1",
-        "latent_dim": ">= 0",
-        "kl_weight": ">= 0",
         "log_std_min": "finite",
         "log_std_max": "finite",
     }
@@ -194,63 +176,38 @@ class BEARConfig:
 
 
 @struct.dataclass
-class BEARState:
+class BEARState(common.ActorCriticState):
     vae_params: dict
     vae_opt: optax.OptState
-    actor_params: dict
-    actor_target: dict
-    actor_opt: optax.OptState
-    critic_params: dict
-    critic_target: dict
-    critic_opt: optax.OptState
     log_lagrange: jax.Array
     lagrange_opt: optax.OptState
-    step: jax.Array
-    key: jax.Array
-    action_dim: int = struct.field(pytree_node=False)
 
 
 # ----------------------------------------------------------------------------------------- networks
-
-
-def vae_net(config: BEARConfig, action_dim: int) -> VAE:
-    return VAE(config.vae_hidden, action_dim, config.latent_dim)
 
 
 def actor_net(config: BEARConfig, action_dim: int) -> GaussianHead:
     return GaussianHead(config.actor_hidden, action_dim, config.log_std_min, config.log_std_max)
 
 
-def critic_net(config: BEARConfig) -> CriticEnsemble:
-    return CriticEnsemble(config.critic_hidden, config.num_critics)
+def policy(config: BEARConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
+    return actor_net(config, action_dim).apply(actor_params, obs)
 
 
 def init(config: BEARConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BEARState:
     key, vae_key, vae_noise_key, actor_key, critic_key = jax.random.split(key, 5)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    vae_params = vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
+    vae_params = common.vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
     actor_params = actor_net(config, action_dim).init(actor_key, obs)
-    critic_params = critic_net(config).init(critic_key, obs, action)
+    critic_params = common.critic_net(config).init(critic_key, obs, action)
     log_lagrange = jnp.asarray(config.initial_log_lagrange, jnp.float32)
     return BEARState(
         vae_params=vae_params,
         vae_opt=optax.adam(config.vae_lr).init(vae_params),
-        actor_params=actor_params,
-        actor_target=actor_params,
-        actor_opt=optax.adam(config.actor_lr).init(actor_params),
-        critic_params=critic_params,
-        critic_target=critic_params,
-        critic_opt=optax.adam(config.critic_lr).init(critic_params),
         log_lagrange=log_lagrange,
         lagrange_opt=optax.adam(config.lagrange_lr).init(log_lagrange),
-        step=jnp.zeros((), jnp.int32),
-        key=key,
-        action_dim=action_dim,
+        **common.actor_critic_fields(config, key, action_dim, actor_params, critic_params),
     )
-
-
-def policy(config: BEARConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
-    return actor_net(config, action_dim).apply(actor_params, obs)
 
 
 def clipped_samples(
@@ -274,9 +231,7 @@ def critic_target(config: BEARConfig, state: BEARState, batch: Transition, key: 
     n = config.num_target_samples
     pi = policy(config, state.actor_target, batch.next_obs, state.action_dim)
     next_actions = jnp.tanh(pi.sample_raw(key, n))  # [N, B, A]
-    return sampled_max_target(
-        critic_net(config), state.critic_target, batch, next_actions, config.ensemble_lam, config.gamma
-    )
+    return common.sampled_critic_target(config, state, batch, next_actions, config.ensemble_lam)
 
 
 def actor_loss(
@@ -307,7 +262,7 @@ def actor_loss(
             behavior_raw=behavior_raw,
         )
     )  # [B]
-    q_all = critic_net(config).apply(critic_params, obs, actions)  # [E, N, B]
+    q_all = common.critic_net(config).apply(critic_params, obs, actions)  # [E, N, B]
     q = jnp.min(jnp.mean(q_all, axis=1), axis=0)  # each critic averaged over the samples, then min: [B]
     q_weight = jnp.where(state.step < config.warm_start_steps, 0.0, 1.0)
     lagrange = jnp.exp(state.log_lagrange)
@@ -327,31 +282,19 @@ def actor_loss(
 def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEARState, dict[str, jax.Array]]:
     """One BEAR step: VAE, critics, actor, Lagrange multiplier, then the Polyak targets."""
     key, vae_key, target_key, behavior_key, actor_key = jax.random.split(state.key, 5)
-    vae = vae_net(config, state.action_dim)
+    vae = common.vae_net(config, state.action_dim)
     vae_params, vae_opt, vae_metrics = vae_step(
         vae, state.vae_params, state.vae_opt, optax.adam(config.vae_lr), config.kl_weight, batch, vae_key
     )
 
     target = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = critic_step(
-        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
-    )
+    critic_params, critic_opt, critic_metrics = common.critic_update(config, state, batch, target)
 
     behavior_actions, behavior_raw = vae.apply(
         vae_params, batch.obs, behavior_key, config.num_divergence_samples, method=VAE.sample
     )
-    actor_params, actor_opt, actor_metrics = gradient_step(
-        actor_loss,
-        state.actor_params,
-        state.actor_opt,
-        optax.adam(config.actor_lr),
-        config,
-        state,
-        critic_params,
-        batch.obs,
-        behavior_actions,
-        behavior_raw,
-        actor_key,
+    actor_params, actor_opt, actor_metrics = common.actor_step(
+        actor_loss, config, state, state, critic_params, batch.obs, behavior_actions, behavior_raw, actor_key
     )
 
     # raise the multiplier while the divergence exceeds epsilon
@@ -365,19 +308,14 @@ def update(config: BEARConfig, state: BEARState, batch: Transition) -> tuple[BEA
 
     metrics = namespaced({"vae": vae_metrics, "critic": critic_metrics, "actor": actor_metrics})
     metrics["lagrange/value"] = jnp.exp(log_lagrange)
-    state = state.replace(
+    state = common.advance(
+        state,
+        key,
         vae_params=vae_params,
         vae_opt=vae_opt,
-        actor_params=actor_params,
-        actor_target=polyak(state.actor_target, actor_params, config.tau),
-        actor_opt=actor_opt,
-        critic_params=critic_params,
-        critic_target=polyak(state.critic_target, critic_params, config.tau),
-        critic_opt=critic_opt,
         log_lagrange=log_lagrange,
         lagrange_opt=lagrange_opt,
-        step=state.step + 1,
-        key=key,
+        **common.actor_critic_updates(config, state, actor_params, actor_opt, critic_params, critic_opt),
     )
     return state, metrics
 

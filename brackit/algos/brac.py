@@ -45,16 +45,23 @@ import optax
 from flax import struct
 
 from brackit.algos import bc
+from brackit.algos.common import (
+    ActorCriticConfig,
+    StepState,
+    actor_step,
+    advance,
+    critic_net,
+    critic_update,
+    initial_step_fields,
+)
 from brackit.config_checks import Rule, check_ranges, choice
 from brackit.divergences import DIVERGENCES, Divergence, PrimalInputs, make_divergence
 from brackit.errors import ConfigError
 from brackit.nets import (
     LOG_STD_TRANSFORMS,
-    CriticEnsemble,
     DualCritic,
     GaussianHead,
     TanhGaussian,
-    critic_step,
     entropy_temperature_step,
     tanh_gaussian_act,
 )
@@ -75,7 +82,7 @@ PENALTIES = ("value", "policy")
 
 
 @dataclasses.dataclass(frozen=True)
-class BRACConfig:
+class BRACConfig(ActorCriticConfig):
     penalty: str = "value"
     """'value' (BRAC-v: divergence in the Q target and the actor loss) or 'policy' (BRAC-p: actor only)."""
     divergence: str = "kl"
@@ -96,15 +103,8 @@ class BRACConfig:
     tune_entropy: bool = False
     target_entropy: float | None = None
     """None: -|A|."""
-    num_critics: int = 2
-    """Size k of the Q ensemble."""
     ensemble_lam: float = 1.0
     """Qens = lam * min + (1 - lam) * max; 1.0 is the pure min, 0.75 the 'mixture' of BCQ/BEAR."""
-    gamma: float = 0.99
-    tau: float = 0.005
-    """Polyak rate of the target critics, every step."""
-    batch_size: int = 256
-    critic_lr: float = 1e-3
     actor_lr: float | None = None
     """None: 3e-4 for primal, 3e-6 for dual (reference scripts)."""
     critic_hidden: tuple[int, ...] = (300, 300)
@@ -133,8 +133,6 @@ class BRACConfig:
     """Steps fitting pi_b before BRAC starts (primal forms; 0 for dual and none)."""
     eval_samples: int = 10
     """Candidate actions for max-Q acting (ranked by Q1)."""
-    normalize_obs: bool = False
-    """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
     RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
         "alpha": ">= 0 or None",
@@ -219,7 +217,7 @@ class SACOfflineConfig(BRACConfig):
 
 
 @struct.dataclass
-class BRACState:
+class BRACState(StepState):
     actor_params: dict
     actor_opt: optax.OptState
     critic_params: dict
@@ -234,9 +232,6 @@ class BRACState:
     alpha_entropy: jax.Array
     """Entropy temperature as stored (scalar); its value is ``ops.nonnegative`` of it."""
     alpha_entropy_opt: optax.OptState
-    step: jax.Array
-    key: jax.Array
-    action_dim: int = struct.field(pytree_node=False)
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -246,8 +241,8 @@ def actor_net(config: BRACConfig, action_dim: int) -> GaussianHead:
     return GaussianHead(config.actor_hidden, action_dim, log_std_transform=config.log_std_transform)
 
 
-def critic_net(config: BRACConfig) -> CriticEnsemble:
-    return CriticEnsemble(config.critic_hidden, config.num_critics)
+def policy(config: BRACConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
+    return actor_net(config, action_dim).apply(actor_params, obs)
 
 
 def dual_net(config: BRACConfig) -> DualCritic:
@@ -278,14 +273,8 @@ def init(config: BRACConfig, key: jax.Array, obs_dim: int, action_dim: int) -> B
         alpha_opt=optax.adam(config.alpha_lr).init(alpha),
         alpha_entropy=alpha_entropy,
         alpha_entropy_opt=optax.adam(config.alpha_lr).init(alpha_entropy),
-        step=jnp.zeros((), jnp.int32),
-        key=key,
-        action_dim=action_dim,
+        **initial_step_fields(key, action_dim),
     )
-
-
-def policy(config: BRACConfig, actor_params: dict, obs: jax.Array, action_dim: int) -> TanhGaussian:
-    return actor_net(config, action_dim).apply(actor_params, obs)
 
 
 # ----------------------------------------------------------------------------------------- divergence
@@ -461,21 +450,11 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
     # the reference moves the targets toward the current critics before computing the Q target
     state = state.replace(critic_target=polyak(state.critic_target, state.critic_params, config.tau))
     target, target_metrics = critic_target(config, state, batch, target_key)
-    critic_params, critic_opt, critic_metrics = critic_step(
-        critic_net(config), state.critic_params, state.critic_opt, optax.adam(config.critic_lr), batch, target
-    )
+    critic_params, critic_opt, critic_metrics = critic_update(config, state, batch, target)
     metrics.update(namespaced({"critic": {**critic_metrics, **target_metrics}}))
 
-    actor_params, actor_opt, actor_metrics = gradient_step(
-        actor_loss,
-        state.actor_params,
-        state.actor_opt,
-        optax.adam(config.policy_lr),
-        config,
-        state,
-        critic_params,
-        batch,
-        actor_key,
+    actor_params, actor_opt, actor_metrics = actor_step(
+        actor_loss, config, state, state, critic_params, batch, actor_key
     )
     metrics.update(namespaced({"actor": actor_metrics}))
     state = state.replace(
@@ -531,13 +510,13 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
 
     metrics["alpha/value"] = alpha
     metrics["alpha_entropy/value"] = nonnegative(alpha_entropy)
-    state = state.replace(
+    state = advance(
+        state,
+        key,
         alpha=alpha,
         alpha_opt=alpha_opt,
         alpha_entropy=alpha_entropy,
         alpha_entropy_opt=alpha_entropy_opt,
-        step=state.step + 1,
-        key=key,
     )
     return state, metrics
 

@@ -51,10 +51,18 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.algos.common import (
+    ActorCriticConfig,
+    ActorCriticState,
+    actor_critic_fields,
+    actor_step,
+    advance,
+    polyak_targets,
+)
 from brackit.config_checks import check_ranges
 from brackit.errors import ConfigError
 from brackit.nets import HIDDEN_INITS, Critic, CriticEnsemble, DeterministicActor, MLPStyle, ensemble_member
-from brackit.ops import bellman_target, ensemble_td_loss, gradient_step, polyak
+from brackit.ops import bellman_target, ensemble_td_loss, gradient_step
 from brackit.types import Transition
 
 ACTOR_Q = ("min", "first")
@@ -62,7 +70,7 @@ BC_REDUCTIONS = ("sum", "mean")
 
 
 @dataclasses.dataclass(frozen=True)
-class ReBRACConfig:
+class ReBRACConfig(ActorCriticConfig):
     beta_actor: float = 1.0
     """Weight of ||pi(s) - a||^2 in the actor loss (tuned per dataset: ``REBRAC_D4RL_BETAS``)."""
     beta_critic: float = 1.0
@@ -78,16 +86,11 @@ class ReBRACConfig:
     noise_clip: float = 0.5
     policy_freq: int = 2
     """The actor and the targets are updated every ``policy_freq`` critic steps."""
-    num_critics: int = 2
     critic_layer_norm: bool = True
     actor_layer_norm: bool = False
     critic_hidden: tuple[int, ...] = (256, 256, 256)
     actor_hidden: tuple[int, ...] = (256, 256, 256)
-    gamma: float = 0.99
-    tau: float = 0.005
     batch_size: int = 1024
-    critic_lr: float = 1e-3
-    actor_lr: float = 1e-3
     layer_norm_after_relu: bool = True
     """LayerNorm placement: Dense -> ReLU -> LayerNorm (ReBRAC's networks) or Dense -> LayerNorm -> ReLU."""
     hidden_init: str = "fan_in_uniform"
@@ -185,20 +188,11 @@ def rebrac_d4rl_config(dataset_name: str, **overrides: object) -> ReBRACConfig:
 
 
 @struct.dataclass
-class TD3BCState:
-    actor_params: dict
-    actor_target: dict
-    actor_opt: optax.OptState
-    critic_params: dict
-    critic_target: dict
-    critic_opt: optax.OptState
-    step: jax.Array
-    key: jax.Array
+class TD3BCState(ActorCriticState):
     beta_actor: jax.Array
     """``config.beta_actor`` as a state field, so that a sweep vmaps over it (``brackit.train.apply_sweep``)."""
     beta_critic: jax.Array
     """``config.beta_critic``, likewise."""
-    action_dim: int = struct.field(pytree_node=False)
 
 
 # ----------------------------------------------------------------------------------------- networks
@@ -229,17 +223,9 @@ def init(config: ReBRACConfig, key: jax.Array, obs_dim: int, action_dim: int) ->
     actor_params = actor_net(config, action_dim).init(actor_key, obs)
     critic_params = critic_net(config).init(critic_key, obs, action)
     return TD3BCState(
-        actor_params=actor_params,
-        actor_target=actor_params,
-        actor_opt=optax.adam(config.actor_lr).init(actor_params),
-        critic_params=critic_params,
-        critic_target=critic_params,
-        critic_opt=optax.adam(config.critic_lr).init(critic_params),
-        step=jnp.zeros((), jnp.int32),
-        key=key,
         beta_actor=jnp.asarray(config.beta_actor, jnp.float32),
         beta_critic=jnp.asarray(config.beta_critic, jnp.float32),
-        action_dim=action_dim,
+        **actor_critic_fields(config, key, action_dim, actor_params, critic_params),
     )
 
 
@@ -317,22 +303,13 @@ def update(
     )
 
     def actor_and_targets(state: TD3BCState) -> tuple[TD3BCState, dict[str, jax.Array]]:
-        actor_params, actor_opt, metrics = gradient_step(
-            actor_loss,
-            state.actor_params,
-            state.actor_opt,
-            optax.adam(config.actor_lr),
-            config,
-            critic_params,
-            batch,
-            state.action_dim,
-            state.beta_actor,
+        actor_params, actor_opt, metrics = actor_step(
+            actor_loss, config, state, critic_params, batch, state.action_dim, state.beta_actor
         )
         state = state.replace(
             actor_params=actor_params,
             actor_opt=actor_opt,
-            actor_target=polyak(state.actor_target, actor_params, config.tau),
-            critic_target=polyak(state.critic_target, critic_params, config.tau),
+            **polyak_targets(config, state, actor_params, critic_params),
         )
         return state, {**metrics, "updated": jnp.ones(())}
 
@@ -345,8 +322,7 @@ def update(
         **{f"critic/{k}": v for k, v in {**critic_metrics, **target_metrics}.items()},
         **{f"actor/{k}": v for k, v in actor_metrics.items()},
     }
-    state = state.replace(critic_params=critic_params, critic_opt=critic_opt, step=state.step + 1, key=key)
-    return state, metrics
+    return advance(state, key, critic_params=critic_params, critic_opt=critic_opt), metrics
 
 
 def act(

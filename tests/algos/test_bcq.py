@@ -19,7 +19,7 @@ from algo_helpers import (
     max_change,
 )
 
-from brackit.algos import bcq, make_config
+from brackit.algos import bcq, common, make_config
 from brackit.data import Episode, arrays_from_episodes, make_dataset
 from brackit.nets import VAE, Critic, Perturbation, ensemble_member, standard_normal_kl, vae_loss
 from brackit.train import train
@@ -135,7 +135,7 @@ def test_critic_target_uses_the_target_actor():
         actions = bcq.sample_perturbed(
             config, state.vae_params, state.actor_target, data.next_obs, key, 10, ACT
         )
-        q = bcq.critic_net(config).apply(
+        q = common.critic_net(config).apply(
             state.critic_target, jnp.broadcast_to(data.next_obs, (10, B, OBS)), actions
         )
     value = jnp.max(0.75 * jnp.min(q, axis=0) + 0.25 * jnp.max(q, axis=0), axis=0)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from algo_helpers import ACT, OBS, B, assert_vmap_equals_single_runs, batch, leaves_equal
 
-from brackit.algos import bear, make_config
+from brackit.algos import bear, common, make_config
 from brackit.errors import ConfigError
 
 SMALL = {
@@ -111,7 +111,7 @@ def test_critic_target_by_hand():
         target = bear.critic_target(config, state, data, key)
         pi = bear.policy(config, state.actor_target, data.next_obs, ACT)  # the TARGET actor proposes
         actions = jnp.tanh(pi.sample_raw(key, 10))
-        q = bear.critic_net(config).apply(
+        q = common.critic_net(config).apply(
             state.critic_target, jnp.broadcast_to(data.next_obs, (10, B, OBS)), actions
         )
     value = jnp.max(0.75 * jnp.min(q, axis=0) + 0.25 * jnp.max(q, axis=0), axis=0)

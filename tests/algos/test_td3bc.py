@@ -281,3 +281,34 @@ def test_a_checkpoint_written_before_the_betas_were_state_fields_still_loads(tmp
     loaded = load_states(tmp_path / "old.npz", template)
     assert leaves_equal(loaded.actor_params, state.actor_params)
     assert float(loaded.beta_actor) == 1.0 and float(loaded.beta_critic) == 0.0
+
+
+def test_a_checkpoint_whose_leaves_are_in_another_order_loads_by_name(tmp_path):
+    """Leaves are matched by tree path: a checkpoint written before the states' shared fields moved into a
+    base class (``algos.common``; the fields, hence the leaves, came in another order) loads unchanged, and
+    one missing a leaf is refused naming it."""
+    import json
+
+    from brackit.checkpoint import CheckpointError, load_states, save_checkpoint
+
+    config = td3bc.TD3BCConfig(**SMALL)
+    state = td3bc.init(config, jax.random.key(0), OBS, ACT)
+    state, _ = td3bc.update(config, state, batch(1))
+    path = save_checkpoint(tmp_path / "new.npz", state, phase="train", step=1, history=[], metadata={})
+    with np.load(path) as npz:
+        record = json.loads(str(npz["record_json"]))
+        order = list(reversed(range(len(record["leaf_names"]))))
+        arrays = {f"leaf{new:05d}": npz[f"leaf{old:05d}"] for new, old in enumerate(order)}
+    names = record["leaf_names"]
+    record["leaf_names"] = [names[i] for i in order]
+    np.savez(tmp_path / "reversed.npz", record_json=np.array(json.dumps(record)), **arrays)
+    template = td3bc.init(config, jax.random.key(5), OBS, ACT)
+    loaded = load_states(tmp_path / "reversed.npz", template)
+    assert leaves_equal(loaded, state)
+
+    assert record["leaf_names"][-1] == names[0] == ".step"
+    record["leaf_names"] = record["leaf_names"][:-1]  # without the step counter
+    arrays.pop(f"leaf{len(order) - 1:05d}")
+    np.savez(tmp_path / "short.npz", record_json=np.array(json.dumps(record)), **arrays)
+    with pytest.raises(CheckpointError, match=r"first missing leaf: \.step"):
+        load_states(tmp_path / "short.npz", template)
