@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -53,6 +53,12 @@ def _root(
     ] = False,
 ) -> None:
     """brackit: offline reinforcement learning in JAX."""
+
+
+def act_rule_option(what: str, default: str) -> Any:
+    """The option of a command that picks the action rule (an ``act`` mode: ``--eval-mode``, ``--mode``),
+    its help saying ``WHAT``, the rules, and what the rule is by ``default``."""
+    return typer.Option(help=f"{what}: mode, sample or max_q; default: {default}")
 
 
 @app.command("algos")
@@ -173,10 +179,7 @@ def train_command(
         int, typer.Option(help="Episodes per seed and evaluation (0: no evaluation).")
     ] = 10,
     eval_mode: Annotated[
-        str | None,
-        typer.Option(
-            help="Action rule for evaluation: mode, sample or max_q; default: the algorithm's reference rule"
-        ),
+        str | None, act_rule_option("Action rule for evaluation", "the algorithm's reference rule")
     ] = None,
     checkpoint_every: Annotated[int, typer.Option(help="Checkpoint every N steps (0: only at the end).")] = 0,
     resume: Annotated[bool, typer.Option(help="Continue the run in LOGDIR from its checkpoint.")] = False,
@@ -303,9 +306,9 @@ def eval_command(
     episodes: Annotated[int, typer.Option(help="Episodes per run.")] = 10,
     mode: Annotated[
         str | None,
-        typer.Option(
-            help="Action selection: mode, sample or max_q; default: the rule the run was evaluated with "
-            "(an exported policy has its rule built in)."
+        act_rule_option(
+            "Action selection",
+            "the rule the run was evaluated with (an exported policy has its rule built in).",
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Evaluation seed.")] = 0,
@@ -419,10 +422,7 @@ def export_command(
         int, typer.Option(help="Which run of the logdir: its index in the run grid (seeds x sweep), 0..R-1.")
     ] = 0,
     mode: Annotated[
-        str | None,
-        typer.Option(
-            help="Action rule to build in: mode, sample or max_q; default: the run's evaluation rule."
-        ),
+        str | None, act_rule_option("Action rule to build in", "the run's evaluation rule.")
     ] = None,
     onnx: Annotated[
         bool,

@@ -38,6 +38,7 @@ import numpy as np
 from brackit.errors import BrackitError
 from brackit.files import atomic_path, atomic_write_text
 from brackit.policy import FORMAT, FORMAT_VERSION, KEY_IMPL, card_path
+from brackit.rundir import RunDir, RunError, RunSpec
 
 PLATFORMS = ("cpu", "cuda")
 MODES = ("mode", "sample", "max_q")
@@ -72,26 +73,29 @@ def check_outputs(out: str | os.PathLike, onnx: bool) -> None:
 
 
 def find_checkpoint(logdir: str | os.PathLike) -> Path:
-    """``logdir/checkpoint.npz`` (or ``logdir`` itself when it is a checkpoint file)."""
-    logdir = Path(logdir)
-    if logdir.is_file():
-        return logdir
-    checkpoint = logdir / "checkpoint.npz"
-    if not logdir.is_dir():
-        raise ExportError(f"{logdir}: no such run directory")
-    if not checkpoint.is_file():
-        raise ExportError(f"{logdir}: no checkpoint.npz (a run directory written by `brackit train`?)")
-    return checkpoint
+    """The checkpoint of the run directory ``logdir`` (``RunDir.checkpoint``), or ``logdir`` itself when it
+    is a checkpoint file."""
+    rundir = RunDir(Path(logdir))
+    if rundir.path.is_file():
+        return rundir.path
+    if not rundir.path.is_dir():
+        raise ExportError(f"{rundir.path}: no such run directory")
+    if not rundir.checkpoint.is_file():
+        raise ExportError(
+            f"{rundir.path}: no {RunDir.CHECKPOINT} (a run directory written by `brackit train`?)"
+        )
+    return rundir.checkpoint
 
 
 def final_evaluation(checkpoint: Path, history: list[dict[str, Any]], index: int) -> dict[str, Any] | None:
-    """The last train-phase evaluation of run ``index``: from metrics.jsonl beside the checkpoint when it
-    is there (it is rewritten from the same history), else from the checkpoint's history."""
-    metrics = checkpoint.parent / "metrics.jsonl"
-    if metrics.is_file():
+    """The last train-phase evaluation of run ``index``: from the metrics of the run directory of the
+    checkpoint when they are there (``RunDir.metrics``; rewritten from the same history), else from the
+    checkpoint's ``history``."""
+    rundir = RunDir(checkpoint.parent)
+    if rundir.metrics_path.is_file():
         try:
-            history = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        except (OSError, UnicodeDecodeError, ValueError):
+            history = [entry for _, entry in rundir.metrics()]
+        except (OSError, UnicodeDecodeError, RunError):
             pass  # a damaged metrics file: the checkpoint's copy of the history
     evaluations = [e for e in history if e.get("phase") == "train" and "eval/return_mean" in e]
     if not evaluations:
@@ -105,12 +109,12 @@ def final_evaluation(checkpoint: Path, history: list[dict[str, Any]], index: int
     return out
 
 
-def action_bounds(spec: Any, action_dim: int) -> tuple[np.ndarray, np.ndarray, str]:
+def action_bounds(spec: RunSpec, action_dim: int) -> tuple[np.ndarray, np.ndarray, str]:
     """(low, high, source) of the run's actions: the env's, else the training dataset card's."""
     from brackit.data.dataset import env_spaces
 
     if spec.env_id is not None:
-        _, env_action_dim, low, high = env_spaces(spec.env_id, "run.json")
+        _, env_action_dim, low, high = env_spaces(spec.env_id, RunDir.SPEC)
         if env_action_dim != action_dim:
             raise ExportError(f"{spec.env_id} has {env_action_dim} action dims, the run {action_dim}")
         return low, high, "env"

@@ -188,7 +188,7 @@ def run_training(
             spec,
             config,
             dataset,
-            rundir=rundir,
+            rundir,
             checkpoint_every=checkpoint_every,
             resume=resume,
             overwrite=overwrite,
@@ -243,8 +243,8 @@ def _run_in_logdir(
     spec: RunSpec,
     config: Any,
     dataset: OfflineDataset,
-    *,
     rundir: RunDir,
+    *,
     checkpoint_every: int,
     resume: bool,
     overwrite: bool,
@@ -252,7 +252,7 @@ def _run_in_logdir(
     outputs: tuple[str, ...],
     train_options: dict[str, Any],
 ) -> TrainResult:
-    """``run_training`` once the logdir is locked: checks what the logdir holds, then trains the run
+    """``run_training`` once the logdir ``rundir`` is locked: checks what it holds, then trains the run
     ``spec`` records (``brackit.train.train``, with ``train_options``)."""
     restored = None
     replace = False

@@ -141,21 +141,16 @@ class StudySpec:
         check_ranges(self)
 
 
+_INT_MINIMUM: dict[str, int] = {key: int(valid.low) for key, (_, valid) in declared_ranges(StudySpec).items()}
+"""The least value of each integer key of a study file (1 or 0): the lower end of its range in
+``StudySpec.RANGES``."""
 _TOP_KEYS: dict[str, tuple[type, str]] = {
     "name": (str, "a string"),
     "description": (str, "a string"),
     "datasets": (list, "a non-empty list of TASK-MIX names or paths"),
-    "dataset_size": (int, "a positive integer"),
-    "dataset_seed": (int, "an integer >= 0"),
-    "steps": (int, "a positive integer"),
-    "seeds": (int, "a positive integer"),
-    "eval_every": (int, "an integer >= 0"),
-    "eval_episodes": (int, "an integer >= 0"),
-    "chunk_steps": (int, "a positive integer"),
-    "checkpoint_every": (int, "an integer >= 0"),
+    **{key: (int, "a positive integer" if low else "an integer >= 0") for key, low in _INT_MINIMUM.items()},
     "variants": (list, "a non-empty array of tables ([[variants]])"),
 }
-_POSITIVE = ("dataset_size", "steps", "seeds", "chunk_steps")
 _VARIANT_KEYS = ("name", "algorithm", "description", "set", "grid", "per_dataset", "budgets")
 _VARIANT_BUDGET_KEYS = ("steps", "seeds", "datasets", "grid")
 
@@ -195,7 +190,7 @@ def parse_spec(data: dict[str, Any], *, source: str = "<study>", base_dir: Path 
         kind, expected = _TOP_KEYS[key]
         if kind is int:
             ok = isinstance(value, int) and not isinstance(value, bool)
-            ok = ok and value >= (1 if key in _POSITIVE else 0)
+            ok = ok and value >= _INT_MINIMUM[key]
         else:
             ok = isinstance(value, kind) and bool(value)
         if not ok:
@@ -464,8 +459,9 @@ def apply_budget(spec: StudySpec, budget: str | Budget) -> tuple[StudySpec, floa
 
 @dataclasses.dataclass(frozen=True)
 class Cell:
-    variant: str
-    algorithm: str
+    """A variant at one grid point on one dataset, under the budget."""
+
+    variant: Variant
     dataset: str
     point: dict[str, Any]
     """The grid values of this cell."""
@@ -474,6 +470,10 @@ class Cell:
     steps: int = 0
     """Training steps of this cell (the spec's, or its variant's cap under the budget)."""
     num_seeds: int = 0
+
+    @property
+    def algorithm(self) -> str:
+        return self.variant.algorithm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -517,6 +517,19 @@ class StudyPlan:
 
     def runs(self, group: Group) -> int:
         return group.num_seeds * math.prod(len(values) for values in group.sweep.values())
+
+    def run_arguments(self, group: Group) -> dict[str, Any]:
+        """The arguments of ``run_training`` for ``group`` that its run.json records (``make_spec``): its
+        seeds, sweep, schedule and label."""
+        return {
+            "seeds": group.seed_values,
+            "sweep": group.sweep or None,
+            "steps": group.steps,
+            "chunk_steps": group.chunk_steps,
+            "eval_every": group.eval_every,
+            "eval_episodes": self.spec.eval_episodes,
+            "label": group.name,
+        }
 
     @property
     def eval_every(self) -> int:
@@ -573,9 +586,7 @@ def plan_study(
                 overrides = _cell_overrides(variant, point, study_dataset_name(dataset))
                 overrides = _scaled(config_cls, overrides, factor * steps / spec.steps)
                 config = config_cls(**overrides)
-                cell = Cell(
-                    variant.name, variant.algorithm, dataset, point, overrides, config, steps, num_seeds
-                )
+                cell = Cell(variant, dataset, point, overrides, config, steps, num_seeds)
                 key = json.dumps(
                     [dataset, variant.algorithm, config_lib.to_dict(config), steps, num_seeds], sort_keys=True
                 )
@@ -643,7 +654,7 @@ def _format(value: Any) -> str:
 
 def _cell_label(cell: Cell) -> str:
     suffix = ",".join(f"{k}={_format(v)}" for k, v in cell.point.items())
-    return f"{cell.variant}@{suffix}" if suffix else cell.variant
+    return f"{cell.variant.name}@{suffix}" if suffix else cell.variant.name
 
 
 def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
@@ -674,7 +685,7 @@ def _batch(cells: list[Cell], out_dir: Path) -> Iterator[Group]:
 
 def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> Group:
     first = cells[0]
-    names = tuple(dict.fromkeys(c.variant for c in cells))
+    names = tuple(dict.fromkeys(c.variant.name for c in cells))
     if len(cells) == 1:
         name = _cell_label(first)
     else:
@@ -748,13 +759,7 @@ def _expected_spec(plan: StudyPlan, group: Group, old: RunSpec) -> RunSpec:
         data=old.data,
         dataset_sha256=old.dataset_sha256,
         env_id=old.env_id,
-        seeds=group.seed_values,
-        sweep=group.sweep,
-        steps=group.steps,
-        chunk_steps=group.chunk_steps,
-        eval_every=group.eval_every,
-        eval_episodes=plan.spec.eval_episodes,
-        label=group.name,
+        **plan.run_arguments(group),
     )
 
 
@@ -814,19 +819,13 @@ def _run_plan(
                     group.algorithm,
                     resolved[group.dataset],
                     logdir=group.logdir,
-                    steps=group.steps,
-                    seeds=group.seed_values,
                     overrides=group.overrides,
-                    sweep=group.sweep or None,
-                    chunk_steps=group.chunk_steps,
-                    eval_every=group.eval_every,
-                    eval_episodes=plan.spec.eval_episodes,
                     checkpoint_every=group.checkpoint_every,
                     resume=states[group.logdir] == "partial",
                     logger=logger,
                     progress=False,  # ``progress`` above shows the group's bar
-                    label=group.name,
                     devices=devices,
+                    **plan.run_arguments(group),
                 )
         except BaseException:
             statuses[group.logdir] = "interrupted"

@@ -153,20 +153,13 @@ class OfflineDataset:
         return jax.tree.map(lambda x: jnp.take(x, index, axis=0), self.transitions)
 
     def host_arrays(self) -> dict[str, np.ndarray]:
-        """The arrays as numpy, keyed as in ``ARRAY_FIELDS``."""
-        t = self.transitions
-        arrays = {
-            "obs": t.obs,
-            "action": t.action,
-            "reward": t.reward,
-            "discount": t.discount,
-            "next_obs": t.next_obs,
-            "next_action": t.next_action,
-            "next_action_valid": self.next_action_valid,
-            "episode_id": self.episode_id,
-            "timeout": self.timeout,
+        """The arrays as numpy, keyed as in ``ARRAY_FIELDS``: the dataset's own (``next_action_valid``,
+        ``episode_id``, ``timeout``), and its transitions' fields of the other names."""
+        own = ("next_action_valid", "episode_id", "timeout")
+        return {
+            name: np.asarray(getattr(self if name in own else self.transitions, name))
+            for name in ARRAY_FIELDS
         }
-        return {k: np.asarray(v) for k, v in arrays.items()}
 
     def episode_returns(self) -> np.ndarray:
         """Undiscounted return of each episode: [num_episodes] float64."""

@@ -254,20 +254,22 @@ def _read_hdf5_array(
     return coerce_field(value, dtype, rank, path, field)
 
 
-# The arrays of a D4RL file as they are used: (dtype, rank); next_observations is optional.
-_D4RL_FIELDS: dict[str, tuple[Any, int]] = {
+# The arrays that D4RL and Minari name alike: (dtype, rank).
+_STEP_FIELDS: dict[str, tuple[Any, int]] = {
     "observations": (np.float32, 2),
     "actions": (np.float32, 2),
     "rewards": (np.float32, 1),
+}
+# The arrays of a D4RL file as they are used: (dtype, rank); next_observations is optional.
+_D4RL_FIELDS: dict[str, tuple[Any, int]] = {
+    **_STEP_FIELDS,
     "terminals": (np.bool_, 1),
     "timeouts": (np.bool_, 1),
     "next_observations": (np.float32, 2),
 }
 # The arrays of a Minari episode group: (dtype, rank).
 _MINARI_FIELDS: dict[str, tuple[Any, int]] = {
-    "observations": (np.float32, 2),
-    "actions": (np.float32, 2),
-    "rewards": (np.float32, 1),
+    **_STEP_FIELDS,
     "terminations": (np.bool_, 1),
     "truncations": (np.bool_, 1),
 }

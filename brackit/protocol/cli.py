@@ -56,8 +56,8 @@ def build(
     dataset = build_dataset(
         task,
         mix,
-        size=size,
-        seed=seed,
+        size,
+        seed,
         behavior_dir=behavior_dir,
         num_envs=num_envs,
         workers=workers,
