@@ -1,18 +1,18 @@
 """What the ``brackit extras`` commands share: their options, the budget lookup and the results files.
 
 Every paper's command takes ``--budget`` (``BUDGETS``: tiny, small or full), ``--out`` (the folder of its
-results) and usually ``--seed``; each paper keeps its own sizes per budget in a dict of its own, and
-``for_budget`` looks them up (an unknown budget is a ``ConfigError``, exit status 2). A results file starts
-with ``results_header``: its title, then the provenance of ``brackit.provenance.machine_header`` for the
-running command. ``markdown_table``/``print_table`` write one table to the report and to the terminal.
+results) and usually ``--seed``; each paper keeps its own sizes per budget in a dict of its own (written
+directly or as a ``budget_table``, one column per budget), and ``for_budget`` looks them up (an unknown
+budget is a ``ConfigError``, exit status 2). A results file starts with ``results_header``: its title, then
+the provenance of ``brackit.provenance.machine_header`` for the running command. ``markdown_table``/``print_table`` write one table to the report and to the terminal.
 
 Seeds and verdicts: a results command takes ``--seeds`` (``seeds_option``, default ``0,1,2``) and runs every
 seed; each number it reports is a ``Spread`` over the seeds (mean and min-max), and each claim a
 ``verdict``: "reproduced" only if it held in every seed, otherwise how often it held. Beside each results
-file ``NAME.md`` the command writes ``NAME.json`` (``write_results_json``): the command's arguments, commit,
-date, budget, seeds and every seed's metrics (flat ``name -> number``), which ``benchmarks/check_extras.py``
-reruns at the ``small`` budget to check that the ports still give the numbers recorded at the results'
-commit.
+file ``NAME.md`` the command writes ``NAME.json`` (``write_results_json``; ``write_results_files`` writes
+both): the command's arguments, commit, date, budget, seeds and every seed's metrics (flat ``name ->
+number``), which ``benchmarks/check_extras.py`` reruns at the ``small`` budget to check that the ports still
+give the numbers recorded at the results' commit.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import json
 import math
 import pathlib
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import typer
@@ -163,11 +163,40 @@ def write_results_json(
     return path
 
 
+def write_results_files(
+    out: pathlib.Path,
+    stem: str,
+    lines: Sequence[str],
+    *,
+    budget: str,
+    seeds: Sequence[int],
+    per_seed: Mapping[int, Mapping[str, float]],
+    extra: Mapping[str, Any] | None = None,
+) -> pathlib.Path:
+    """A results file and its sidecar: ``out/STEM.md`` (``lines``, ``write_results``) and ``out/STEM.json``
+    (the other arguments, ``write_results_json``); returns the markdown file's path."""
+    path = write_results(out, f"{stem}.md", lines)
+    write_results_json(out, f"{stem}.json", budget=budget, seeds=seeds, per_seed=per_seed, extra=extra)
+    return path
+
+
 def for_budget(sizes: Mapping[str, T], budget: str) -> T:
     """A paper's sizes for ``--budget``: ``sizes`` maps each of ``BUDGETS`` to them."""
     if budget not in BUDGETS:
         raise ConfigError(f"--budget: expected one of {BUDGETS}, got {budget!r}")
     return sizes[budget]
+
+
+def budget_table(make: Callable[..., T], **columns: Sequence[Any]) -> dict[str, T]:
+    """A paper's sizes written as a table, one row per size and one column per budget (the order of
+    ``BUDGETS``): ``{budget: make(size=column value, ...)}``, for ``for_budget``."""
+    for name, values in columns.items():
+        if len(values) != len(BUDGETS):
+            raise ValueError(f"{name}: expected one value per budget {BUDGETS}, got {values!r}")
+    return {
+        budget: make(**{name: values[i] for name, values in columns.items()})
+        for i, budget in enumerate(BUDGETS)
+    }
 
 
 def results_header(title: str) -> list[str]:

@@ -35,15 +35,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, choice
 from brackit.errors import ConfigError
 from brackit.extras import layers
+from brackit.extras.configs import CheckedConfig
 
 MODELS = ("2nn", "cnn")
 
 
 @dataclasses.dataclass(frozen=True)
-class FedConfig:
+class FedConfig(CheckedConfig):
     """One FedAvg / FedSGD configuration (the paper's notation in brackets)."""
 
     model: str = "2nn"
@@ -71,11 +72,7 @@ class FedConfig:
         "num_rounds": ">= 1",
         "cnn_widths": ">= 1",
     }
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.model not in MODELS:
-            raise ConfigError(f"FedConfig.model: expected one of {MODELS}, got {self.model!r}")
+    RULES: ClassVar[tuple[Rule, ...]] = (choice("model", MODELS),)
 
     @property
     def clients_per_round(self) -> int:
@@ -148,17 +145,8 @@ def stack_clients(images: np.ndarray, labels: np.ndarray, partition: Sequence[np
 # ----------------------------------------------------------------------------- models
 
 
-class TwoNN(nn.Module):
-    """The paper's MNIST 2NN: two hidden layers of 200 ReLU units."""
-
-    num_classes: int = 10
-
-    @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
-        features = images.reshape(images.shape[0], -1)
-        features = nn.relu(nn.Dense(200)(features))
-        features = nn.relu(nn.Dense(200)(features))
-        return nn.Dense(self.num_classes)(features)
+TWO_NN_HIDDEN = (200, 200)
+"""The paper's MNIST 2NN (``layers.MLP``): two hidden layers of 200 ReLU units."""
 
 
 class CNN(nn.Module):
@@ -182,7 +170,7 @@ class CNN(nn.Module):
 def make_model(config: FedConfig, num_classes: int = 10) -> nn.Module:
     """The network named by ``config.model``."""
     if config.model == "2nn":
-        return TwoNN(num_classes)
+        return layers.MLP(TWO_NN_HIDDEN, num_classes)
     return CNN(config.cnn_widths, num_classes)
 
 

@@ -115,6 +115,16 @@ class Run:
     curve: np.ndarray
 
 
+def _target_option() -> Any:
+    """The ``--target`` option of ``table`` and ``csweep``: the test accuracy of 'rounds to target'."""
+    return typer.Option(0.9, help="Target test accuracy for 'rounds to target'.")
+
+
+def _clients_option() -> Any:
+    """The ``--clients`` option of ``table`` and ``csweep`` (checked by ``_check_clients``)."""
+    return typer.Option(None, help="Clients K (default: the budget's, 100 but for tiny).")
+
+
 def _check_target(target: float) -> None:
     if not 0.0 < target <= 1.0:
         raise ConfigError(f"--target: expected an accuracy in (0, 1], got {target}")
@@ -130,6 +140,16 @@ def _check_clients(clients: int | None, grid: dict) -> int:
             f"--clients: expected a number of clients K in [1, {num_train // 2}], got {clients}"
         )
     return clients
+
+
+def _checked_options(
+    grids: dict[str, dict], budget: str, target: float, clients: int | None, seeds: str
+) -> tuple[dict, int, tuple[int, ...]]:
+    """The budget's grid, the number of clients K and the seeds of ``table`` and ``csweep``, each option
+    checked."""
+    grid = cli_common.for_budget(grids, budget)
+    _check_target(target)
+    return grid, _check_clients(clients, grid), cli_common.parse_seeds(seeds)
 
 
 def _run_config(config, dataset, grid: dict, target: float) -> Run:
@@ -219,19 +239,16 @@ def table(
     ),
     out: pathlib.Path = cli_common.out_option(),
     model: str = typer.Option("2nn", help="2nn | cnn"),
-    target: float = typer.Option(0.9, help="Target test accuracy for 'rounds to target'."),
-    clients: int = typer.Option(None, help="Clients K (default: the budget's, 100 but for tiny)."),
+    target: float = _target_option(),
+    clients: int = _clients_option(),
     seeds: str = cli_common.seeds_option(),
 ) -> None:
     """Rounds to reach --target for FedSGD and FedAvg (E, B) grids, IID and non-IID, with speedups (Table 2)."""
     from brackit.extras import fedavg
 
-    grid = cli_common.for_budget(GRIDS, budget)
-    _check_target(target)
     if model not in fedavg.MODELS:
         raise ConfigError(f"--model: expected one of {fedavg.MODELS}, got {model!r}")
-    num_clients = _check_clients(clients, grid)
-    seed_list = cli_common.parse_seeds(seeds)
+    grid, num_clients, seed_list = _checked_options(GRIDS, budget, target, clients, seeds)
     base = fedavg.FedConfig(model=model, num_clients=num_clients, num_rounds=grid["rounds"])
     configs = {
         (pair, iid): dataclasses.replace(base, local_epochs=pair[0], batch_size=pair[1], iid=iid)
@@ -281,10 +298,7 @@ def table(
         f"{model.upper()}: rounds to {target:.0%} test accuracy (C={base.client_fraction}, K={num_clients})"
     )
     cli_common.print_table(Console(), title, header, rows)
-    lines = [
-        *cli_common.results_header(
-            f"## FedAvg vs FedSGD, {model.upper()} on MNIST 5k: rounds to {target:.0%} test accuracy"
-        ),
+    notes = [
         f"- {sizes['train']} training images over K = {num_clients} clients (n = {client_size:g} each; the paper:"
         f" 600), {sizes['test']} test images; C ="
         f" {base.client_fraction} (m = {base.clients_per_round} clients per round; the paper: 10); at most"
@@ -295,40 +309,63 @@ def table(
         " per seed",
         "- u = E n / B: a client's SGD steps per round (the paper's Table 2 column; B = inf: u = E);"
         " 'u (paper)' is the same (E, B) on the paper's 600 images per client",
+        f"- plot (seed {seed_list[0]}): `extras_fedavg_{model}.png`; every seed's numbers:"
+        f" `extras_fedavg_{model}.json`",
+    ]
+    heading = f"## FedAvg vs FedSGD, {model.upper()} on MNIST 5k: rounds to {target:.0%} test accuracy"
+    full_budget = (
+        f"The full budget adds E=15 B=10 (u = 60, the paper's u for E=1 B=10), runs 200 rounds and tunes over"
+        f" {GRIDS['full']['rates']}: `brackit extras fedavg table --budget full --model {model} --target"
+        f" {target:g} --seeds {seeds}`."
+    )
+    lines = _report(heading, notes, num_clients, (header, rows), 2, claims, budget, full_budget)
+    out.mkdir(parents=True, exist_ok=True)
+    curves = {(names[pair], iid): runs[(pair, iid)][seed_list[0]].curve for (pair, iid) in configs}
+    _plot(curves, target, out / f"extras_fedavg_{model}.png", title)
+    cli_common.write_results_files(
+        out,
+        f"extras_fedavg_{model}",
+        lines,
+        budget=budget,
+        seeds=seed_list,
+        per_seed=per_seed,
+        extra={"target": target, "clients": num_clients, "rates": list(grid["rates"])},
+    )
+
+
+def _report(
+    title: str,
+    notes: Sequence[str],
+    num_clients: int,
+    table: tuple[list[str], list[list[str]]],
+    paper_table: int,
+    claims: Sequence[str],
+    budget: str,
+    full_budget: str,
+) -> list[str]:
+    """The results file of ``table`` or ``csweep``: ``title``, the provenance, the command's ``notes`` and
+    the notes they share, the ``(header, rows)`` of rounds to the target, the claims of the paper's Table
+    ``paper_table`` (McMahan et al. 2017, Section 3), one row each, and below a budget other than ``full``
+    ``full_budget``, what the full budget runs and its command."""
+    lines = [
+        *cli_common.results_header(title),
+        *notes,
         f"- non-IID: sorted by label, {2 * num_clients} shards, 2 per client",
         "- rounds: mean (min-max) over seeds; `>N`: not reached within N rounds in that seed;"
         " a speedup with such a count is a bound (`>=`, `<=`; `?`: both missed); a claim is undecided in a seed"
         " where the bounds overlap",
-        f"- plot (seed {seed_list[0]}): `extras_fedavg_{model}.png`; every seed's numbers:"
-        f" `extras_fedavg_{model}.json`",
         "",
-        *cli_common.markdown_table(header, rows),
+        *cli_common.markdown_table(*table),
         "",
-        "### Claims of the paper (McMahan et al. 2017, Section 3, Table 2)",
+        f"### Claims of the paper (McMahan et al. 2017, Section 3, Table {paper_table})",
         "",
         "| claim | verdict | held per seed |",
         "|---|---|---|",
         *claims,
     ]
     if budget != "full":
-        lines += [
-            "",
-            f"Budget `{budget}`. The full budget adds E=15 B=10 (u = 60, the paper's u for E=1 B=10), runs 200"
-            f" rounds and tunes over {GRIDS['full']['rates']}:"
-            f" `brackit extras fedavg table --budget full --model {model} --target {target:g} --seeds {seeds}`.",
-        ]
-    out.mkdir(parents=True, exist_ok=True)
-    curves = {(names[pair], iid): runs[(pair, iid)][seed_list[0]].curve for (pair, iid) in configs}
-    _plot(curves, target, out / f"extras_fedavg_{model}.png", title)
-    cli_common.write_results(out, f"extras_fedavg_{model}.md", lines)
-    cli_common.write_results_json(
-        out,
-        f"extras_fedavg_{model}.json",
-        budget=budget,
-        seeds=seed_list,
-        per_seed=per_seed,
-        extra={"target": target, "clients": num_clients, "rates": list(grid["rates"])},
-    )
+        lines += ["", f"Budget `{budget}`. {full_budget}"]
+    return lines
 
 
 def _slug(epochs: int, batch: int | None) -> str:
@@ -376,17 +413,14 @@ def csweep(
         "tiny | small (C = 0, 0.1, 1; one rate) | full (C = 0, 0.1, 0.2, 0.5, 1; 2 rates); 300 rounds"
     ),
     out: pathlib.Path = cli_common.out_option(),
-    target: float = typer.Option(0.9, help="Target test accuracy for 'rounds to target'."),
-    clients: int = typer.Option(None, help="Clients K (default: the budget's, 100 but for tiny)."),
+    target: float = _target_option(),
+    clients: int = _clients_option(),
     seeds: str = cli_common.seeds_option(),
 ) -> None:
     """Rounds to reach --target against the client fraction C (Table 1: 2NN, E=1, B=inf and B=10)."""
     from brackit.extras import fedavg
 
-    grid = cli_common.for_budget(C_GRIDS, budget)
-    _check_target(target)
-    num_clients = _check_clients(clients, grid)
-    seed_list = cli_common.parse_seeds(seeds)
+    grid, num_clients, seed_list = _checked_options(C_GRIDS, budget, target, clients, seeds)
     base = fedavg.FedConfig(model="2nn", num_clients=num_clients, num_rounds=grid["rounds"], local_epochs=1)
     configs = {
         (batch, iid, fraction): dataclasses.replace(base, batch_size=batch, iid=iid, client_fraction=fraction)
@@ -439,40 +473,24 @@ def csweep(
     claims = _c_claims(grid, runs, speedups, seed_list)
     title = f"2NN, E=1: rounds to {target:.0%} test accuracy against C (K={num_clients})"
     cli_common.print_table(Console(), title, header, rows)
-    lines = [
-        *cli_common.results_header(
-            f"## FedAvg, 2NN on MNIST 5k: the client fraction C, rounds to {target:.0%} test accuracy"
-        ),
+    notes = [
         f"- {sizes['train']} training images over K = {num_clients} clients (n = {sizes['train'] / num_clients:g}"
         f" each; the paper: 600), {sizes['test']} test images; E = 1; m = max(C K, 1) clients per round; at"
         f" most {grid['rounds']} rounds; seeds {', '.join(map(str, seed_list))}",
         f"- learning rate tuned per cell and seed over {grid['rates']}; in brackets the speedup over"
         f" C = {first:g} (rounds at C = {first:g} / rounds), per seed",
-        f"- non-IID: sorted by label, {2 * num_clients} shards, 2 per client",
-        "- rounds: mean (min-max) over seeds; `>N`: not reached within N rounds in that seed;"
-        " a speedup with such a count is a bound (`>=`, `<=`; `?`: both missed), and a claim is undecided in"
-        " a seed where the bounds overlap;"
-        " every seed's numbers: `extras_fedavg_c.json`",
-        "",
-        *cli_common.markdown_table(header, rows),
-        "",
-        "### Claims of the paper (McMahan et al. 2017, Section 3, Table 1)",
-        "",
-        "| claim | verdict | held per seed |",
-        "|---|---|---|",
-        *claims,
+        "- every seed's numbers: `extras_fedavg_c.json`",
     ]
-    if budget != "full":
-        lines += [
-            "",
-            f"Budget `{budget}`. The full budget runs C = 0, 0.1, 0.2, 0.5, 1 and tunes the rate over"
-            f" {C_GRIDS['full']['rates']}: `brackit extras fedavg csweep --budget full --target {target:g}"
-            f" --seeds {seeds}`.",
-        ]
-    cli_common.write_results(out, "extras_fedavg_c.md", lines)
-    cli_common.write_results_json(
+    heading = f"## FedAvg, 2NN on MNIST 5k: the client fraction C, rounds to {target:.0%} test accuracy"
+    full_budget = (
+        f"The full budget runs C = 0, 0.1, 0.2, 0.5, 1 and tunes the rate over {C_GRIDS['full']['rates']}:"
+        f" `brackit extras fedavg csweep --budget full --target {target:g} --seeds {seeds}`."
+    )
+    lines = _report(heading, notes, num_clients, (header, rows), 1, claims, budget, full_budget)
+    cli_common.write_results_files(
         out,
-        "extras_fedavg_c.json",
+        "extras_fedavg_c",
+        lines,
         budget=budget,
         seeds=seed_list,
         per_seed=per_seed,

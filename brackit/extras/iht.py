@@ -33,15 +33,16 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from brackit.config_checks import Rule, check_ranges
+from brackit.config_checks import Rule
 from brackit.errors import ConfigError
+from brackit.extras.configs import CheckedConfig
 from brackit.extras.data import ImageDataset
+from brackit.extras.layers import MLP
 
 # ----------------------------------------------------------------------------- transforms and thresholding
 
@@ -140,7 +141,7 @@ def iht_projection(observed: jax.Array, k: int, t: int, num_iters: int) -> jax.A
 
 
 @dataclasses.dataclass(frozen=True)
-class RecoveryConfig:
+class RecoveryConfig(CheckedConfig):
     """The synthetic phase diagram: exact recovery of k-sparse (DCT) images under t spikes."""
 
     height: int = 28
@@ -178,9 +179,6 @@ class RecoveryConfig:
             "need at least one k and one t, each at most height * width (the pixels)",
         ),
     )
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
 
 
 def sparse_problem(
@@ -246,21 +244,7 @@ def plot_phase_diagram(rates: np.ndarray, config: RecoveryConfig, path: str) -> 
     plt.close(figure)
 
 
-# ----------------------------------------------------------------------------- classifier
-
-
-class MLPClassifier(nn.Module):
-    """An MLP on flattened images: ``[N, H, W] -> logits [N, num_classes]``."""
-
-    hidden: Sequence[int]
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
-        features = images.reshape(images.shape[0], -1)
-        for width in self.hidden:
-            features = nn.relu(nn.Dense(width)(features))
-        return nn.Dense(self.num_classes)(features)
+# ----------------------------------------------------------------------------- classifier (``layers.MLP``)
 
 
 Logits = Callable[[jax.Array], jax.Array]
@@ -268,7 +252,7 @@ Logits = Callable[[jax.Array], jax.Array]
 
 @functools.partial(jax.jit, static_argnames=("model", "epochs", "batch_size", "learning_rate"))
 def train_classifier(
-    model: MLPClassifier,
+    model: MLP,
     images: jax.Array,
     labels: jax.Array,
     key: jax.Array,
@@ -509,7 +493,7 @@ def random_l0_attack(key: jax.Array, image: jax.Array, budgets: Sequence[int]) -
 
 
 @dataclasses.dataclass(frozen=True)
-class CWL0Config:
+class CWL0Config(CheckedConfig):
     """Sizes of ``cw_l0_attack``, the L0 attack of Carlini & Wagner (2017), Section VI-B, made cheaper to fit
     a CPU: fewer and larger steps, several pixels fixed per round (see ``cw_l0_attack``)."""
 
@@ -536,9 +520,6 @@ class CWL0Config:
         "shrink": "[0, 1)",
         "confidence": ">= 0",
     }
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
 
 
 def cw_l0_attack(
@@ -739,7 +720,7 @@ def attack_images(
     images: jax.Array,
     labels: jax.Array,
     key: jax.Array,
-    model: MLPClassifier,
+    model: MLP,
     attack: str,
     config: DefenseConfig,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -758,7 +739,7 @@ def project_batch(images: jax.Array, k: int) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class DefenseConfig:
+class DefenseConfig(CheckedConfig):
     """The IHT defence on 28x28 MNIST digits (our choices of k, t, T; see the module docstring)."""
 
     k: int = 80
@@ -799,9 +780,6 @@ class DefenseConfig:
         ),
     )
 
-    def __post_init__(self) -> None:
-        check_ranges(self)
-
 
 @dataclasses.dataclass(frozen=True)
 class DefenseRow:
@@ -827,7 +805,7 @@ def run_defense(config: DefenseConfig, dataset: ImageDataset) -> tuple[list[Defe
     """
     train_key, attack_key = jax.random.split(jax.random.key(config.seed))
     x_train = jnp.asarray(dataset.x_train[..., 0])
-    model = MLPClassifier(hidden=config.hidden, num_classes=dataset.num_classes)
+    model = MLP(hidden=config.hidden, num_classes=dataset.num_classes)
     train_projection = project_batch(x_train, config.k)
     params = train_classifier(
         model,

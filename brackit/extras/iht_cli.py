@@ -5,7 +5,7 @@ the top-k DCT classifier on MNIST 5k, attacks it with L0 attacks and compares th
 pipelines on the same attacked images, then runs the adaptive attack on the defended pipeline. Both run every
 seed of ``--seeds`` (each a full rerun: data split, classifier initialisation, attack randomness), report every
 number over the seeds and each claim with a verdict (``cli_common.verdict``), print a rich table and write a
-markdown report with its JSON sidecar (``cli_common.write_results_json``).
+markdown report with its JSON sidecar (``cli_common.write_results_files``).
 """
 
 from __future__ import annotations
@@ -178,10 +178,10 @@ def recovery(
     mean_rates = np.mean([rates[seed] for seed in seed_list], axis=0)
     out.mkdir(parents=True, exist_ok=True)
     iht.plot_phase_diagram(mean_rates, config, str(out / "extras_iht_recovery.png"))
-    cli_common.write_results(out, "extras_iht_recovery.md", lines)
-    cli_common.write_results_json(
+    cli_common.write_results_files(
         out,
-        "extras_iht_recovery.json",
+        "extras_iht_recovery",
+        lines,
         budget=budget,
         seeds=seed_list,
         per_seed=per_seed,
@@ -362,10 +362,10 @@ def defense(
             "",
             *cli_common.markdown_table(["claim", "verdict"], claim_rows(adaptive)),
         ]
-    cli_common.write_results(out, "extras_iht_defense.md", lines)
-    cli_common.write_results_json(
+    cli_common.write_results_files(
         out,
-        "extras_iht_defense.json",
+        "extras_iht_defense",
+        lines,
         budget=budget,
         seeds=seed_list,
         per_seed=per_seed,

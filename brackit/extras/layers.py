@@ -1,4 +1,8 @@
-"""A 2-D convolution as shifted slices and one matmul, for XLA:CPU inside loops and under ``vmap``.
+"""The extras' shared layers: an MLP on flattened images, and a 2-D convolution as shifted slices and one
+matmul, for XLA:CPU inside loops and under ``vmap``.
+
+``MLP`` is the classifier of three ports: the 2NN of McMahan et al. (2017) (``hidden = (200, 200)``), the
+MLP 1x512 and 3x512 of Zhang et al. (2017) and the IHT defence's classifier (Bafna et al. 2018).
 
 ``Conv`` computes what ``flax.linen.Conv(features, kernel_size, strides, padding="SAME")`` computes, with the
 same parameters (``kernel [kh, kw, C_in, C_out]``, ``bias [C_out]``), so checkpoints and initialisations carry
@@ -70,3 +74,18 @@ def conv(
     if use_slices:
         return Conv(features, kernel_size, strides)
     return nn.Conv(features, kernel_size, strides=strides, padding="SAME")
+
+
+class MLP(nn.Module):
+    """ReLU multi-layer perceptron on flattened images: ``[B, ...] -> logits [B, num_classes]``, one
+    ``nn.Dense`` per entry of ``hidden`` then the output layer (parameters ``Dense_0`` ... ``Dense_{len}``)."""
+
+    hidden: tuple[int, ...]
+    num_classes: int
+
+    @nn.compact
+    def __call__(self, images: jax.Array) -> jax.Array:
+        features = images.reshape(images.shape[0], -1)
+        for width in self.hidden:
+            features = nn.relu(nn.Dense(width)(features))
+        return nn.Dense(self.num_classes)(features)

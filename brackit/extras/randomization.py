@@ -32,9 +32,10 @@ import numpy as np
 import optax
 import scipy.linalg
 
-from brackit.config_checks import check_ranges
+from brackit.config_checks import Rule, choice
 from brackit.errors import ConfigError
 from brackit.extras import layers
+from brackit.extras.configs import CheckedConfig
 
 ARCHITECTURES = ("mlp1x512", "mlp3x512", "cnn")
 SETTINGS = ("true_labels", "random_labels", "shuffled_pixels", "random_pixels", "gaussian")
@@ -159,21 +160,6 @@ def apply_setting(
 # ----------------------------------------------------------------------------------------------------------
 
 
-class MLP(nn.Module):
-    """Multi-layer perceptron on flattened images; ``hidden = (512,)`` is the paper's MLP 1x512."""
-
-    hidden: tuple[int, ...]
-    num_classes: int
-
-    @nn.compact
-    def __call__(self, images: jax.Array) -> jax.Array:
-        """images: [B, H, W, C] -> logits [B, K]."""
-        x = images.reshape(images.shape[0], -1)
-        for width in self.hidden:
-            x = nn.relu(nn.Dense(width)(x))
-        return nn.Dense(self.num_classes)(x)
-
-
 class SmallCNN(nn.Module):
     """A small convolutional net (two strided 3x3 convs, one dense layer); a CPU-sized stand-in for the
     paper's small Inception / AlexNet."""
@@ -195,18 +181,18 @@ class SmallCNN(nn.Module):
 
 
 def make_network(architecture: str, num_classes: int) -> nn.Module:
-    """``mlp1x512``, ``mlp3x512`` or ``cnn``."""
+    """``mlp1x512``, ``mlp3x512`` (``layers.MLP``, the paper's MLP 1x512 and 3x512) or ``cnn``."""
     if architecture == "mlp1x512":
-        return MLP((512,), num_classes)
+        return layers.MLP((512,), num_classes)
     if architecture == "mlp3x512":
-        return MLP((512, 512, 512), num_classes)
+        return layers.MLP((512, 512, 512), num_classes)
     if architecture == "cnn":
         return SmallCNN(num_classes)
     raise ConfigError(f"unknown architecture {architecture!r}; choose one of {', '.join(ARCHITECTURES)}")
 
 
 @dataclasses.dataclass(frozen=True)
-class FitConfig:
+class FitConfig(CheckedConfig):
     """How to train a classifier to zero training error."""
 
     architecture: str = "mlp1x512"
@@ -238,13 +224,7 @@ class FitConfig:
         "max_steps": ">= 1",
         "eval_block": ">= 1",
     }
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.architecture not in ARCHITECTURES:
-            raise ConfigError(
-                f"architecture: unknown {self.architecture!r}; choose one of {', '.join(ARCHITECTURES)}"
-            )
+    RULES: ClassVar[tuple[Rule, ...]] = (choice("architecture", ARCHITECTURES),)
 
 
 @flax.struct.dataclass

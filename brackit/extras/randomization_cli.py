@@ -465,15 +465,15 @@ def run(
     }
     report = _report(sizes, budget, seed_list, runs, holds, classes, console)
     _plot(out, sizes, seed_list, runs, classes)
-    cli_common.write_results_json(
+    path = cli_common.write_results_files(
         out,
-        "extras_randomization.json",
+        "extras_randomization",
+        report,
         budget=budget,
         seeds=seed_list,
         per_seed=per_seed,
         extra={"seconds": {str(s): r.seconds for s, r in zip(seed_list, runs, strict=True)}},
     )
-    path = cli_common.write_results(out, "extras_randomization.md", report)
     console.print(f"wrote {path}")
 
 

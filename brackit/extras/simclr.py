@@ -32,8 +32,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from brackit.config_checks import Rule, check_ranges
+from brackit.config_checks import Rule, choice
 from brackit.errors import ConfigError
+from brackit.extras.configs import CheckedConfig
 from brackit.extras.data import ImageDataset
 from brackit.extras.layers import conv
 
@@ -46,7 +47,7 @@ CORRUPTIONS = ("clean", "salt_pepper", "downsample2", "downsample4")
 
 
 @dataclasses.dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(CheckedConfig):
     """SimCLR-style augmentations for grey-scale digits (no horizontal flips; see the module docstring)."""
 
     crop_area: tuple[float, float] = (0.4, 1.0)
@@ -74,9 +75,6 @@ class AugmentConfig:
         Rule(("crop_area",), lambda area: area[0] <= area[1], "need crop_area low <= high"),
         Rule(("crop_aspect",), lambda aspect: aspect[0] <= aspect[1], "need crop_aspect low <= high"),
     )
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
 
 
 def augment(key: jax.Array, image: jax.Array, config: AugmentConfig) -> jax.Array:
@@ -243,7 +241,7 @@ class Model(nn.Module):
 
 
 @dataclasses.dataclass(frozen=True)
-class PretrainConfig:
+class PretrainConfig(CheckedConfig):
     """Pretraining of the encoder, contrastive (SimCLR) or supervised (the baseline of Cole et al.)."""
 
     objective: str = "simclr"
@@ -303,12 +301,8 @@ class PretrainConfig:
             lambda objective, batch_size: objective != "simclr" or batch_size >= 2,
             "simclr needs batch_size >= 2 (the other images are the negatives)",
         ),
+        choice("objective", OBJECTIVES),
     )
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.objective not in OBJECTIVES:
-            raise ConfigError(f"objective: unknown {self.objective!r}; choose one of {', '.join(OBJECTIVES)}")
 
     def model(self) -> Model:
         head_dim = self.projection_dim if self.objective == "simclr" else self.num_classes
@@ -500,7 +494,7 @@ def unstack(tree: Any, index: int) -> Any:
 
 
 @dataclasses.dataclass(frozen=True)
-class ProbeConfig:
+class ProbeConfig(CheckedConfig):
     """Full-batch L2-regularized logistic regression, trained with Adam in one ``lax.scan``."""
 
     steps: int = 500
@@ -510,9 +504,6 @@ class ProbeConfig:
     """Width of the probe's output; coarser label sets use the first few classes."""
 
     RANGES: ClassVar[dict[str, str]] = {"steps": ">= 1", "l2": ">= 0", "num_classes": ">= 2"}
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
 
 
 def linear_probe_accuracy(
@@ -614,7 +605,7 @@ own training images, the other domain's, and both together (a larger, mixed-doma
 
 
 @dataclasses.dataclass(frozen=True)
-class StudyConfig:
+class StudyConfig(CheckedConfig):
     """The axes of Cole et al. on one small dataset (plus a second domain for the domain axis)."""
 
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
@@ -660,20 +651,21 @@ class StudyConfig:
             lambda steps, pretrain: steps % pretrain.chunk_steps == 0,
             "need finetune_steps a multiple of pretrain.chunk_steps",
         ),
+        Rule(
+            ("pretrain",), lambda pretrain: pretrain.objective == "simclr", "need pretrain.objective 'simclr'"
+        ),
+        Rule(
+            ("corruptions",),
+            lambda corruptions: "clean" in corruptions and set(corruptions) <= set(CORRUPTIONS),
+            f"corruptions must include 'clean' (the reference of the other axes) and be from"
+            f" {', '.join(CORRUPTIONS)}",
+        ),
+        Rule(
+            ("granularities",),
+            lambda granularities: set(granularities) <= set(GRANULARITIES),
+            f"granularities must be from {sorted(GRANULARITIES)}",
+        ),
     )
-
-    def __post_init__(self) -> None:
-        check_ranges(self)
-        if self.pretrain.objective != "simclr":
-            raise ConfigError("StudyConfig.pretrain must have objective='simclr'")
-        if "clean" not in self.corruptions:
-            raise ConfigError("corruptions must include 'clean' (the reference of the other axes)")
-        for name in self.corruptions:
-            if name not in CORRUPTIONS:
-                raise ConfigError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTIONS)}")
-        for groups in self.granularities:
-            if groups not in GRANULARITIES:
-                raise ConfigError(f"granularity {groups} not in {sorted(GRANULARITIES)}")
 
     def supervised(self, steps: int | None = None) -> PretrainConfig:
         """The supervised runs' settings: ``pretrain`` with the cross-entropy objective (and ``steps``)."""

@@ -53,50 +53,24 @@ class Budget:
     digits_test_size: int | None
 
 
-BUDGET_SIZES = {
-    "tiny": Budget(
-        train_size=200,
-        test_size=100,
-        steps=2,
-        chunk_steps=1,
-        batch_size=16,
-        pretrain_sizes=(100, 200),
-        label_sizes=(20, 200),
-        finetune_steps=2,
-        corruptions=("clean", "downsample2"),
-        probe_steps=20,
-        digits_train_size=100,
-        digits_test_size=100,
-    ),
-    "small": Budget(
-        train_size=2000,
-        test_size=500,
-        steps=100,
-        chunk_steps=5,
-        batch_size=128,
-        pretrain_sizes=(500, 2000),
-        label_sizes=(20, 100, 500, 2000),
-        finetune_steps=100,
-        corruptions=("clean", "salt_pepper", "downsample2", "downsample4"),
-        probe_steps=300,
-        digits_train_size=None,
-        digits_test_size=None,
-    ),
-    "full": Budget(
-        train_size=4000,
-        test_size=1000,
-        steps=300,
-        chunk_steps=5,
-        batch_size=128,
-        pretrain_sizes=(250, 1000, 4000),
-        label_sizes=(20, 50, 100, 500, 1000, 4000),
-        finetune_steps=200,
-        corruptions=("clean", "salt_pepper", "downsample2", "downsample4"),
-        probe_steps=500,
-        digits_train_size=None,
-        digits_test_size=None,
-    ),
-}
+EVERY_CORRUPTION = ("clean", "salt_pepper", "downsample2", "downsample4")
+"""``simclr.CORRUPTIONS``, not imported here: the CLI loads JAX only when a command runs."""
+
+BUDGET_SIZES = cli_common.budget_table(
+    Budget,  # columns: tiny, small, full
+    train_size=(200, 2000, 4000),
+    test_size=(100, 500, 1000),
+    steps=(2, 100, 300),
+    chunk_steps=(1, 5, 5),
+    batch_size=(16, 128, 128),
+    pretrain_sizes=((100, 200), (500, 2000), (250, 1000, 4000)),
+    label_sizes=((20, 200), (20, 100, 500, 2000), (20, 50, 100, 500, 1000, 4000)),
+    finetune_steps=(2, 100, 200),
+    corruptions=(("clean", "downsample2"), EVERY_CORRUPTION, EVERY_CORRUPTION),
+    probe_steps=(20, 300, 500),
+    digits_train_size=(100, None, None),
+    digits_test_size=(100, None, None),
+)
 
 LABEL_COLUMNS = {
     "simclr_probe": "SimCLR linear probe",
@@ -393,7 +367,6 @@ def write_report(
     out.mkdir(parents=True, exist_ok=True)
     plot(out / "extras_simclr.png", results)
     report += ["![SimCLR study](extras_simclr.png)", ""]
-    path = cli_common.write_results(out, "extras_simclr.md", report)
     per_seed = {
         seed: {
             **result.metrics(),
@@ -401,9 +374,10 @@ def write_report(
         }
         for seed, result in results.items()
     }
-    cli_common.write_results_json(
+    path = cli_common.write_results_files(
         out,
-        "extras_simclr.json",
+        "extras_simclr",
+        report,
         budget=budget,
         seeds=seeds,
         per_seed=per_seed,

@@ -51,3 +51,23 @@ def test_results_sidecar_holds_every_seed(tmp_path):
     data = json.loads(path.read_text())
     assert data["argv"] == ["extras", "x", "--seeds", "0,2"] and data["budget"] == "small"
     assert data["seeds"] == [0, 2] and data["per_seed"] == {"0": {"acc": 0.5}, "2": {"acc": 0.75}}
+
+
+def test_results_files_write_the_report_and_its_sidecar(tmp_path):
+    path = cli_common.write_results_files(
+        tmp_path, "extras_x", ["# x", "- a line"], budget="tiny", seeds=[1], per_seed={1: {"acc": 1.0}}
+    )
+    assert path == tmp_path / "extras_x.md" and path.read_text() == "# x\n- a line\n"
+    data = json.loads((tmp_path / "extras_x.json").read_text())
+    assert data["budget"] == "tiny" and data["per_seed"] == {"1": {"acc": 1.0}} and "extra" not in data
+
+
+def test_budget_table_reads_one_column_per_budget():
+    sizes = cli_common.budget_table(dict, steps=(1, 10, 100), batch=(8, None, None))
+    assert sizes == {
+        "tiny": {"steps": 1, "batch": 8},
+        "small": {"steps": 10, "batch": None},
+        "full": {"steps": 100, "batch": None},
+    }
+    with pytest.raises(ValueError, match="steps: expected one value per budget"):
+        cli_common.budget_table(dict, steps=(1, 10))

@@ -23,7 +23,7 @@ def _tiny_data(num_examples: int = 24, seed: int = 0) -> tuple[np.ndarray, np.nd
 
 
 def _init(images: np.ndarray):
-    model = fedavg.TwoNN()
+    model = fedavg.make_model(fedavg.FedConfig(model="2nn"))
     return model, model.init(jax.random.key(0), jnp.asarray(images[:1]))
 
 
@@ -107,7 +107,7 @@ def test_config_validation_and_names() -> None:
     assert fedavg.FedConfig(local_epochs=5, batch_size=10).name == "FedAvg E=5 B=10"
     assert fedavg.FedConfig(num_clients=100, client_fraction=0.0).clients_per_round == 1
     assert fedavg.FedConfig(num_clients=100, client_fraction=0.1).clients_per_round == 10
-    with pytest.raises(ConfigError, match="model"):
+    with pytest.raises(ConfigError, match="FedConfig: model must be one of '2nn', 'cnn'; got model='resnet'"):
         fedavg.FedConfig(model="resnet")
     with pytest.raises(ConfigError):
         fedavg.FedConfig(batch_size=0)

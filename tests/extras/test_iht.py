@@ -9,7 +9,7 @@ import pytest
 import scipy.fft
 
 from brackit.errors import ConfigError
-from brackit.extras import iht
+from brackit.extras import iht, layers
 from brackit.extras.data import ImageDataset
 
 
@@ -89,7 +89,7 @@ def test_hard_threshold_top_k_path_matches_the_sort() -> None:
 
 def test_attacks_respect_budget_and_jsma_moves_toward_target() -> None:
     dataset = _toy_dataset()
-    model = iht.MLPClassifier(hidden=(16,), num_classes=2)
+    model = layers.MLP(hidden=(16,), num_classes=2)
     images, labels = jnp.asarray(dataset.x_train[..., 0]), jnp.asarray(dataset.y_train)
     params = iht.train_classifier(model, images, labels, jax.random.key(0), 20, 50, 1e-2)
     test_images, test_labels = jnp.asarray(dataset.x_test[..., 0]), jnp.asarray(dataset.y_test)

@@ -1,4 +1,5 @@
-"""brackit.extras.layers.Conv computes nn.Conv's function with nn.Conv's parameters."""
+"""brackit.extras.layers.Conv computes nn.Conv's function with nn.Conv's parameters; layers.MLP has the
+parameters of the papers' MLPs."""
 
 import flax.linen as nn
 import jax
@@ -46,3 +47,20 @@ def test_fedavg_cnn_same_function_with_either_convolution() -> None:
     np.testing.assert_allclose(sliced.apply(params, images), plain.apply(params, images), atol=1e-5)
     with pytest.raises(ValueError, match="expected inputs"):
         layers.slice_conv(images[..., 0], params["params"]["Conv_0"]["kernel"])
+
+
+def test_mlp_is_the_papers_2nn() -> None:
+    """McMahan et al. (2017): the 2NN 784-200-200-10 has 199,210 parameters, in Dense_0 ... Dense_2."""
+    params = fedavg.make_model(fedavg.FedConfig(model="2nn")).init(
+        jax.random.key(0), np.zeros((1, 28, 28, 1))
+    )
+    shapes = jax.tree.map(np.shape, params["params"])
+    assert shapes == {
+        "Dense_0": {"kernel": (784, 200), "bias": (200,)},
+        "Dense_1": {"kernel": (200, 200), "bias": (200,)},
+        "Dense_2": {"kernel": (200, 10), "bias": (10,)},
+    }
+    assert (
+        sum(np.prod(shape) for shape in jax.tree.leaves(shapes, is_leaf=lambda x: isinstance(x, tuple)))
+        == 199_210
+    )

@@ -93,7 +93,7 @@ def test_gaussian_images_match_mean_and_variance():
 def test_apply_setting_rejects_unknown_names():
     with pytest.raises(BrackitError):
         rz.apply_setting(jax.random.key(0), "noise", _images(4), np.zeros(4), _images(2), np.zeros(2), 10)
-    with pytest.raises(ConfigError):
+    with pytest.raises(ConfigError, match="FitConfig: architecture must be one of 'mlp1x512'"):
         rz.FitConfig(architecture="resnet")
 
 

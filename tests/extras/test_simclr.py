@@ -321,6 +321,16 @@ def test_result_metrics_are_flat_and_named():
 
 
 def test_study_config_rules():
+    with pytest.raises(ConfigError, match="StudyConfig: corruptions must include 'clean'"):
+        simclr.StudyConfig(corruptions=("salt_pepper",))
+    with pytest.raises(ConfigError, match="corruptions=\\('clean', 'blur'\\)"):
+        simclr.StudyConfig(corruptions=("clean", "blur"))
+    with pytest.raises(ConfigError, match="granularities must be from"):
+        simclr.StudyConfig(granularities=(3,))
+    with pytest.raises(ConfigError, match=r"need pretrain\.objective 'simclr'"):
+        simclr.StudyConfig(pretrain=simclr.PretrainConfig(objective="supervised"))
+    with pytest.raises(ConfigError, match="PretrainConfig: objective must be one of 'simclr', 'supervised'"):
+        simclr.PretrainConfig(objective="byol")
     with pytest.raises(ConfigError, match="label_sizes"):
         simclr.StudyConfig(label_sizes=(100, 50))
     with pytest.raises(ConfigError, match="finetune_steps"):
@@ -423,3 +433,12 @@ def test_slice_and_xla_convolution_encoders_share_parameters_and_function():
         np.asarray(slices.apply(params, images)), np.asarray(xla.apply(params, images)), rtol=1e-4, atol=1e-5
     )
     assert simclr.PretrainConfig().use_slices and not simclr.PretrainConfig().unroll
+
+
+def test_cli_budgets_name_the_study_corruptions():
+    from brackit.extras import simclr_cli
+
+    assert simclr_cli.EVERY_CORRUPTION == simclr.CORRUPTIONS
+    for sizes in simclr_cli.BUDGET_SIZES.values():
+        assert set(sizes.corruptions) <= set(simclr.CORRUPTIONS)
+        assert sizes.pretrain_sizes[-1] == sizes.train_size  # the largest pretraining set is every image
