@@ -121,6 +121,9 @@ def test_every_numeric_field_of_every_config_declares_a_range():
         (lambda: BCConfig(entropy_lr=0.0), "BCConfig.entropy_lr must be > 0 and finite or None, got 0.0"),
         (lambda: BCQConfig(phi=3.0), "BCQConfig.phi must be in [0, 2], got 3.0"),
         (lambda: BCQConfig(vae_hidden=(750, -1)), "BCQConfig.vae_hidden must be a tuple with every entry"),
+        # ranges declared by a base class (algos.common.VAEConfig) hold in every subclass
+        (lambda: BCQConfig(latent_dim=-1), "BCQConfig.latent_dim must be >= 0, got -1"),
+        (lambda: BEARConfig(kl_weight=-0.5), "BEARConfig.kl_weight must be >= 0 and finite, got -0.5"),
         (lambda: BEARConfig(epsilon=-0.1), "BEARConfig.epsilon must be >= 0 and finite, got -0.1"),
         (lambda: BEARConfig(num_act_samples=0), "BEARConfig.num_act_samples must be >= 1, got 0"),
         (
