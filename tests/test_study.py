@@ -106,7 +106,11 @@ BAD = [
     ("", ONE_VARIANT + "sett = {}\n", r"variants\[0\]: unknown key 'sett'"),
     ("", ONE_VARIANT + ONE_VARIANT, r"variants\[1\]\.name: 'bc' is used twice"),
     ("", "[[variants]]\nname = 'a b'\nalgorithm = 'bc'\n", r"variants\[0\]\.name: expected letters"),
-    ("", brac("set = { alpah = 1.0 }"), r"\(v\)\.set\.alpah: no config field 'alpah'; valid fields: num_critics"),
+    (
+        "",
+        brac("set = { alpah = 1.0 }"),
+        r"\(v\)\.set\.alpah: no config field 'alpah'; valid fields: num_critics",
+    ),
     ("", brac("set = { num_critics = 'two' }"), r"\.set\.num_critics: expected an integer, got 'two'"),
     ("", brac("set = { behavior.hidden = 8 }"), r"\.set\.behavior\.hidden: expected a list"),
     ("", brac("grid = { alpha = 0.1 }"), r"\.grid\.alpha: expected a non-empty list"),
