@@ -101,6 +101,10 @@ def run_costs(logdir: Path) -> dict[str, float]:
     }
 
 
+LAST_EVALUATIONS = 3
+"""The "last 3" column averages each run's returns over this many last evaluations."""
+
+
 def interval(values: np.ndarray) -> str:
     low, high = bootstrap_ci([values], samples=2000, seed=0)
     return f"{float(iqm(values)):.1f} [{low:.1f}, {high:.1f}]"
@@ -128,7 +132,9 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
         "compilation included) + evaluations, per group (its runs vmapped) or per d3rlpy run. Final Q "
         "estimate: IQM over seeds of the last logged mean critic estimate on the batch's actions "
         "(`critic/q_mean`; '-' where not logged), to read against the data's return-to-go: a Q far above it "
-        "is a critic diverging on out-of-distribution actions. Rows marked `partial` have not reached their "
+        "is a critic diverging on out-of-distribution actions. Last 3: IQM over seeds of each run's mean "
+        "return over its last 3 evaluations (`LAST_EVALUATIONS`), steadier than one evaluation where a "
+        "policy's returns swing between evaluations (Hopper). Rows marked `partial` have not reached their "
         "steps yet.",
         "",
     ]
@@ -160,14 +166,16 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
             lines.append("")
         lines.append(
             "| group | seeds | steps | IQM final return [95% CI] | IQM final score [95% CI] | "
-            "vs policy segment | final Q estimate | updates/s per run | wall per group or run |"
+            f"last {LAST_EVALUATIONS} [95% CI] | vs policy segment | final Q estimate | updates/s per run | "
+            "wall per group or run |"
         )
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for group, group_records in sorted(by_dataset[name].items()):
             done = [r for r in group_records if r.evaluated]
             if not done:
                 continue
             returns = np.array([r.returns[-1] for r in done])
+            last_returns = np.array([np.mean(r.returns[-LAST_EVALUATIONS:]) for r in done])
             scores = (
                 np.array([r.scores[-1] for r in done]) if all(r.scores is not None for r in done) else None
             )
@@ -192,7 +200,7 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
                 )
             lines.append(
                 f"| {group} | {len(done)} | {steps:,}{partial} | {interval(returns)} | "
-                f"{interval(scores) if scores is not None else 'n/a'} | {versus} | {q_text} | {rate:,.0f} | {wall:.1f} min |"
+                f"{interval(scores) if scores is not None else 'n/a'} | {interval(last_returns)} | {versus} | {q_text} | {rate:,.0f} | {wall:.1f} min |"
             )
         lines.append("")
     lines.extend(sweep_section(sweeps))
