@@ -11,7 +11,8 @@ policy) and per group the IQM of the final return and of the D4RL-normalized sco
 bootstrap CIs (``brackit.stats``), whether the IQM return reaches the policy segment's mean return, the
 grid sweeps (BRAC's alpha, ReBRAC's betas), and the cost of a run (median updates/s of its training chunks, wall time = training chunks
 + evaluations). The segments come from the dataset cards in ``--data-dir`` and are kept in
-``--out/datasets.json``, so the report re-renders from the repository alone.
+``--out/datasets.json``, so the report re-renders from the repository alone. The README's learning table
+(between its ``learning-table`` markers) is rewritten from the same numbers (``--no-readme``: left alone).
 """
 
 from __future__ import annotations
@@ -110,7 +111,9 @@ def interval(values: np.ndarray) -> str:
     return f"{float(iqm(values)):.1f} [{low:.1f}, {high:.1f}]"
 
 
-def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
+def summary(runs_dir: Path, out: Path, data_dir: Path, readme: Path | None = None) -> str:
+    """Writes ``summary.md`` (and ``brackit report``'s files) to ``out``, and the table into ``readme``'s
+    learning-table block when ``readme`` is given; returns the summary's text."""
     datasets_path = out / "datasets.json"
     known = json.loads(datasets_path.read_text()) if datasets_path.exists() else {}
     segments = segment_table(runs_dir, data_dir, known)
@@ -120,10 +123,12 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
     by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         by_dataset[record.dataset][record.group].append(record)
+    header = machine_header(f".venv/bin/python benchmarks/learning_report.py --runs {runs_dir} --out {out}")
+    cells: dict[str, dict[str, str]] = defaultdict(dict)  # group -> dataset -> README cell
     lines = [
         "# Learning benchmark: summary",
         "",
-        machine_header(f".venv/bin/python benchmarks/learning_report.py --runs {runs_dir} --out {out}"),
+        header,
         "",
         "Final = the last evaluation of each run (10 episodes, the algorithm's reference evaluation rule). "
         "IQM over seeds with a 95% stratified bootstrap CI (2000 resamples); D4RL-normalized scores with "
@@ -191,6 +196,10 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
             q_text = f"{float(iqm(np.array(q_final))):.1f}" if len(q_final) == len(done) else "-"
             rate = np.median([c["updates_per_s"] for c in costs])
             wall = np.median([c["wall_seconds"] for c in costs]) / 60
+            score_text = f" ({float(iqm(scores)):.1f})" if scores is not None else ""
+            cells[group][name] = (
+                f"{float(iqm(returns)):,.0f}{score_text}, {len(done)} seed{'s' if len(done) > 1 else ''}{partial}"
+            )
             if (point := grid_point(group)) is not None:
                 score = float(iqm(scores)) if scores is not None else math.nan
                 sweeps[group.split(" ")[0]][name][point] = (
@@ -206,7 +215,71 @@ def summary(runs_dir: Path, out: Path, data_dir: Path) -> str:
     lines.extend(sweep_section(sweeps))
     text = "\n".join(lines) + "\n"
     atomic_write_text(out / "summary.md", text)
+    if readme is not None:
+        write_readme_table(readme, readme_table(cells, segments, header))
     return text
+
+
+TABLE_ROWS = (
+    ("bc", "BC"),
+    ("td3bc", "TD3+BC"),
+    ("brac-v", "BRAC-v (KL primal)"),
+    ("brac-p", "BRAC-p (KL primal)"),
+    ("bear", "BEAR"),
+    ("bcq", "BCQ"),
+    ("rebrac", "ReBRAC"),
+    ("d3rlpy BC", "d3rlpy BC"),
+    ("d3rlpy TD3+BC", "d3rlpy TD3+BC"),
+    ("d3rlpy BCQ", "d3rlpy BCQ"),
+    ("d3rlpy BEAR", "d3rlpy BEAR"),
+)
+"""The README table's rows: (group, shown name); grid sweeps stay in ``summary.md``."""
+
+TABLE_DATASETS = ("halfcheetah-eps1", "hopper-eps1", "walker2d-eps1", "ant-eps1")
+"""The README table's columns beside any other dataset with runs: the benchmark's four tasks."""
+
+TABLE_START = "<!-- learning-table: written by benchmarks/learning_report.py; edits here are overwritten -->"
+TABLE_END = "<!-- /learning-table -->"
+
+
+def readme_table(cells: dict[str, dict[str, str]], segments: dict, header: str) -> str:
+    """The README's learning table: one row per ``TABLE_ROWS`` group, one column per dataset, each cell the
+    IQM final return (D4RL score) and seeds, with the data's policy segment as the first row."""
+    datasets = sorted({name for row in cells.values() for name in row} | set(segments) | set(TABLE_DATASETS))
+    lines = [
+        header,
+        "",
+        "IQM final return over seeds (D4RL score), `eps1` datasets of 1M transitions, budget `cpu` "
+        "(`summary.md` has the CIs, the grids and the costs); `partial`: its steps not reached yet; "
+        "-: not run yet.",
+        "",
+        "| | " + " | ".join(datasets) + " |",
+        "|---|" + "---|" * len(datasets),
+    ]
+    policy = []
+    for name in datasets:
+        info = segments.get(name, {})
+        ret = next(
+            (s["mean_episode_return"] for s in info.get("segments", []) if s["name"] == "policy"), None
+        )
+        score = normalized_score(info.get("env_id"), ret) if ret is not None else None
+        policy.append(
+            "-" if ret is None else f"{ret:,.0f}" + (f" ({score:.1f})" if score is not None else "")
+        )
+    lines.append("| the data's policy segment | " + " | ".join(policy) + " |")
+    for group, shown in TABLE_ROWS:
+        row = cells.get(group, {})
+        lines.append(f"| {shown} | " + " | ".join(row.get(name, "-") for name in datasets) + " |")
+    return "\n".join(lines)
+
+
+def write_readme_table(readme: Path, table: str) -> None:
+    """Replaces the text between ``TABLE_START`` and ``TABLE_END`` in ``readme`` (both must be there)."""
+    text = readme.read_text()
+    start, end = text.find(TABLE_START), text.find(TABLE_END)
+    if start < 0 or end < start:
+        raise SystemExit(f"{readme}: no {TABLE_START!r} ... {TABLE_END!r} block to write the table into")
+    atomic_write_text(readme, text[: start + len(TABLE_START)] + "\n" + table + "\n" + text[end:])
 
 
 SWEEP_VALUE = re.compile(r"[a-z_]+=[0-9.eE+-]+")
@@ -280,8 +353,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
     default_data = os.environ.get("BRACKIT_DATA_DIR", str(Path.home() / ".cache/brackit/datasets"))
     parser.add_argument("--data-dir", type=Path, default=Path(default_data))
+    parser.add_argument(
+        "--readme", type=Path, default=Path("README.md"), help="whose learning-table block gets the table"
+    )
+    parser.add_argument("--no-readme", action="store_true", help="leave the README alone")
     args = parser.parse_args(argv)
-    print(summary(args.runs, args.out, args.data_dir))
+    print(summary(args.runs, args.out, args.data_dir, None if args.no_readme else args.readme))
 
 
 if __name__ == "__main__":
