@@ -11,8 +11,12 @@
 - The actor and both targets are updated every ``policy_freq`` steps (``lax.cond`` on the step counter).
 
 ``ReBRACConfig`` holds ReBRAC's defaults (3x256, LayerNorm in the critic after the ReLU, batch 1024, lr 1e-3,
-its initialisation; betas 1.0/1.0 as in its code's Config, which no published MuJoCo config uses:
-``REBRAC_D4RL_BETAS`` and ``rebrac_d4rl_config`` give the tuned per-dataset betas). ``TD3BCConfig`` is the same
+its initialisation) except its betas: its code's ``Config`` has 1.0/1.0, which no published MuJoCo config
+uses; brackit's defaults, 0.001/0.01, are for the BRAC protocol's mixes (``brackit data build TASK-eps1``):
+the best actor beta of the learning study's ``rebrac-beta`` sweep (0.001/0.01/0.1 at critic beta 0.01, the
+critic's most common tuned value), ``benchmarks/results/learning/summary.md``. ``REBRAC_D4RL_BETAS`` and
+``rebrac_d4rl_config`` give the tuned per-dataset betas for D4RL's datasets; ``--set beta_actor=1 --set
+beta_critic=1`` the reference code's. ``TD3BCConfig`` is the same
 config with TD3+BC's defaults (alpha 2.5, 2x256, lr 3e-4, batch 256, no critic penalty, no LayerNorm, brackit's
 default initialisation) and ``normalize_obs=True``: the training loop (``brackit.train``) standardises the
 dataset's obs and next_obs by the mean and std (+1e-3) of its obs, stores the statistics with the states and
@@ -71,9 +75,10 @@ BC_REDUCTIONS = ("sum", "mean")
 
 @dataclasses.dataclass(frozen=True)
 class ReBRACConfig(ActorCriticConfig):
-    beta_actor: float = 1.0
-    """Weight of ||pi(s) - a||^2 in the actor loss (tuned per dataset: ``REBRAC_D4RL_BETAS``)."""
-    beta_critic: float = 1.0
+    beta_actor: float = 0.001
+    """Weight of ||pi(s) - a||^2 in the actor loss; tuned per dataset (D4RL: ``REBRAC_D4RL_BETAS``). The
+    default is the best of the learning study's sweep on the BRAC protocol's mixes (module docstring)."""
+    beta_critic: float = 0.01
     """Weight of ||a~' - a'||^2 subtracted in the critic target (0 disables; tuned per dataset)."""
     q_scale: float = 1.0
     """lam = q_scale / mean|Q|: 1 for ReBRAC, alpha = 2.5 for TD3+BC."""
