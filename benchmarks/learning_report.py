@@ -114,6 +114,8 @@ def interval(values: np.ndarray) -> str:
 def summary(runs_dir: Path, out: Path, data_dir: Path, readme: Path | None = None) -> str:
     """Writes ``summary.md`` (and ``brackit report``'s files) to ``out``, and the table into ``readme``'s
     learning-table block when ``readme`` is given; returns the summary's text."""
+    # the header first: the files written below would otherwise mark the tree as having uncommitted changes
+    header = machine_header(f".venv/bin/python benchmarks/learning_report.py --runs {runs_dir} --out {out}")
     datasets_path = out / "datasets.json"
     known = json.loads(datasets_path.read_text()) if datasets_path.exists() else {}
     segments = segment_table(runs_dir, data_dir, known)
@@ -123,7 +125,6 @@ def summary(runs_dir: Path, out: Path, data_dir: Path, readme: Path | None = Non
     by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
         by_dataset[record.dataset][record.group].append(record)
-    header = machine_header(f".venv/bin/python benchmarks/learning_report.py --runs {runs_dir} --out {out}")
     cells: dict[str, dict[str, str]] = defaultdict(dict)  # group -> dataset -> README cell
     lines = [
         "# Learning benchmark: summary",
