@@ -48,7 +48,7 @@ C_GRIDS = {
         clients=100,
         train=None,
         test=None,
-        fractions=(0.0, 0.1, 1.0),
+        fractions=(0.0, 0.1, 0.2, 0.5, 1.0),
         batches=(None, 10),
         rates=(0.3,),
     ),
@@ -410,7 +410,7 @@ def _table_claims(pairs, names, runs, speedups, seeds) -> list[str]:
 @app.command()
 def csweep(
     budget: str = cli_common.budget_option(
-        "tiny | small (C = 0, 0.1, 1; one rate) | full (C = 0, 0.1, 0.2, 0.5, 1; 2 rates); 300 rounds"
+        "tiny | small (C = 0, 0.1, 0.2, 0.5, 1; one rate) | full (the same C, 2 rates); 300 rounds"
     ),
     out: pathlib.Path = cli_common.out_option(),
     target: float = _target_option(),
@@ -483,7 +483,7 @@ def csweep(
     ]
     heading = f"## FedAvg, 2NN on MNIST 5k: the client fraction C, rounds to {target:.0%} test accuracy"
     full_budget = (
-        f"The full budget runs C = 0, 0.1, 0.2, 0.5, 1 and tunes the rate over {C_GRIDS['full']['rates']}:"
+        f"The full budget runs the same C and tunes the rate over {C_GRIDS['full']['rates']}:"
         f" `brackit extras fedavg csweep --budget full --target {target:g} --seeds {seeds}`."
     )
     lines = _report(heading, notes, num_clients, (header, rows), 1, claims, budget, full_budget)
