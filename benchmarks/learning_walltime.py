@@ -10,8 +10,9 @@ For each algorithm: ``brackit train`` runs ``--seeds`` seeds as one vmapped prog
 runs them), then ``benchmarks/learning_peer.py`` runs d3rlpy's seed 0 (torch with every core); both with
 ``--steps`` updates and an evaluation of ``--eval-episodes`` episodes every ``--eval-every`` steps, each
 process timed from start to exit (import, JIT compilation, data loading, training and evaluation). brackit's
-time per run is its group's wall time divided by the seeds. The machine must be otherwise idle: the load
-average before each command is recorded beside it, and the file says so when it was above 0.5 per core.
+time per run is its group's wall time divided by the seeds. The machine must be otherwise idle: before each
+command the script waits (up to 3 minutes) for the load of the previous one to decay to 0.5 per core, records
+the load average beside it, and the file says so when it was still above 0.5 per core.
 The two processes' run directories are temporary; the results file is ``OUT/walltime.md``.
 """
 
@@ -31,8 +32,23 @@ from brackit.provenance import command_line, machine_header
 HERE = Path(__file__).resolve().parent
 
 
+SETTLE_SECONDS = 180
+"""How long to wait, before each timed command, for the load of the one before it to decay."""
+
+
+def settle(limit: float) -> None:
+    """Wait until the 1-minute load average is at most ``limit`` (the previous command's load decays with a
+    time constant of a minute), or ``SETTLE_SECONDS`` have passed: the load recorded is then what other
+    processes put on the machine, not the command just timed."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while os.getloadavg()[0] > limit and time.monotonic() < deadline:
+        time.sleep(5)
+
+
 def timed(args: list[str]) -> tuple[float, float]:
-    """(wall seconds, 1-minute load average just before) of one process, which must succeed."""
+    """(wall seconds, 1-minute load average just before) of one process, which must succeed; waits first for
+    the load to settle to 0.5 per core."""
+    settle(0.5 * (os.cpu_count() or 1))
     load = os.getloadavg()[0]
     start = time.perf_counter()
     subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
