@@ -96,21 +96,6 @@ def wasserstein_dual_estimate(c_policy: jax.Array, c_behavior: jax.Array) -> jax
     return c_policy - c_behavior
 
 
-def gradient_penalty(
-    critic: Callable[[jax.Array, jax.Array], jax.Array],
-    key: jax.Array,
-    obs: jax.Array,
-    policy_action: jax.Array,
-    behavior_action: jax.Array,
-) -> jax.Array:
-    """One-sided penalty mean(max(||grad_a c(s, a~)|| - 1, 0)^2) at a~ = a_pi + u (a_b - a_pi)."""
-    u = jax.random.uniform(key, (*policy_action.shape[:-1], 1))
-    interpolate = policy_action + u * (behavior_action - policy_action)
-    grad = jax.grad(lambda a: jnp.sum(critic(obs, a)))(interpolate)
-    norm = jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-8)  # the reference's EPS inside the root
-    return jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
-
-
 @dataclasses.dataclass(frozen=True)
 class Divergence:
     """Base class: a divergence with the forms it supports. Subclasses are frozen dataclasses."""
@@ -151,8 +136,13 @@ class Divergence:
         policy_action: jax.Array,
         behavior_action: jax.Array,
     ) -> jax.Array:
-        """``penalty_weight`` times the one-sided gradient penalty of the critic (every dual form)."""
-        return self.penalty_weight * gradient_penalty(critic, key, obs, policy_action, behavior_action)
+        """``penalty_weight`` times the critic's one-sided gradient penalty (every dual form):
+        mean(max(||grad_a c(s, a~)|| - 1, 0)^2) at a~ = a_pi + u (a_b - a_pi), u ~ U(0, 1) per row."""
+        u = jax.random.uniform(key, (*policy_action.shape[:-1], 1))
+        interpolate = policy_action + u * (behavior_action - policy_action)
+        grad = jax.grad(lambda a: jnp.sum(critic(obs, a)))(interpolate)
+        norm = jnp.sqrt(jnp.sum(grad**2, axis=-1) + 1e-8)  # the reference's EPS inside the root
+        return self.penalty_weight * jnp.mean(jnp.maximum(norm - 1.0, 0.0) ** 2)
 
     @property
     def needs_behavior_policy(self) -> bool:

@@ -38,29 +38,23 @@ GRIDS = {
     "full": dict(rounds=200, clients=100, train=None, test=None, pairs=PAIRS, rates=(0.05, 0.1, 0.2, 0.4)),
 }
 
-# The client fractions C of the paper's Table 1 (2NN, E = 1), with B = inf and B = 10.
+# The client fractions C of the paper's Table 1 (2NN, E = 1), with B = inf and B = 10; the full budget tunes
+# the learning rate over two values where the small one uses one.
+C_SMALL = dict(
+    rounds=300,
+    clients=100,
+    train=None,
+    test=None,
+    fractions=(0.0, 0.1, 0.2, 0.5, 1.0),
+    batches=(None, 10),
+    rates=(0.3,),
+)
 C_GRIDS = {
     "tiny": dict(
         rounds=2, clients=10, train=400, test=200, fractions=(0.0, 0.5), batches=(None, 10), rates=(0.1,)
     ),
-    "small": dict(
-        rounds=300,
-        clients=100,
-        train=None,
-        test=None,
-        fractions=(0.0, 0.1, 0.2, 0.5, 1.0),
-        batches=(None, 10),
-        rates=(0.3,),
-    ),
-    "full": dict(
-        rounds=300,
-        clients=100,
-        train=None,
-        test=None,
-        fractions=(0.0, 0.1, 0.2, 0.5, 1.0),
-        batches=(None, 10),
-        rates=(0.1, 0.3),
-    ),
+    "small": C_SMALL,
+    "full": {**C_SMALL, "rates": (0.1, 0.3)},
 }
 
 BENCH_ROUNDS = {"tiny": 1, "small": 10, "full": 30}
