@@ -178,10 +178,12 @@ def record(
     results: pathlib.Path,
     sidecars: Mapping[str, dict],
     only: bool,
+    atol: float = 1e-6,
     run: Callable[[str, Sequence[str]], dict[str, float]] | None = None,
 ) -> int:
     """Reruns each sidecar's command (``run``, default ``rerun``) and writes the record (keeping the other
-    entries when ``only``)."""
+    entries when ``only``). A sidecar written at the small budget already holds seed 0's numbers: the rerun
+    must give them (to ``atol``), or nothing is recorded."""
     run = run or rerun
     path = results / RECORD_NAME
     entries = json.loads(path.read_text())["entries"] if only and path.exists() else {}
@@ -191,6 +193,16 @@ def record(
         except RerunError as error:
             print(f"FAIL {name}: {error}; nothing recorded")
             return 1
+        own = sidecar.get("per_seed", {}).get("0")
+        if sidecar.get("budget") == "small" and own is not None:
+            moved = differences(own, small, atol)
+            if moved:
+                for line in moved:
+                    print(
+                        f"FAIL {name}: seed 0 of the results file is not what its command gives now: {line}"
+                    )
+                print("nothing recorded")
+                return 1
         entries[name] = {
             "argv": sidecar["argv"],
             "commit": sidecar.get("commit"),
@@ -262,7 +274,7 @@ def main(argv: Sequence[str] | None = None, results: pathlib.Path = RESULTS) -> 
             )
         sidecars = {name: sidecars[name] for name in args.only}
     if args.record:
-        return record(results, sidecars, only=bool(args.only))
+        return record(results, sidecars, only=bool(args.only), atol=args.atol)
     return check(results, sidecars, args.only, args.atol)
 
 

@@ -92,11 +92,11 @@ def _results(tmp_path: pathlib.Path, files: dict[str, str]) -> pathlib.Path:
     return tmp_path
 
 
-def _sidecar(commit: str = "abc1234def", **metrics: float) -> str:
-    argv = ["extras", "x", "run", "--budget", "full", "--seeds", "0,1,2", "--out", "benchmarks/results"]
+def _sidecar(commit: str = "abc1234def", budget: str = "full", **metrics: float) -> str:
+    argv = ["extras", "x", "run", "--budget", budget, "--seeds", "0,1,2", "--out", "benchmarks/results"]
     per_seed = {"0": metrics or {"m": 1.0}}
     return json.dumps(
-        {"argv": argv, "commit": commit, "dirty": False, "budget": "full", "per_seed": per_seed}
+        {"argv": argv, "commit": commit, "dirty": False, "budget": budget, "per_seed": per_seed}
     )
 
 
@@ -198,3 +198,28 @@ def test_exempt_results_files_exist(ce):
     # is `make check-extras`).
     for name in ce.EXEMPT:
         assert (ce.RESULTS / name).is_file(), name
+
+
+def test_record_refuses_a_small_budget_file_its_command_no_longer_gives(ce, tmp_path, monkeypatch, capsys):
+    # Results written at the small budget already hold seed 0's numbers: recording them checks the rerun
+    # against them first (the regression the record exists to catch, caught when the record is made).
+    results = _results(tmp_path, {"extras_a.md": HEADER, "extras_a.json": _sidecar(budget="small", m=0.5)})
+    numbers = {"m": 0.5}
+    monkeypatch.setattr(ce, "rerun", lambda name, argv: dict(numbers))
+    assert ce.main(["--record"], results=results) == 0
+    assert (
+        json.loads((results / "extras_check.json").read_text())["entries"]["extras_a.json"]["small"]
+        == numbers
+    )
+    (results / "extras_check.json").unlink()
+    numbers["m"] = 0.5 + 1e-3
+    capsys.readouterr()
+    assert ce.main(["--record"], results=results) == 1
+    out = capsys.readouterr().out
+    assert (
+        "FAIL extras_a.json: seed 0 of the results file is not what its command gives now: m: recorded 0.5"
+        in out
+    )
+    assert not (results / "extras_check.json").exists()
+    # Within --atol it records.
+    assert ce.main(["--record", "--atol", "0.01"], results=results) == 0
