@@ -16,6 +16,7 @@ report names the code that made it; an installed package has no commit ("unknown
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 import platform
 import shlex
@@ -49,31 +50,41 @@ class GitState(NamedTuple):
     """Tracked files differ from the commit; None when ``git status`` failed."""
 
 
-def git_state(short: bool = False) -> GitState | None:
-    """The commit of the git checkout brackit runs from and whether its tracked files differ from it;
-    None outside a checkout (an installed package) or when git cannot tell."""
+@functools.cache
+def _checkout_state() -> tuple[str, str, bool | None] | None:
+    """(full hash, abbreviated hash, dirty) of the checkout brackit is imported from, asked of git once."""
     root = Path(__file__).resolve().parents[1]
     if not (root / ".git").exists():
         return None
     git = ["git", "-C", str(root)]
     try:
-        commit = subprocess.run(
-            [*git, "rev-parse", *(["--short"] if short else []), "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        status = subprocess.run(
-            [*git, "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
+        full, short, status = (
+            subprocess.run([*git, *args], capture_output=True, text=True, timeout=10)
+            for args in (
+                ["rev-parse", "HEAD"],
+                ["rev-parse", "--short", "HEAD"],
+                ["status", "--porcelain", "--untracked-files=no"],
+            )
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    if commit.returncode != 0:
+    if full.returncode != 0 or short.returncode != 0:
         return None
-    return GitState(commit.stdout.strip(), bool(status.stdout.strip()) if status.returncode == 0 else None)
+    dirty = bool(status.stdout.strip()) if status.returncode == 0 else None
+    return full.stdout.strip(), short.stdout.strip(), dirty
+
+
+def git_state(short: bool = False) -> GitState | None:
+    """The commit of the git checkout brackit runs from and whether its tracked files differ from it;
+    None outside a checkout (an installed package) or when git cannot tell. Taken once per process, at the
+    first call: every result a process writes names the same state, that of the code it runs, and the files
+    the process itself writes (a results file tracked in the repo) cannot mark the results written after
+    them as made from uncommitted changes."""
+    state = _checkout_state()
+    if state is None:
+        return None
+    full, abbreviated, dirty = state
+    return GitState(abbreviated if short else full, dirty)
 
 
 def cpu_model() -> str:

@@ -168,3 +168,30 @@ def test_provenance_is_not_part_of_the_run():
     assert old.provenance is None
     new = RunSpec.from_json(json.dumps({**fields, "provenance": {"jax": "9.9", "git_commit": "abc"}}))
     assert old.differences(new) == [] and old == new
+
+
+def test_git_state_is_taken_once_per_process(monkeypatch):
+    # A command that writes a tracked results file and then its sidecar must name one state in both: the
+    # second call may not see the first file as an uncommitted change (the extras sidecars said "dirty"
+    # beside a clean header).
+    from brackit import provenance
+
+    answers = {"rev-parse HEAD": "0123456789abcdef\n", "rev-parse --short HEAD": "0123456\n", "status": ""}
+    calls = []
+
+    def fake_run(args, **kwargs):
+        key = "status" if args[3] == "status" else " ".join(args[3:])
+        calls.append(key)
+        return subprocess.CompletedProcess(args, 0, stdout=answers[key], stderr="")
+
+    monkeypatch.setattr(provenance.subprocess, "run", fake_run)
+    provenance._checkout_state.cache_clear()
+    try:
+        first = provenance.git_state(short=True)
+        answers["status"] = " M benchmarks/results/extras_x.md\n"  # the process wrote a tracked file
+        later = provenance.git_state()
+        assert first == provenance.GitState("0123456", False)
+        assert later == provenance.GitState("0123456789abcdef", False)
+        assert sorted(calls) == ["rev-parse --short HEAD", "rev-parse HEAD", "status"]
+    finally:
+        provenance._checkout_state.cache_clear()
