@@ -1,9 +1,11 @@
 """Declared valid ranges of numeric config fields and rules across fields, checked by one validator for
 every config (the algorithms', SAC's, the divergences', the extras').
 
-A config dataclass declares ``RANGES: ClassVar[dict[str, str]]``, field name -> range (a class's RANGES add to its
-bases'), for the fields that ``convention_range`` does not already cover (discount, Polyak rate, batch size,
-critic count, seeds, learning rates and hidden widths have one range in every config)::
+A config dataclass declares each numeric field's valid range in its type, ``Annotated[T, RANGE]``
+(``epsilon: Annotated[float, ">= 0"] = 0.05``; a subclass that declares the field again keeps its range
+unless it declares another), for the fields that ``convention_range`` does not already cover (discount,
+Polyak rate, batch size, critic count, seeds, learning rates and hidden widths have one range in every
+config)::
 
     ">= 1"  "> 0"  "<= 5"  "< 5"          a half-line
     "[0, 1]"  "(0, 1]"  "[a, b)"  "(a, b)"  an interval
@@ -16,8 +18,8 @@ float value must be finite (NaN and inf are refused whatever the range); an int 
 (bools refused), within int32 unless its range bounds it (JAX computes in int32). A value outside its
 range is a ``ConfigError`` naming the class, the field, the range and the value: ``BRACConfig.batch_size
 must be >= 1, got 0``. Every numeric field (int, float, tuple of them, or ``X | None`` of those) must have
-a range, and every range must name a field: either slip is a ``TypeError`` the first time the class is
-checked.
+a range, and only numeric fields may declare one: either slip is a ``TypeError`` the first time the class
+is checked.
 
 Conditions that span fields are declared beside them, ``RULES: ClassVar[tuple[Rule, ...]]`` (inherited
 too), and ``check_ranges`` checks them once every field is in its range::
@@ -143,7 +145,7 @@ COMMON_RANGES: dict[str, str] = {
     "seed": "[0, 4294967296)",  # numpy's and jax's seeds: non-negative, 32 bits
 }
 """Ranges of the fields that mean the same in every config, by name (with ``*_lr`` > 0 and ``*_hidden``
->= 1 in ``convention_range``); a class's own ``RANGES`` entry overrides them."""
+>= 1 in ``convention_range``); a range declared in the field's type overrides them."""
 
 
 def convention_range(name: str) -> str | None:
@@ -160,31 +162,50 @@ def convention_range(name: str) -> str | None:
     return None
 
 
+def annotated_range(hint: Any) -> str | None:
+    """The range text declared by an ``Annotated[T, RANGE]`` field type, or None for any other type."""
+    if typing.get_origin(hint) is not typing.Annotated:
+        return None
+    texts = [m for m in hint.__metadata__ if isinstance(m, str)]
+    if len(texts) != 1:
+        raise TypeError(f"{hint} must carry exactly one range text, got {len(texts)}")
+    return texts[0]
+
+
+def _declared_range(config_cls: type, name: str) -> str | None:
+    """The range of field ``name`` declared by the nearest class in ``config_cls``'s MRO whose own
+    annotation of it declares one: a subclass that only changes a field's default keeps its range."""
+    for cls in config_cls.__mro__:
+        if name in vars(cls).get("__annotations__", {}):
+            text = annotated_range(typing.get_type_hints(cls, include_extras=True)[name])
+            if text is not None:
+                return text
+    return None
+
+
 @functools.cache
 def declared_ranges(config_cls: type) -> dict[str, tuple[str, FieldRange]]:
-    """field -> (kind, range) of every numeric field of ``config_cls``; a numeric field without a range,
-    or a range naming no such field, is a TypeError (a slip in the class, not in the user's input)."""
+    """field -> (kind, range) of every numeric field of ``config_cls``: the range its type declares
+    (``Annotated[T, RANGE]``) or else ``convention_range``'s; a numeric field without a range, or a range on
+    a field that is not numeric, is a TypeError (a slip in the class, not in the user's input)."""
     hints = typing.get_type_hints(config_cls)
-    declared: dict[str, str] = {}
-    for cls in reversed(config_cls.__mro__):  # a class's RANGES add to (and override) its bases'
-        declared.update(vars(cls).get("RANGES", {}))
     out = {}
     for field in dataclasses.fields(config_cls):
         kind, optional = numeric_kind(hints[field.name])
-        if kind is None:
-            continue
         where = f"{config_cls.__name__}.{field.name}"
-        text = declared.pop(field.name, None)
+        text = _declared_range(config_cls, field.name)
+        if kind is None:
+            if text is not None:
+                raise TypeError(f"{where} declares the range {text!r} but is not numeric")
+            continue
         if text is None and (text := convention_range(field.name)) is not None and optional:
             text += " or None"
         if text is None:
-            raise TypeError(f"{where} is numeric but RANGES declares no range")
+            raise TypeError(f"{where} is numeric but declares no range (Annotated[T, RANGE])")
         field_range = FieldRange.parse(text)
         if field_range.allow_none != optional:
             raise TypeError(f"{where}: its range {field_range.text!r} and its type disagree about None")
         out[field.name] = (kind, field_range)
-    if declared:
-        raise TypeError(f"{config_cls.__name__}.RANGES names no numeric field: {', '.join(declared)}")
     return out
 
 

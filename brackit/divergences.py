@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -103,10 +103,8 @@ class Divergence:
     name: ClassVar[str]
     forms: ClassVar[tuple[str, ...]]
     form: str = "primal"
-    penalty_weight: float = 5.0
+    penalty_weight: Annotated[float, ">= 0"] = 5.0  # brackit.config_checks.check_ranges
     """Weight of the dual critic's one-sided gradient penalty (dual forms)."""
-
-    RANGES: ClassVar[dict[str, str]] = {"penalty_weight": ">= 0"}  # brackit.config_checks.check_ranges
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -160,11 +158,9 @@ class MMD(Divergence):
     name: ClassVar[str] = "mmd"
     forms: ClassVar[tuple[str, ...]] = ("primal",)
     kernel: str = "laplacian"
-    sigma: float = 20.0
+    sigma: Annotated[float, "> 0"] = 20.0
     use_sqrt: bool = False
     on_raw: bool = False
-
-    RANGES: ClassVar[dict[str, str]] = {**Divergence.RANGES, "sigma": "> 0"}
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -60,7 +60,7 @@ import typing
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any
 
 import jax
 
@@ -115,27 +115,16 @@ class StudySpec:
     datasets: tuple[str, ...]
     """TASK-MIX names or paths (relative paths already joined to the study file's folder)."""
     variants: tuple[Variant, ...]
-    dataset_size: int = DEFAULT_SIZE
-    dataset_seed: int = 0
-    steps: int = 500_000
-    seeds: int = 5
-    eval_every: int = 5_000
-    eval_episodes: int = 20
-    chunk_steps: int = 1_000
-    checkpoint_every: int = 0
+    dataset_size: Annotated[int, ">= 1"] = DEFAULT_SIZE
+    dataset_seed: Annotated[int, "[0, 4294967296)"] = 0
+    steps: Annotated[int, ">= 1"] = 500_000
+    seeds: Annotated[int, f"[1, {MAX_RUNS}]"] = 5
+    eval_every: Annotated[int, ">= 0"] = 5_000
+    eval_episodes: Annotated[int, f"[0, {MAX_EPISODES}]"] = 20
+    chunk_steps: Annotated[int, ">= 1"] = 1_000
+    checkpoint_every: Annotated[int, ">= 0"] = 0
     source: str = "<study>"
     """Where the spec came from (the file, or 'preset NAME'), for messages."""
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "dataset_size": ">= 1",
-        "dataset_seed": "[0, 4294967296)",
-        "steps": ">= 1",
-        "seeds": f"[1, {MAX_RUNS}]",
-        "eval_every": ">= 0",
-        "eval_episodes": f"[0, {MAX_EPISODES}]",
-        "chunk_steps": ">= 1",
-        "checkpoint_every": ">= 0",
-    }
 
     def __post_init__(self) -> None:
         check_ranges(self)
@@ -143,7 +132,7 @@ class StudySpec:
 
 _INT_MINIMUM: dict[str, int] = {key: int(valid.low) for key, (_, valid) in declared_ranges(StudySpec).items()}
 """The least value of each integer key of a study file (1 or 0): the lower end of its range in
-``StudySpec.RANGES``."""
+``StudySpec``'s field types."""
 _TOP_KEYS: dict[str, tuple[type, str]] = {
     "name": (str, "a string"),
     "description": (str, "a string"),
@@ -378,22 +367,13 @@ class Budget:
     """Caps on the spec's values (None: the spec's own)."""
 
     name: str
-    steps: int | None = None
-    seeds: int | None = None
-    dataset_size: int | None = None
-    eval_every: int | None = None
-    eval_episodes: int | None = None
-    chunk_steps: int | None = None
+    steps: Annotated[int | None, ">= 1 or None"] = None
+    seeds: Annotated[int | None, f"[1, {MAX_RUNS}] or None"] = None
+    dataset_size: Annotated[int | None, ">= 1 or None"] = None
+    eval_every: Annotated[int | None, ">= 1 or None"] = None
+    eval_episodes: Annotated[int | None, f"[0, {MAX_EPISODES}] or None"] = None
+    chunk_steps: Annotated[int | None, ">= 1 or None"] = None
     description: str = ""
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "steps": ">= 1 or None",
-        "seeds": f"[1, {MAX_RUNS}] or None",
-        "dataset_size": ">= 1 or None",
-        "eval_every": ">= 1 or None",
-        "eval_episodes": f"[0, {MAX_EPISODES}] or None",
-        "chunk_steps": ">= 1 or None",
-    }
 
     def __post_init__(self) -> None:
         check_ranges(self)

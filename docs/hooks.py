@@ -6,7 +6,7 @@ Everything that restates the code is generated from it on every build, so it can
   (what ``typer brackit.cli utils docs`` prints);
 - ``<!-- brackit:config NAME -->`` in a page: the config table of algorithm NAME of the registry
   (``brackit.algos.ALGORITHMS``): every field with its type, default, valid range
-  (``brackit.config_checks.field_facts``: the class's ``RANGES`` and the conventional ranges) and the doc
+  (``brackit.config_checks.field_facts``: the ranges in the fields' types and the conventional ranges) and the doc
   string under it (``brackit.cli.config_field_docs``), then the rules across fields (``RULES``), as
   ``brackit algos NAME`` prints them; ``<!-- brackit:algorithms -->``: the registry itself;
   ``<!-- brackit:budgets -->``: the study budgets (``brackit.study.BUDGETS``);

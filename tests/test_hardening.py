@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Annotated
 
 import jax
 import numpy as np
@@ -30,7 +31,7 @@ from brackit.algos import ALGORITHMS
 from brackit.algos.bc import BCConfig
 from brackit.algos.bcq import BCQConfig
 from brackit.algos.bear import BEARConfig
-from brackit.algos.brac import BRACConfig
+from brackit.algos.brac import BRACConfig, SACOfflineConfig
 from brackit.algos.td3bc import ReBRACConfig
 from brackit.checkpoint import read_record
 from brackit.cli import main
@@ -89,14 +90,40 @@ def test_every_numeric_field_of_every_config_declares_a_range():
         num_things: int = 1
 
     @dataclasses.dataclass(frozen=True)
-    class Misnamed:
-        RANGES = {"batch_size": ">= 1", "batch_sise": ">= 1"}  # noqa: RUF012
-        batch_size: int = 1
+    class NotNumeric:
+        name: Annotated[str, ">= 1"] = "x"
 
-    with pytest.raises(TypeError, match=r"Undeclared\.num_things is numeric but RANGES declares no range"):
+    @dataclasses.dataclass(frozen=True)
+    class Overridden(Undeclared):
+        batch_size: Annotated[int, ">= 4"] = 4  # a declared range replaces the conventional one
+        num_things: Annotated[int, "[0, 2]"] = 1
+
+    @dataclasses.dataclass(frozen=True)
+    class NoneDisagrees:
+        num_things: Annotated[int | None, ">= 1"] = None
+
+    with pytest.raises(TypeError, match=r"Undeclared\.num_things is numeric but declares no range"):
         declared_ranges(Undeclared)
-    with pytest.raises(TypeError, match="batch_sise"):
-        declared_ranges(Misnamed)
+    with pytest.raises(TypeError, match=r"NotNumeric\.name declares the range '>= 1' but is not numeric"):
+        declared_ranges(NotNumeric)
+    with pytest.raises(TypeError, match=r"NoneDisagrees\.num_things: its range '>= 1' and its type disagree"):
+        declared_ranges(NoneDisagrees)
+    assert {k: r.text for k, (_, r) in declared_ranges(Overridden).items()} == {
+        "batch_size": ">= 4",
+        "num_things": "[0, 2]",
+    }
+    with pytest.raises(ConfigError, match=r"Overridden\.num_things must be in \[0, 2\], got 3"):
+        check_ranges(Overridden(num_things=3))
+
+    @dataclasses.dataclass(frozen=True)
+    class NewDefault(Overridden):
+        num_things: int = 2  # a new default keeps the base's declared range
+
+    assert declared_ranges(NewDefault)["num_things"][1].text == "[0, 2]"
+    assert (
+        declared_ranges(SACOfflineConfig)["alpha_entropy"][1].text
+        == declared_ranges(BRACConfig)["alpha_entropy"][1].text
+    )
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ import dataclasses
 import math
 import re
 from pathlib import Path
+from typing import Annotated
 
 import pytest
 from helpers import random_episode_arrays
@@ -118,11 +119,10 @@ def test_rules_hold_for_equal_bounds_and_the_defaults():
 def test_the_rule_mechanism():
     @dataclasses.dataclass(frozen=True)
     class Window:
-        RANGES = {"low": "finite", "high": "finite", "mid": "finite"}  # noqa: RUF012
         RULES = (comparison("low < mid <= high", "the middle"),)
-        low: float = 0.0
-        mid: float = 1.0
-        high: float = 1.0
+        low: Annotated[float, "finite"] = 0.0
+        mid: Annotated[float, "finite"] = 1.0
+        high: Annotated[float, "finite"] = 1.0
 
     check_ranges(Window())
     with pytest.raises(

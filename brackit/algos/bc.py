@@ -18,16 +18,16 @@ initialisation (LeCun normal kernels) where the reference uses Keras's (Glorot u
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.algos.common import StepState, advance, initial_step_fields
+from brackit.algos.common import StepState, advance, entropy_temperature_fields, initial_step_fields
 from brackit.config_checks import Rule, check_ranges, choice, comparison
-from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian, entropy_temperature_step
+from brackit.nets import LOG_STD_TRANSFORMS, GaussianHead, TanhGaussian
 from brackit.ops import gradient_step, namespaced, nonnegative
 from brackit.types import Transition
 
@@ -36,36 +36,28 @@ from brackit.types import Transition
 class BCConfig:
     hidden: tuple[int, ...] = (200, 200)
     """Hidden widths of the policy network."""
-    learning_rate: float = 5e-4
+    learning_rate: Annotated[float, "> 0"] = 5e-4
     """Adam learning rate."""
     batch_size: int = 256
     """Transitions per update."""
-    action_clip: float = 1e-3
+    action_clip: Annotated[float, "(0, 0.5)"] = 1e-3
     """Dataset actions are clipped to within this of the bounds before taking log-probs."""
-    log_std_min: float = -5.0
-    log_std_max: float = 0.0
+    log_std_min: Annotated[float, "finite"] = -5.0
+    log_std_max: Annotated[float, "finite"] = 0.0
     log_std_transform: str = "tanh"
     """How the raw log-std output maps into [log_std_min, log_std_max]: 'tanh' (smooth, the reference's) or
     'clip'."""
-    alpha_entropy: float = 1.0
+    alpha_entropy: Annotated[float, ">= 0"] = 1.0
     """Weight of the entropy term (its initial value when tuned); 0 with ``tune_entropy`` False: pure MLE."""
     tune_entropy: bool = True
     """Train the entropy weight toward ``target_entropy`` (the reference does)."""
-    target_entropy: float | None = None
+    target_entropy: Annotated[float | None, "finite or None"] = None
     """None: -|A|."""
     entropy_lr: float | None = None
     """Adam learning rate of the entropy weight; None: ``learning_rate`` (the reference's one setting)."""
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (``brackit.train``)."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "learning_rate": "> 0",
-        "action_clip": "(0, 0.5)",
-        "log_std_min": "finite",
-        "log_std_max": "finite",
-        "alpha_entropy": ">= 0",
-        "target_entropy": "finite or None",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         comparison("log_std_min <= log_std_max"),
         choice("log_std_transform", LOG_STD_TRANSFORMS),
@@ -141,28 +133,17 @@ def update(config: BCConfig, state: BCState, batch: Transition) -> tuple[BCState
     params, opt_state, metrics = gradient_step(
         loss, state.params, state.opt_state, optimizer(config), config, batch, state.alpha_entropy, policy_key
     )
-    alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
-    if config.tune_entropy:
-        pi = distribution(config, params, batch.obs, state.action_dim)
-        alpha_entropy, alpha_entropy_opt = entropy_temperature_step(
-            alpha_entropy,
-            alpha_entropy_opt,
-            entropy_optimizer(config),
-            pi,
-            entropy_key,
-            config.target_entropy,
-        )
-    metrics = namespaced({"bc": metrics})
-    metrics["bc/alpha_entropy"] = nonnegative(alpha_entropy)
-    state = advance(
+    entropy = entropy_temperature_fields(
         state,
-        key,
-        params=params,
-        opt_state=opt_state,
-        alpha_entropy=alpha_entropy,
-        alpha_entropy_opt=alpha_entropy_opt,
+        config.tune_entropy,
+        lambda: distribution(config, params, batch.obs, state.action_dim),
+        entropy_optimizer(config),
+        entropy_key,
+        config.target_entropy,
     )
-    return state, metrics
+    metrics = namespaced({"bc": metrics})
+    metrics["bc/alpha_entropy"] = nonnegative(entropy["alpha_entropy"])
+    return advance(state, key, params=params, opt_state=opt_state, **entropy), metrics
 
 
 def act(config: BCConfig, state: BCState, obs: jax.Array, key: jax.Array, mode: str = "mode") -> jax.Array:

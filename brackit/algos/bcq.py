@@ -24,7 +24,7 @@ Actions are in the unit box [-1, 1]^A, so the paper's ``max_action`` is 1.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -50,24 +50,17 @@ ACT_MODES = ("max_q", "mode")
 
 @dataclasses.dataclass(frozen=True)
 class BCQConfig(common.VAEConfig, common.ActorCriticConfig):
-    phi: float = 0.05
+    phi: Annotated[float, "[0, 2]"] = 0.05  # the unit box is 2 wide
     """Largest perturbation of a VAE action, per coordinate, in the unit box."""
-    ensemble_lam: float = 0.75
+    ensemble_lam: Annotated[float, "[0, 1]"] = 0.75
     """Target critic reduction ``lam * min + (1 - lam) * max`` (the paper's soft clipped double Q)."""
-    num_target_samples: int = 10
+    num_target_samples: Annotated[int, ">= 1"] = 10
     """VAE samples at s' in the critic target (max over them)."""
-    num_act_samples: int = 100
+    num_act_samples: Annotated[int, ">= 1"] = 100
     """Perturbed VAE candidates when acting (argmax Q1); the paper's code uses 100."""
     batch_size: int = 100
     critic_hidden: tuple[int, ...] = (400, 300)
     actor_hidden: tuple[int, ...] = (400, 300)
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "phi": "[0, 2]",  # the unit box is 2 wide
-        "ensemble_lam": "[0, 1]",
-        "num_target_samples": ">= 1",
-        "num_act_samples": ">= 1",
-    }
 
     def __post_init__(self) -> None:
         check_ranges(self)

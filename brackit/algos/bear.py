@@ -44,7 +44,7 @@ Actions are in the unit box [-1, 1]^A.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -90,53 +90,38 @@ class BEARConfig(common.VAEConfig, common.ActorCriticConfig):
     log-density): 'mmd'."""
     mmd_kernel: str = "laplacian"
     """'laplacian' (BEAR's choice for Hopper and Walker2d) or 'gaussian' (HalfCheetah)."""
-    mmd_sigma: float = 20.0
+    mmd_sigma: Annotated[float, "> 0"] = 20.0
     """Kernel width in ``brackit.divergences`` units: with 'laplacian' twice the authors' sigma (20 = their
     10), with 'gaussian' equal to it (see the module docstring)."""
     mmd_sqrt: bool = True
     """Use sqrt(mmd2 + 1e-6), as BEAR does."""
     mmd_on_raw: bool = True
     """Compare pre-tanh samples (the authors' code); False compares squashed actions."""
-    num_divergence_samples: int = 5
+    num_divergence_samples: Annotated[int, ">= 1"] = 5
     """Samples of pi and of the VAE per state, for the divergence and the actor's Q term."""
-    actor_noise_clip: float | None = 0.5
+    actor_noise_clip: Annotated[float | None, "> 0 or None"] = 0.5
     """The actor's samples in the actor loss draw standard-normal noise clipped to +-this (the authors'
     ``sample_multiple``); None: unclipped. The critic target and ``act`` never clip (as the authors)."""
-    epsilon: float = 0.05
+    epsilon: Annotated[float, ">= 0"] = 0.05
     """Divergence threshold the Lagrange multiplier enforces."""
-    initial_log_lagrange: float = 0.0
-    log_lagrange_min: float = -5.0
-    log_lagrange_max: float = 10.0
+    initial_log_lagrange: Annotated[float, "finite"] = 0.0
+    log_lagrange_min: Annotated[float, "finite"] = -5.0
+    log_lagrange_max: Annotated[float, "finite"] = 10.0
     lagrange_lr: float = 1e-3
-    warm_start_steps: int = 20_000
+    warm_start_steps: Annotated[int, ">= 0"] = 20_000
     """Steps during which the actor minimises only the divergence term."""
-    ensemble_lam: float = 0.75
+    ensemble_lam: Annotated[float, "[0, 1]"] = 0.75
     """Target critic reduction ``lam * min + (1 - lam) * max``."""
-    num_target_samples: int = 10
+    num_target_samples: Annotated[int, ">= 1"] = 10
     """Target-actor samples at s' in the critic target (max over them)."""
-    num_act_samples: int = 10
+    num_act_samples: Annotated[int, ">= 1"] = 10
     """Actor samples when acting with mode 'max_q' (argmax Q1)."""
     actor_lr: float = 1e-4
     critic_hidden: tuple[int, ...] = (400, 300)
     actor_hidden: tuple[int, ...] = (400, 300)
-    log_std_min: float = -5.0
-    log_std_max: float = 0.0
+    log_std_min: Annotated[float, "finite"] = -5.0
+    log_std_max: Annotated[float, "finite"] = 0.0
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "mmd_sigma": "> 0",
-        "num_divergence_samples": ">= 1",
-        "actor_noise_clip": "> 0 or None",
-        "epsilon": ">= 0",
-        "initial_log_lagrange": "finite",
-        "log_lagrange_min": "finite",
-        "log_lagrange_max": "finite",
-        "warm_start_steps": ">= 0",
-        "ensemble_lam": "[0, 1]",
-        "num_target_samples": ">= 1",
-        "num_act_samples": ">= 1",
-        "log_std_min": "finite",
-        "log_std_max": "finite",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         comparison("log_lagrange_min <= initial_log_lagrange <= log_lagrange_max"),
         comparison("log_std_min <= log_std_max"),

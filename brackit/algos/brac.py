@@ -37,7 +37,7 @@ Actions are in the unit box [-1, 1]^A throughout; the training loop maps dataset
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,7 @@ from brackit.algos.common import (
     advance,
     critic_net,
     critic_update,
+    entropy_temperature_fields,
     initial_step_fields,
 )
 from brackit.config_checks import Rule, check_ranges, choice
@@ -62,7 +63,6 @@ from brackit.nets import (
     DualCritic,
     GaussianHead,
     TanhGaussian,
-    entropy_temperature_step,
     tanh_gaussian_act,
 )
 from brackit.ops import (
@@ -89,21 +89,21 @@ class BRACConfig(ActorCriticConfig):
     """'kl', 'mmd', 'w' (Wasserstein) or 'none' (unregularized offline actor-critic)."""
     form: str = "primal"
     """'primal' (uses a behavior policy fitted first) or 'dual' (trains a critic c(s, a))."""
-    alpha: float | None = None
+    alpha: Annotated[float | None, ">= 0 or None"] = None
     """Divergence weight (initial value when tuned). None: 0.1 for primal, 10.0 for dual (reference)."""
     tune_alpha: bool = False
     """Train alpha by a Lagrangian toward ``target_divergence``."""
-    target_divergence: float = 0.0
+    target_divergence: Annotated[float, "finite"] = 0.0
     """Divergence level the tuned alpha aims for."""
-    alpha_max: float = 500.0
+    alpha_max: Annotated[float, ">= 0"] = 500.0
     """Alpha is clipped to [0, alpha_max]."""
     alpha_lr: float = 1e-3
-    alpha_entropy: float = 0.0
+    alpha_entropy: Annotated[float, ">= 0"] = 0.0
     """Entropy temperature (initial value when tuned; a tuned temperature can grow from 0)."""
     tune_entropy: bool = False
-    target_entropy: float | None = None
+    target_entropy: Annotated[float | None, "finite or None"] = None
     """None: -|A|."""
-    ensemble_lam: float = 1.0
+    ensemble_lam: Annotated[float, "[0, 1]"] = 1.0
     """Qens = lam * min + (1 - lam) * max; 1.0 is the pure min, 0.75 the 'mixture' of BCQ/BEAR."""
     actor_lr: float | None = None
     """None: 3e-4 for primal, 3e-6 for dual (reference scripts)."""
@@ -111,44 +111,29 @@ class BRACConfig(ActorCriticConfig):
     actor_hidden: tuple[int, ...] = (200, 200)
     log_std_transform: str = "tanh"
     """How the actor's raw log-std maps into [-5, 0]: 'tanh' (smooth, the reference's) or 'clip'."""
-    warm_start_steps: int = 20_000
+    warm_start_steps: Annotated[int, ">= 0"] = 20_000
     """The actor minimises only the divergence (and entropy) terms until step ``warm_start_steps``
     (the Q term enters once ``step > warm_start_steps``, as in the reference)."""
-    num_divergence_samples: int = 4
+    num_divergence_samples: Annotated[int, ">= 1"] = 4
     """Samples per state for primal estimates (n in the paper)."""
     mmd_kernel: str = "laplacian"
     """'laplacian' exp(-|x - y|_1 / sigma) (BRAC's) or 'gaussian' exp(-|x - y|^2 / (2 sigma))."""
-    mmd_sigma: float = 20.0
+    mmd_sigma: Annotated[float, "> 0"] = 20.0
     """Kernel width sigma of the formulas above (BRAC's reference: Laplacian, 20)."""
     dual_hidden: tuple[int, ...] = (300, 300)
     dual_lr: float = 1e-3
-    dual_steps: int = 3
+    dual_steps: Annotated[int, ">= 1"] = 3
     """Dual-critic steps per update (the reference's c_iter): one on the update's batch after the actor
     step, the others on fresh batches."""
-    gradient_penalty: float = 5.0
+    gradient_penalty: Annotated[float, ">= 0"] = 5.0
     """Weight of the one-sided gradient penalty of every dual critic (KL and Wasserstein)."""
     behavior: bc.BCConfig = dataclasses.field(default_factory=bc.BCConfig)
     """The behavior policy estimate (primal forms): ``brackit.algos.bc``, its own batch size included."""
-    behavior_steps: int = 300_000
+    behavior_steps: Annotated[int, ">= 0"] = 300_000
     """Steps fitting pi_b before BRAC starts (primal forms; 0 for dual and none)."""
-    eval_samples: int = 10
+    eval_samples: Annotated[int, ">= 1"] = 10
     """Candidate actions for max-Q acting (ranked by Q1)."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "alpha": ">= 0 or None",
-        "target_divergence": "finite",
-        "alpha_max": ">= 0",
-        "alpha_entropy": ">= 0",
-        "target_entropy": "finite or None",
-        "ensemble_lam": "[0, 1]",
-        "warm_start_steps": ">= 0",
-        "num_divergence_samples": ">= 1",
-        "mmd_sigma": "> 0",
-        "dual_steps": ">= 1",
-        "gradient_penalty": ">= 0",
-        "behavior_steps": ">= 0",
-        "eval_samples": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         choice("penalty", PENALTIES),
         choice("log_std_transform", LOG_STD_TRANSFORMS),
@@ -496,29 +481,18 @@ def update(config: BRACConfig, state: BRACState, batch: Transition) -> tuple[BRA
         )
         alpha = jnp.clip(alpha, 0.0, config.alpha_max)
 
-    alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
-    if config.tune_entropy:
-        pi = policy(config, state.actor_params, batch.obs, state.action_dim)
-        alpha_entropy, alpha_entropy_opt = entropy_temperature_step(
-            alpha_entropy,
-            alpha_entropy_opt,
-            optax.adam(config.alpha_lr),
-            pi,
-            entropy_key,
-            config.target_entropy,
-        )
+    entropy = entropy_temperature_fields(
+        state,
+        config.tune_entropy,
+        lambda: policy(config, state.actor_params, batch.obs, state.action_dim),
+        optax.adam(config.alpha_lr),
+        entropy_key,
+        config.target_entropy,
+    )
 
     metrics["alpha/value"] = alpha
-    metrics["alpha_entropy/value"] = nonnegative(alpha_entropy)
-    state = advance(
-        state,
-        key,
-        alpha=alpha,
-        alpha_opt=alpha_opt,
-        alpha_entropy=alpha_entropy,
-        alpha_entropy_opt=alpha_entropy_opt,
-    )
-    return state, metrics
+    metrics["alpha_entropy/value"] = nonnegative(entropy["alpha_entropy"])
+    return advance(state, key, alpha=alpha, alpha_opt=alpha_opt, **entropy), metrics
 
 
 def act(

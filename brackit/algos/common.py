@@ -8,20 +8,28 @@ by Adam and tracked by Polyak targets. Each algorithm's own math stays in its mo
   step counter, key and action size every state carries; ``actor_critic_fields`` fills it at ``init``.
 - ``actor_step``, ``actor_critic_updates``/``polyak_targets``, ``advance``: one Adam step of the actor, the
   new networks and their Polyak targets, and the step counter and key at the end of every update.
+- ``entropy_temperature_fields``: the tuned entropy temperature's step (BC, BRAC) as fields for ``advance``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
-from brackit.nets import VAE, CriticEnsemble, critic_step, sampled_max_target
+from brackit.nets import (
+    VAE,
+    CriticEnsemble,
+    TanhGaussian,
+    critic_step,
+    entropy_temperature_step,
+    sampled_max_target,
+)
 from brackit.ops import gradient_step, polyak
 from brackit.types import Transition
 
@@ -51,12 +59,10 @@ class ActorCriticConfig:
 class VAEConfig:
     vae_lr: float = 1e-3
     vae_hidden: tuple[int, ...] = (750, 750)
-    latent_dim: int = 0
+    latent_dim: Annotated[int, ">= 0"] = 0
     """VAE latent size; 0 means 2|A| (BCQ's)."""
-    kl_weight: float = 0.5
+    kl_weight: Annotated[float, ">= 0"] = 0.5
     """VAE loss = reconstruction + kl_weight * KL."""
-
-    RANGES: ClassVar[dict[str, str]] = {"latent_dim": ">= 0", "kl_weight": ">= 0"}
 
 
 def vae_net(config: VAEConfig, action_dim: int) -> VAE:
@@ -75,6 +81,25 @@ class StepState:
 def initial_step_fields(key: jax.Array, action_dim: int) -> dict[str, Any]:
     """``StepState``'s fields at ``init``: step 0, the state's key and the action size."""
     return {"step": jnp.zeros((), jnp.int32), "key": key, "action_dim": action_dim}
+
+
+def entropy_temperature_fields(
+    state: Any,
+    tune: bool,
+    pi: Callable[[], TanhGaussian],
+    optimizer: optax.GradientTransformation,
+    key: jax.Array,
+    target_entropy: float | None,
+) -> dict[str, Any]:
+    """``alpha_entropy`` and ``alpha_entropy_opt`` for ``advance``: the state's, after one step toward
+    ``target_entropy`` on a fresh sample of the policy ``pi()`` when ``tune`` (``nets.entropy_temperature_step``;
+    BC and BRAC tune it after their policy step, on the updated policy, as the BRAC reference does)."""
+    alpha_entropy, alpha_entropy_opt = state.alpha_entropy, state.alpha_entropy_opt
+    if tune:
+        alpha_entropy, alpha_entropy_opt = entropy_temperature_step(
+            alpha_entropy, alpha_entropy_opt, optimizer, pi(), key, target_entropy
+        )
+    return {"alpha_entropy": alpha_entropy, "alpha_entropy_opt": alpha_entropy_opt}
 
 
 def advance(state: Any, key: jax.Array, **fields: Any) -> Any:

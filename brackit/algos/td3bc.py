@@ -48,7 +48,7 @@ Remaining differences from the references:
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Annotated
 
 import jax
 import jax.numpy as jnp
@@ -75,21 +75,21 @@ BC_REDUCTIONS = ("sum", "mean")
 
 @dataclasses.dataclass(frozen=True)
 class ReBRACConfig(ActorCriticConfig):
-    beta_actor: float = 0.001
+    beta_actor: Annotated[float, ">= 0"] = 0.001
     """Weight of ||pi(s) - a||^2 in the actor loss; tuned per dataset (D4RL: ``REBRAC_D4RL_BETAS``). The
     default is the best of the learning study's sweep on the BRAC protocol's mixes (module docstring)."""
-    beta_critic: float = 0.01
+    beta_critic: Annotated[float, ">= 0"] = 0.01
     """Weight of ||a~' - a'||^2 subtracted in the critic target (0 disables; tuned per dataset)."""
-    q_scale: float = 1.0
+    q_scale: Annotated[float, "> 0"] = 1.0
     """lam = q_scale / mean|Q|: 1 for ReBRAC, alpha = 2.5 for TD3+BC."""
     actor_q: str = "min"
     """Q in the actor loss: 'min' over the critics (ReBRAC) or the 'first' critic (TD3+BC)."""
     bc_reduction: str = "sum"
     """||pi(s) - a||^2 summed ('sum', ReBRAC) or averaged ('mean', TD3+BC's MSE) over action dimensions."""
-    policy_noise: float = 0.2
+    policy_noise: Annotated[float, ">= 0"] = 0.2
     """Std of the target policy smoothing noise (unit-box actions)."""
-    noise_clip: float = 0.5
-    policy_freq: int = 2
+    noise_clip: Annotated[float, ">= 0"] = 0.5
+    policy_freq: Annotated[int, ">= 1"] = 2
     """The actor and the targets are updated every ``policy_freq`` critic steps."""
     critic_layer_norm: bool = True
     actor_layer_norm: bool = False
@@ -100,27 +100,15 @@ class ReBRACConfig(ActorCriticConfig):
     """LayerNorm placement: Dense -> ReLU -> LayerNorm (ReBRAC's networks) or Dense -> LayerNorm -> ReLU."""
     hidden_init: str = "fan_in_uniform"
     """Hidden kernels: 'fan_in_uniform' U(+-1/sqrt(fan_in)) (ReBRAC's, PyTorch's default) or 'lecun'."""
-    hidden_bias_init: float = 0.1
+    hidden_bias_init: Annotated[float, "finite"] = 0.1
     """Constant initial bias of every hidden layer of both networks (ReBRAC: 0.1)."""
-    actor_last_init: float | None = 1e-3
+    actor_last_init: Annotated[float | None, ">= 0 or None"] = 1e-3
     """The actor's last kernel and bias start U(+-actor_last_init); None: Glorot uniform and zero bias."""
-    critic_last_init: float | None = 3e-3
+    critic_last_init: Annotated[float | None, ">= 0 or None"] = 3e-3
     """The critics' last kernel and bias start U(+-critic_last_init); None: Glorot uniform and zero bias."""
     normalize_obs: bool = False
     """Train on observations standardised by the dataset's mean and std (+1e-3) and act on raw ones
     (``brackit.train``); ReBRAC does not (``normalize_states: false`` in every config), TD3+BC does."""
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "beta_actor": ">= 0",
-        "beta_critic": ">= 0",
-        "q_scale": "> 0",
-        "policy_noise": ">= 0",
-        "noise_clip": ">= 0",
-        "policy_freq": ">= 1",
-        "hidden_bias_init": "finite",
-        "actor_last_init": ">= 0 or None",
-        "critic_last_init": ">= 0 or None",
-    }
 
     def __post_init__(self) -> None:
         check_ranges(self)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -49,29 +49,22 @@ class FedConfig(CheckedConfig):
 
     model: str = "2nn"
     """``"2nn"`` (MLP 784-200-200-10, 199,210 parameters) or ``"cnn"`` (two 5x5 convolutions, see widths)."""
-    num_clients: int = 100
+    num_clients: Annotated[int, ">= 1"] = 100
     """Clients [K]."""
-    client_fraction: float = 0.1
+    client_fraction: Annotated[float, "[0, 1]"] = 0.1
     """Fraction of clients selected per round [C]; ``m = max(round(C K), 1)``."""
-    local_epochs: int = 1
+    local_epochs: Annotated[int, ">= 1"] = 1
     """Local epochs [E]."""
     batch_size: int | None = 10
     """Local minibatch size [B]; ``None`` means B = infinity (the client's whole data as one batch)."""
     iid: bool = True
     """IID partition, or the pathological non-IID one (sorted by label, 2 K shards, 2 per client)."""
-    num_rounds: int = 100
+    num_rounds: Annotated[int, ">= 1"] = 100
     """Communication rounds run."""
-    cnn_widths: tuple[int, int, int] = (16, 32, 128)
+    cnn_widths: Annotated[tuple[int, int, int], ">= 1"] = (16, 32, 128)
     """CNN channels of conv1, conv2 and width of the dense layer (the paper: 32, 64, 512)."""
     seed: int = 0
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "num_clients": ">= 1",
-        "client_fraction": "[0, 1]",
-        "local_epochs": ">= 1",
-        "num_rounds": ">= 1",
-        "cnn_widths": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (choice("model", MODELS),)
 
     @property

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Callable, Sequence
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -144,34 +144,24 @@ def iht_projection(observed: jax.Array, k: int, t: int, num_iters: int) -> jax.A
 class RecoveryConfig(CheckedConfig):
     """The synthetic phase diagram: exact recovery of k-sparse (DCT) images under t spikes."""
 
-    height: int = 28
+    height: Annotated[int, ">= 1"] = 28
     """Image height (pixels)."""
-    width: int = 28
+    width: Annotated[int, ">= 1"] = 28
     """Image width (pixels)."""
-    ks: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    ks: Annotated[tuple[int, ...], ">= 1"] = (1, 2, 4, 8, 16, 32, 64)
     """DCT sparsities on the grid."""
-    ts: tuple[int, ...] = (1, 2, 4, 8, 16, 32, 64)
+    ts: Annotated[tuple[int, ...], ">= 1"] = (1, 2, 4, 8, 16, 32, 64)
     """Numbers of corrupted pixels on the grid."""
-    trials: int = 20
+    trials: Annotated[int, ">= 1"] = 20
     """Random problems per (k, t) cell."""
-    num_iters: int = 50
+    num_iters: Annotated[int, ">= 1"] = 50
     """IHT iterations T."""
-    spike_scale: float = 5.0
+    spike_scale: Annotated[float, ">= 1"] = 5.0
     """Spike magnitudes are uniform in [1, spike_scale] times the largest clean pixel, random sign."""
-    tolerance: float = 1e-3
+    tolerance: Annotated[float, "> 0"] = 1e-3
     """A trial succeeds when ||a_hat - a|| <= tolerance ||a||."""
     seed: int = 0
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "height": ">= 1",
-        "width": ">= 1",
-        "ks": ">= 1",
-        "ts": ">= 1",
-        "trials": ">= 1",
-        "num_iters": ">= 1",
-        "spike_scale": ">= 1",
-        "tolerance": "> 0",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
             ("ks", "ts", "height", "width"),
@@ -497,29 +487,20 @@ class CWL0Config(CheckedConfig):
     """Sizes of ``cw_l0_attack``, the L0 attack of Carlini & Wagner (2017), Section VI-B, made cheaper to fit
     a CPU: fewer and larger steps, several pixels fixed per round (see ``cw_l0_attack``)."""
 
-    rounds: int = 40
+    rounds: Annotated[int, ">= 1"] = 40
     """Restricted L2 attacks in all, successful or not (theirs: as many as it takes)."""
-    steps: int = 50
+    steps: Annotated[int, ">= 1"] = 50
     """Adam steps of each restricted L2 attack (their L2 attack runs far more, Section VI-A)."""
     learning_rate: float = 0.1
     """Adam's step size on the tanh variables ``w`` (larger than theirs, to move in fewer steps)."""
-    initial_const: float = 1.0
+    initial_const: Annotated[float, "> 0"] = 1.0
     """The weight ``c`` of the misclassification term in the first L2 attack (theirs starts very low)."""
-    max_const: float = 256.0
+    max_const: Annotated[float, "> 0"] = 256.0
     """``c`` doubles after each failed L2 attack; past this the attack ends with its last success."""
-    shrink: float = 0.2
+    shrink: Annotated[float, "[0, 1)"] = 0.2
     """Fraction of the allowed pixels fixed after each success, at least one (0: one, as theirs)."""
-    confidence: float = 0.0
+    confidence: Annotated[float, ">= 0"] = 0.0
     """``kappa``: the target's logit must beat the others' by this much (Section VI-A)."""
-
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "rounds": ">= 1",
-        "steps": ">= 1",
-        "initial_const": "> 0",
-        "max_const": "> 0",
-        "shrink": "[0, 1)",
-        "confidence": ">= 0",
-    }
 
 
 def cw_l0_attack(
@@ -742,35 +723,27 @@ def project_batch(images: jax.Array, k: int) -> jax.Array:
 class DefenseConfig(CheckedConfig):
     """The IHT defence on 28x28 MNIST digits (our choices of k, t, T; see the module docstring)."""
 
-    k: int = 80
+    k: Annotated[int, ">= 1"] = 80
     """DCT sparsity of the classifier's inputs and of IHT."""
-    t: int = 40
+    t: Annotated[int, ">= 0"] = 40
     """Pixels IHT may treat as corrupted (should be >= the attack budget)."""
-    num_iters: int = 20
+    num_iters: Annotated[int, ">= 1"] = 20
     """IHT iterations T."""
     hidden: tuple[int, ...] = (256, 256)
     """MLP widths."""
-    epochs: int = 15
+    epochs: Annotated[int, ">= 1"] = 15
     batch_size: int = 100
     learning_rate: float = 1e-3
     attacks: tuple[str, ...] = ATTACKS
     """Rows of the table, from ``ATTACKS``."""
-    budgets: tuple[int, ...] = (10, 20, 40)
+    budgets: Annotated[tuple[int, ...], ">= 0"] = (10, 20, 40)
     """L0 budgets (pixels) of every attack."""
-    num_attack_images: int = 1000
+    num_attack_images: Annotated[int, ">= 1"] = 1000
     """Test images attacked (the first ones of the stratified test split)."""
     cw: CWL0Config = CWL0Config()
     """Sizes of the CW-L0 attack."""
     seed: int = 0
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "k": ">= 1",
-        "t": ">= 0",
-        "num_iters": ">= 1",
-        "epochs": ">= 1",
-        "budgets": ">= 0",
-        "num_attack_images": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(("budgets",), lambda budgets: len(budgets) >= 1, "need at least one L0 budget"),
         Rule(

@@ -22,7 +22,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -199,15 +199,15 @@ class FitConfig(CheckedConfig):
     """Network: ``mlp1x512``, ``mlp3x512`` or ``cnn``."""
     learning_rate: float = 0.01
     """SGD step size (the paper uses SGD with momentum 0.9, initial rate 0.01 or 0.1)."""
-    momentum: float = 0.9
+    momentum: Annotated[float, "[0, 1)"] = 0.9
     """Heavy-ball momentum."""
     batch_size: int = 128
     """Minibatch size; minibatches are drawn uniformly (with replacement) on the device."""
-    chunk_steps: int = 100
+    chunk_steps: Annotated[int, ">= 1"] = 100
     """Steps per jitted ``lax.scan`` chunk; training error on the whole train set is measured after each."""
-    max_steps: int = 20_000
+    max_steps: Annotated[int, ">= 1"] = 20_000
     """Give up after this many steps (a run that has not fitted reports ``steps_to_fit = -1``)."""
-    eval_block: int = 1000
+    eval_block: Annotated[int, ">= 1"] = 1000
     """Images per block when measuring errors on a whole set (bounds memory for the CNN)."""
     unroll: bool = False
     """Unroll the chunk's ``lax.scan`` completely. XLA on CPU ran ``nn.Conv`` gradients about 10x slower
@@ -218,12 +218,6 @@ class FitConfig(CheckedConfig):
     chunk (on CPU, vmapping ``nn.Conv`` over parameters becomes a slow grouped convolution; the slices
     convolution vmaps into batched matmuls)."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "momentum": "[0, 1)",
-        "chunk_steps": ">= 1",
-        "max_steps": ">= 1",
-        "eval_block": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (choice("architecture", ARCHITECTURES),)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import flax.linen as nn
 import flax.struct
@@ -50,27 +50,19 @@ CORRUPTIONS = ("clean", "salt_pepper", "downsample2", "downsample4")
 class AugmentConfig(CheckedConfig):
     """SimCLR-style augmentations for grey-scale digits (no horizontal flips; see the module docstring)."""
 
-    crop_area: tuple[float, float] = (0.4, 1.0)
+    crop_area: Annotated[tuple[float, float], "(0, 1]"] = (0.4, 1.0)
     """Range of the crop's area as a fraction of the image (random resized crop)."""
-    crop_aspect: tuple[float, float] = (0.75, 4.0 / 3.0)
+    crop_aspect: Annotated[tuple[float, float], "> 0"] = (0.75, 4.0 / 3.0)
     """Range of the crop's aspect ratio (width / height), sampled log-uniformly."""
-    max_translation: float = 2.0
+    max_translation: Annotated[float, ">= 0"] = 2.0
     """Largest extra shift of the resized crop, in output pixels, in each direction."""
-    noise_std: float = 0.1
+    noise_std: Annotated[float, ">= 0"] = 0.1
     """Standard deviation of the additive Gaussian pixel noise."""
-    brightness: float = 0.2
+    brightness: Annotated[float, ">= 0"] = 0.2
     """Additive brightness change drawn from [-brightness, brightness]."""
-    contrast: float = 0.3
+    contrast: Annotated[float, "[0, 1)"] = 0.3  # a factor of 1 - contrast > 0
     """Contrast factor drawn from [1 - contrast, 1 + contrast], applied around the image mean."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "crop_area": "(0, 1]",
-        "crop_aspect": "> 0",
-        "max_translation": ">= 0",
-        "noise_std": ">= 0",
-        "brightness": ">= 0",
-        "contrast": "[0, 1)",  # a factor of 1 - contrast > 0
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(("crop_area",), lambda area: area[0] <= area[1], "need crop_area low <= high"),
         Rule(("crop_aspect",), lambda aspect: aspect[0] <= aspect[1], "need crop_aspect low <= high"),
@@ -246,25 +238,25 @@ class PretrainConfig(CheckedConfig):
 
     objective: str = "simclr"
     """``simclr`` (NT-Xent on two views) or ``supervised`` (cross-entropy on one augmented view)."""
-    temperature: float = 0.5
+    temperature: Annotated[float, "> 0"] = 0.5
     """NT-Xent temperature tau (SimCLR's CIFAR-10 value)."""
     batch_size: int = 128
     """Images per step (SimCLR sees 2 x batch_size views)."""
     learning_rate: float = 1e-3
     """Adam step size (SimCLR uses LARS with large batches; Adam suits these small ones)."""
-    weight_decay: float = 1e-5
+    weight_decay: Annotated[float, ">= 0"] = 1e-5
     """Decoupled weight decay (AdamW)."""
-    steps: int = 1000
+    steps: Annotated[int, ">= 1"] = 1000
     """Total pretraining steps."""
-    chunk_steps: int = 100
+    chunk_steps: Annotated[int, ">= 1"] = 100
     """Steps per jitted ``lax.scan`` chunk."""
-    projection_dim: int = 128
+    projection_dim: Annotated[int, ">= 1"] = 128
     """Output size of the projection head (SimCLR: 128)."""
-    num_classes: int = 10
+    num_classes: Annotated[int, ">= 2"] = 10
     """Classes of the supervised objective."""
-    channels: tuple[int, ...] = (16, 32, 64)
+    channels: Annotated[tuple[int, ...], ">= 1"] = (16, 32, 64)
     """Encoder convolution widths."""
-    features: int = 128
+    features: Annotated[int, ">= 1"] = 128
     """Encoder output size (the frozen features of linear evaluation)."""
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     """Augmentations (both objectives use them)."""
@@ -280,16 +272,6 @@ class PretrainConfig(CheckedConfig):
     compiled chunk: a step of 256 views already fills a CPU, and the sequential runs measured faster (on CPU a
     vmapped ``nn.Conv`` over per-run parameters also becomes a slow grouped convolution)."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "temperature": "> 0",
-        "weight_decay": ">= 0",
-        "steps": ">= 1",
-        "chunk_steps": ">= 1",
-        "projection_dim": ">= 1",
-        "num_classes": ">= 2",
-        "channels": ">= 1",
-        "features": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
             ("steps", "chunk_steps"),
@@ -497,13 +479,11 @@ def unstack(tree: Any, index: int) -> Any:
 class ProbeConfig(CheckedConfig):
     """Full-batch L2-regularized logistic regression, trained with Adam in one ``lax.scan``."""
 
-    steps: int = 500
+    steps: Annotated[int, ">= 1"] = 500
     learning_rate: float = 0.05
-    l2: float = 1e-4
-    num_classes: int = 10
+    l2: Annotated[float, ">= 0"] = 1e-4
+    num_classes: Annotated[int, ">= 2"] = 10
     """Width of the probe's output; coarser label sets use the first few classes."""
-
-    RANGES: ClassVar[dict[str, str]] = {"steps": ">= 1", "l2": ">= 0", "num_classes": ">= 2"}
 
 
 def linear_probe_accuracy(
@@ -610,31 +590,24 @@ class StudyConfig(CheckedConfig):
 
     pretrain: PretrainConfig = dataclasses.field(default_factory=PretrainConfig)
     """SimCLR settings; the supervised runs use the same encoder, optimizer, batch and augmentations."""
-    pretrain_sizes: tuple[int, ...] = (500, 1000, 2000, 4000)
+    pretrain_sizes: Annotated[tuple[int, ...], ">= 1"] = (500, 1000, 2000, 4000)
     """Nested unlabelled pretraining subsets (prefixes of one random order); the largest must be all
     training images, and that run is also the clean SimCLR run of the other axes."""
-    label_sizes: tuple[int, ...] = (50, 100, 500, 1000, 4000)
+    label_sizes: Annotated[tuple[int, ...], ">= 1"] = (50, 100, 500, 1000, 4000)
     """Nested, class-balanced labelled subsets, increasing (see ``labelled_masks``)."""
-    finetune_steps: int = 300
+    finetune_steps: Annotated[int, ">= 1"] = 300
     """Steps of the supervised runs on each labelled subset: SimCLR fine-tuned and the network trained from
     scratch, which also share their batches and augmentations (one key per subset): only the encoder's
     init differs."""
     corruptions: tuple[str, ...] = CORRUPTIONS
     """Corruptions of the pretraining images (the probe always sees clean images)."""
-    salt_pepper_fraction: float = 0.1
+    salt_pepper_fraction: Annotated[float, "[0, 1]"] = 0.1
     """Fraction of pixels hit by salt-and-pepper noise."""
-    granularities: tuple[int, ...] = (2, 5, 10)
+    granularities: Annotated[tuple[int, ...], ">= 1"] = (2, 5, 10)
     """Numbers of label groups for the granularity axis (see ``GRANULARITIES``)."""
     probe: ProbeConfig = dataclasses.field(default_factory=ProbeConfig)
     seed: int = 0
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "pretrain_sizes": ">= 1",
-        "label_sizes": ">= 1",
-        "finetune_steps": ">= 1",
-        "salt_pepper_fraction": "[0, 1]",
-        "granularities": ">= 1",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         Rule(
             ("pretrain_sizes",),

@@ -23,7 +23,7 @@ import dataclasses
 import functools
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -56,7 +56,7 @@ class SACConfig:
     """Hidden widths of each critic."""
     num_critics: int = 2
     """Critics in the ensemble; targets and the actor use their min."""
-    learning_rate: float = 5e-4
+    learning_rate: Annotated[float, "> 0"] = 5e-4
     """Adam learning rate of the actor, the critics and the temperature."""
     batch_size: int = 256
     """Transitions per update, sampled uniformly from the replay buffer."""
@@ -64,36 +64,25 @@ class SACConfig:
     """Discount factor."""
     tau: float = 0.005
     """Polyak rate of the target critics, every update."""
-    initial_temperature: float = 1.0
+    initial_temperature: Annotated[float, "> 0"] = 1.0
     """Initial entropy temperature alpha."""
-    target_entropy: float | None = None
+    target_entropy: Annotated[float | None, "finite or None"] = None
     """Entropy the temperature aims for; None: -|A|."""
-    log_std_min: float = -5.0
+    log_std_min: Annotated[float, "finite"] = -5.0
     """Lower clip of the actor's log-std."""
-    log_std_max: float = 0.0
+    log_std_max: Annotated[float, "finite"] = 0.0
     """Upper clip of the actor's log-std (BRAC's networks)."""
-    random_steps: int = 10_000
+    random_steps: Annotated[int, ">= 0"] = 10_000
     """Environment steps with uniform-random actions before the policy acts and learning starts."""
-    buffer_size: int = 1_000_000
+    buffer_size: Annotated[int, ">= 1"] = 1_000_000
     """Replay capacity in transitions (capped at the run's ``max_steps``)."""
-    num_envs: int = 4
+    num_envs: Annotated[int, ">= 1"] = 4
     """Environments stepped together; the policy is one batched call per vector step."""
-    updates_per_step: int | None = None
+    updates_per_step: Annotated[int | None, ">= 1 or None"] = None
     """Updates per vector step (one scanned, jitted chunk); None: ``num_envs`` (one update per transition)."""
     vector_mode: str = "sync"
     """'sync' (all envs in this process) or 'async' (one subprocess per env)."""
 
-    RANGES: ClassVar[dict[str, str]] = {  # checked by brackit.config_checks.check_ranges
-        "learning_rate": "> 0",
-        "initial_temperature": "> 0",
-        "target_entropy": "finite or None",
-        "log_std_min": "finite",
-        "log_std_max": "finite",
-        "random_steps": ">= 0",
-        "buffer_size": ">= 1",
-        "num_envs": ">= 1",
-        "updates_per_step": ">= 1 or None",
-    }
     RULES: ClassVar[tuple[Rule, ...]] = (
         comparison("batch_size <= buffer_size"),
         comparison("batch_size <= random_steps", "the random steps fill the first batch"),
