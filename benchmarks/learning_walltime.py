@@ -13,7 +13,9 @@ process timed from start to exit (import, JIT compilation, data loading, trainin
 time per run is its group's wall time divided by the seeds. The machine must be otherwise idle: before each
 command the script waits (up to 3 minutes) for the load of the previous one to decay to 0.5 per core, records
 the load average beside it, and the file says so when it was still above 0.5 per core.
-The two processes' run directories are temporary; the results file is ``OUT/walltime.md``.
+The two processes' run directories are temporary; the results file is ``OUT/FILE`` (``--file``, default
+``walltime.md``; the benchmark's BCQ and BEAR rows, 2 seeds as the ``cpu`` budget runs them, are in
+``walltime_bcq_bear.md``).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
+    parser.add_argument("--file", default="walltime.md", help="the results file's name under --out")
     args = parser.parse_args()
     brackit = Path(sys.executable).parent / "brackit"
     rows, loads = [], []
@@ -104,8 +107,8 @@ def main() -> None:
         "",
     ]  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "walltime.md", "\n".join(lines))
-    print(f"wrote {args.out / 'walltime.md'}")
+    atomic_write_text(args.out / args.file, "\n".join(lines))
+    print(f"wrote {args.out / args.file}")
 
 
 if __name__ == "__main__":
