@@ -9,7 +9,8 @@ of d3rlpy's for the same algorithm and steps, measured one after the other on th
 For each algorithm: ``brackit train`` runs ``--seeds`` seeds as one vmapped program (how the benchmark
 runs them), then ``benchmarks/learning_peer.py`` runs d3rlpy's seed 0 (torch with every core); both with
 ``--steps`` updates and an evaluation of ``--eval-episodes`` episodes every ``--eval-every`` steps, each
-process timed from start to exit (import, JIT compilation, data loading, training and evaluation). brackit's
+process timed from start to exit (import, JIT compilation, data loading, training and evaluation). BEAR's
+warm start is scaled to ``--steps`` on both sides, as the study's budgets and the peer scale it. brackit's
 time per run is its group's wall time divided by the seeds. The machine must be otherwise idle: before each
 command the script waits (up to 3 minutes) for the load of the previous one to decay to 0.5 per core, records
 the load average beside it, and the file says so when it was still above 0.5 per core.
@@ -28,8 +29,14 @@ import tempfile
 import time
 from pathlib import Path
 
+from brackit.algos import ALGORITHMS
 from brackit.files import atomic_write_text
 from brackit.provenance import command_line, machine_header
+from brackit.study import STEP_FIELDS
+
+PRESET_STEPS = 500_000
+"""The steps the learning preset's configs are written for (``brackit/studies/learning.toml``): its budgets
+scale the step-counting fields by their steps over these, and so does this script (and the peer)."""
 
 HERE = Path(__file__).resolve().parent
 
@@ -45,6 +52,17 @@ def settle(limit: float) -> None:
     deadline = time.monotonic() + SETTLE_SECONDS
     while os.getloadavg()[0] > limit and time.monotonic() < deadline:
         time.sleep(5)
+
+
+def scaled_step_fields(algo: str, steps: int) -> list[str]:
+    """``--set`` options scaling the algorithm's step-counting fields (``STEP_FIELDS``: BEAR's and BRAC's
+    warm start, BRAC's behavior-policy steps) to ``steps``, as a study budget does."""
+    config = ALGORITHMS[algo].config_cls()
+    return [
+        f"--set={name}={max(1, round(value * steps / PRESET_STEPS))}"
+        for name in STEP_FIELDS
+        if isinstance(value := getattr(config, name, None), int) and value > 0
+    ]
 
 
 def timed(args: list[str]) -> tuple[float, float]:
@@ -77,7 +95,8 @@ def main() -> None:
             common += ["--eval-episodes", str(args.eval_episodes)]
             ours, load_ours = timed(
                 [str(brackit), "train", algo, "--data", str(args.data), "--seeds", str(args.seeds),
-                 "--logdir", f"{tmp}/brackit-{algo}", "--no-tensorboard", *common]
+                 "--logdir", f"{tmp}/brackit-{algo}", "--no-tensorboard",
+                 *scaled_step_fields(algo, args.steps), *common]
             )  # fmt: skip
             peer, load_peer = timed(
                 [args.peer_python, str(HERE / "learning_peer.py"), "--data", str(args.data), "--algo", algo,
