@@ -9,6 +9,7 @@ place would differ by far more than rounding (``test_run.py`` checks bit-identic
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -22,26 +23,15 @@ from brackit.cli import main
 from brackit.run import load_run
 
 OLD = Path(__file__).parent / "data" / "rundirs_4e34616"
-TINY = ["critic_hidden=8,8", "actor_hidden=8,8", "batch_size=8"]
-RUNS = {  # as make.py trained them
-    "brac": [
-        "brac",
-        *TINY,
-        "dual_hidden=8,8",
-        "behavior.hidden=8,8",
-        "behavior_steps=4",
-        "warm_start_steps=2",
-    ],
-    "td3bc": ["td3bc", *TINY, "normalize_obs=true"],
-}
-STEPS = ["--seeds", "2", "--steps", "100", "--chunk-steps", "10", "--checkpoint-every", "10"]
-EVAL = ["--eval-every", "50", "--eval-episodes", "1"]
+_spec = importlib.util.spec_from_file_location("make_old_rundirs", OLD / "make.py")
+MAKE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(MAKE)  # the runs as make.py trained them: RUNS, STEPS, EVAL
 
 
 def train_args(name: str, data: Path, logdir: Path) -> list[str]:
-    algorithm, *overrides = RUNS[name]
+    algorithm, *overrides = MAKE.RUNS[name]
     sets = [f"--set={s}" for s in overrides]
-    return ["train", algorithm, *sets, "--data", str(data), "--logdir", str(logdir), *STEPS, *EVAL]
+    return ["train", algorithm, *sets, "--data", str(data), "--logdir", str(logdir), *MAKE.STEPS, *MAKE.EVAL]
 
 
 def leaves(checkpoint: Path) -> list[np.ndarray]:
@@ -53,7 +43,7 @@ def leaves(checkpoint: Path) -> list[np.ndarray]:
 
 
 @pytest.mark.library_precision  # the matmul precision the command line used when it wrote them
-@pytest.mark.parametrize("name", sorted(RUNS))
+@pytest.mark.parametrize("name", sorted(MAKE.RUNS))
 def test_an_old_killed_run_resumes_to_the_fresh_run(tmp_path, name):
     shutil.copytree(OLD, tmp_path / "old")
     old, data = tmp_path / "old" / name, tmp_path / "old" / "pendulum.npz"
