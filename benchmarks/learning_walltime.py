@@ -7,7 +7,8 @@ of d3rlpy's for the same algorithm and steps, measured one after the other on th
         --data $BRACKIT_DATA_DIR/halfcheetah-eps1-1000000-s0.npz --out benchmarks/results/learning
 
 For each algorithm: ``brackit train`` runs ``--seeds`` seeds as one vmapped program (how the benchmark
-runs them), then ``benchmarks/learning_peer.py`` runs d3rlpy's seed 0 (torch with every core); both with
+runs them; ``--devices auto`` shards them one device per core, as ``brackit study --devices auto`` does),
+then ``benchmarks/learning_peer.py`` runs d3rlpy's seed 0 (torch with every core); both with
 ``--steps`` updates and an evaluation of ``--eval-episodes`` episodes every ``--eval-every`` steps, each
 process timed from start to exit (import, JIT compilation, data loading, training and evaluation). BEAR's
 warm start is scaled to ``--steps`` on both sides, as the study's budgets and the peer scale it. brackit's
@@ -82,6 +83,11 @@ def main() -> None:
     parser.add_argument("--algos", default="td3bc,bc,bcq,bear")
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--devices",
+        default="1",
+        help="brackit train --devices: 1 (one vmapped program) or auto (one per core)",
+    )
     parser.add_argument("--eval-every", type=int, default=5_000)
     parser.add_argument("--eval-episodes", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/learning"))
@@ -95,7 +101,7 @@ def main() -> None:
             common += ["--eval-episodes", str(args.eval_episodes)]
             ours, load_ours = timed(
                 [str(brackit), "train", algo, "--data", str(args.data), "--seeds", str(args.seeds),
-                 "--logdir", f"{tmp}/brackit-{algo}", "--no-tensorboard",
+                 "--devices", args.devices, "--logdir", f"{tmp}/brackit-{algo}", "--no-tensorboard",
                  *scaled_step_fields(algo, args.steps), *common]
             )  # fmt: skip
             peer, load_peer = timed(
@@ -105,7 +111,7 @@ def main() -> None:
             loads += [load_ours, load_peer]
             per_run = ours / args.seeds
             rows.append(
-                f"| {algo} | {ours:.1f} s ({args.seeds} seeds) | {per_run:.1f} s | {peer:.1f} s | "
+                f"| {algo} | {ours:.1f} s ({args.seeds} seeds, devices {args.devices}) | {per_run:.1f} s | {peer:.1f} s | "
                 f"{per_run / peer:.2f} | {'met' if per_run <= peer / 2 else 'missed'} | "
                 f"{load_ours:.2f} / {load_peer:.2f} |"
             )
