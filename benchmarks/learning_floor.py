@@ -41,19 +41,25 @@ from benchmarks_common import emit_report, machine_header, script_command  # noq
 
 from brackit.algos import get_algorithm, make_config  # noqa: E402
 from brackit.bench import matmul_ceiling, measure, synthetic_dataset, update_flops  # noqa: E402
+from brackit.data.dataset import env_spaces  # noqa: E402
 from brackit.evaluation import evaluate  # noqa: E402
+from brackit.protocol.behavior import TASKS  # noqa: E402
 from brackit.train import batched_act, initial_states, make_train, run_grid  # noqa: E402
 
-ENV_IDS = {"halfcheetah": ("HalfCheetah-v5", (17, 6)), "hopper": ("Hopper-v5", (11, 3))}
 EVAL_MODE = "max_q"  # BCQ's and BEAR's reference evaluation rule, as the learning benchmark runs them
+
+
+def acting(algo_name: str, config, num_seeds: int, dims: tuple[int, int]):
+    """(initial states of ``num_seeds`` runs, their jitted batched act), as an evaluation during training
+    uses them."""
+    algo = get_algorithm(algo_name)
+    fns = make_train(algo, config, *dims, chunk_steps=1)
+    return initial_states(fns, run_grid(range(num_seeds), None)), batched_act(algo, config)
 
 
 def act_flops(algo_name: str, config, num_seeds: int, episodes: int, dims: tuple[int, int]) -> float:
     """FLOPs of one evaluation step: the batched act on [seeds, episodes, obs] (XLA's cost analysis)."""
-    algo = get_algorithm(algo_name)
-    fns = make_train(algo, config, *dims, chunk_steps=1)
-    states = initial_states(fns, run_grid(range(num_seeds), None))
-    act = batched_act(algo, config)
+    states, act = acting(algo_name, config, num_seeds, dims)
     obs = jnp.zeros((num_seeds, episodes, dims[0]))
     keys = jax.random.split(jax.random.key(0), num_seeds)
     cost = act.lower(states, obs, keys, EVAL_MODE).compile().cost_analysis()
@@ -66,10 +72,7 @@ def eval_seconds_per_step(
 ) -> tuple[float, float]:
     """(seconds per evaluation step with the algorithm acting, seconds per step with a constant action):
     ``steps`` steps of ``num_seeds`` x ``episodes`` real environments, after one warm-up step."""
-    algo = get_algorithm(algo_name)
-    fns = make_train(algo, config, *dims, chunk_steps=1)
-    states = initial_states(fns, run_grid(range(num_seeds), None))
-    act = batched_act(algo, config)
+    states, act = acting(algo_name, config, num_seeds, dims)
 
     def zero_act(states, obs, keys, mode):
         return jnp.zeros((*obs.shape[:-1], dims[1]))
@@ -83,10 +86,19 @@ def eval_seconds_per_step(
     return out[0], out[1]
 
 
+def peer_seconds(text: str) -> tuple[str, float]:
+    """``--peer ALGO=SECONDS``."""
+    name, _, seconds = text.partition("=")
+    try:
+        return name, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected ALGO=SECONDS, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--algos", default="bcq,bear")
-    parser.add_argument("--task", default="halfcheetah", choices=sorted(ENV_IDS))
+    parser.add_argument("--task", default="halfcheetah", choices=sorted(TASKS))
     parser.add_argument("--steps", type=int, default=10_000, help="updates per run (as walltime_bcq_bear.md)")
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--evaluations", type=int, default=2, help="evaluations per run (10k / every 5k)")
@@ -95,11 +107,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--eval-steps", type=int, default=100, help="evaluation steps timed")
     parser.add_argument("--chunk", type=int, default=100, help="updates per timed chunk")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--peer", action="append", default=[], help="ALGO=SECONDS: d3rlpy's time per run")
+    parser.add_argument(
+        "--peer", action="append", default=[], type=peer_seconds, help="ALGO=SECONDS: d3rlpy's time per run"
+    )
     parser.add_argument("--out", type=pathlib.Path, default=None)
     args = parser.parse_args(argv)
-    peer = {name: float(seconds) for name, seconds in (item.split("=", 1) for item in args.peer)}
-    env_id, dims = ENV_IDS[args.task]
+    peer = dict(args.peer)
+    env_id = TASKS[args.task][0]
+    dims = env_spaces(env_id)[:2]
     dataset = synthetic_dataset(100_000, *dims)
     devices = tuple(dict.fromkeys(d for d in (1, 2) if d <= jax.device_count() and args.seeds % d == 0))
     ceilings = [matmul_ceiling()]
