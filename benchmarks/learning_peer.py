@@ -21,8 +21,9 @@ TD3+BC, the best of the sampled candidates under Q for BCQ and BEAR).
 
 Hyperparameters are set to brackit's defaults where d3rlpy has the knob (``peer_config``; everything set is
 written to ``run.json``). Differences that remain, by d3rlpy's design: BC is d3rlpy's stochastic BC (a
-Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood); BCQ samples 10 candidate actions both
-in its target and when acting (``n_action_samples``, one knob; brackit's target uses 10, its acting 100);
+Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood; ``--algo bc-det`` runs d3rlpy's
+default, deterministic BC beside it); BCQ samples 10 candidate actions both in its target and when acting
+(``n_action_samples``, one knob; brackit's target uses 10, its acting 100);
 BEAR keeps d3rlpy's entropy temperature, frozen near 0 here (brackit's BEAR has none); d3rlpy builds its
 transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a
 zero observation (brackit stores the real next observation).
@@ -44,7 +45,16 @@ from pathlib import Path
 
 import numpy as np
 
-LABELS = {"bc": "d3rlpy BC", "td3bc": "d3rlpy TD3+BC", "bcq": "d3rlpy BCQ", "bear": "d3rlpy BEAR"}
+LABELS = {
+    "bc": "d3rlpy BC",
+    "bc-det": "d3rlpy BC (deterministic)",
+    "td3bc": "d3rlpy TD3+BC",
+    "bcq": "d3rlpy BCQ",
+    "bear": "d3rlpy BEAR",
+}
+"""``--algo`` values and their report labels. ``bc`` is the peer of brackit's BC (a Gaussian policy, the
+closest d3rlpy has to brackit's); ``bc-det`` is d3rlpy's default BC (a deterministic policy regressed on
+the actions), run beside it so that the comparison does not rest on one of d3rlpy's two choices."""
 
 
 def load_npz(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
@@ -86,9 +96,12 @@ def peer_config(algo: str, obs: np.ndarray, steps: int):
     def mlp(*units: int) -> VectorEncoderFactory:
         return VectorEncoderFactory(hidden_units=list(units))
 
-    if algo == "bc":
+    if algo in ("bc", "bc-det"):
         return d3rlpy.algos.BCConfig(
-            policy_type="stochastic", learning_rate=5e-4, batch_size=256, encoder_factory=mlp(200, 200)
+            policy_type="stochastic" if algo == "bc" else "deterministic",
+            learning_rate=5e-4,
+            batch_size=256,
+            encoder_factory=mlp(200, 200),
         )
     if algo == "td3bc":
         return d3rlpy.algos.TD3PlusBCConfig(

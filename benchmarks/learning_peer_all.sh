@@ -20,6 +20,9 @@ done
 for task in halfcheetah hopper; do
   for seed in 0 1; do run bcq $task 50000 $seed; run bear $task 50000 $seed; done
 done
+for task in halfcheetah hopper; do  # d3rlpy's default BC (deterministic), beside the Gaussian one above
+  for seed in 0 1; do run bc-det $task 100000 $seed; done
+done
 for task in walker2d ant; do
   for seed in 0 1; do run td3bc $task 100000 $seed; run bc $task 100000 $seed; done
 done

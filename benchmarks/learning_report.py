@@ -230,6 +230,7 @@ TABLE_ROWS = (
     ("bcq", "BCQ"),
     ("rebrac", "ReBRAC"),
     ("d3rlpy BC", "d3rlpy BC"),
+    ("d3rlpy BC (deterministic)", "d3rlpy BC (deterministic)"),
     ("d3rlpy TD3+BC", "d3rlpy TD3+BC"),
     ("d3rlpy BCQ", "d3rlpy BCQ"),
     ("d3rlpy BEAR", "d3rlpy BEAR"),
