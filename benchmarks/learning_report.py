@@ -35,8 +35,9 @@ from brackit.stats import bootstrap_ci, iqm
 
 
 def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
-    """Dataset name -> {env_id, sha256, segments: [{name, size, mean_episode_return}]}, from the cards of
-    the datasets the runs name (kept from ``known`` where a card is not on this machine)."""
+    """Dataset name -> {env_id, sha256, transitions, mc_return_mean, segments: [{name, size,
+    mean_episode_return}]}, from the cards and files of the datasets the runs name (kept from ``known``
+    where a card is not on this machine)."""
     out = dict(known)
     for spec_path in sorted(runs_dir.rglob("run.json")):
         spec = json.loads(spec_path.read_text())
@@ -45,8 +46,8 @@ def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
         card_path = data.with_name(data.name.removesuffix(".npz") + ".card.json")
         if not card_path.exists():
             card_path = data_dir / card_path.name
-        if name in out or not card_path.exists():
-            continue
+        if (name in out and out[name].get("mc_return_mean") is not None) or not card_path.exists():
+            continue  # known (a table made before the return-to-go was added is completed here)
         card = json.loads(card_path.read_text())
         out[name] = {
             "mc_return_mean": mc_return_mean(
