@@ -441,7 +441,8 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
     assert by_name["hopper-eps1", "bear"].steps == 50_000 and by_name["hopper-eps1", "bear"].num_seeds == 2
     assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].num_seeds == 3
     rebrac = by_name["hopper-eps1", "rebrac"]
-    assert rebrac.steps == 50_000 and rebrac.num_seeds == 2
+    assert rebrac.steps == 50_000 and rebrac.num_seeds == 2 and rebrac.overrides["beta_actor"] == 0.1
+    assert by_name["halfcheetah-eps1", "rebrac"].overrides["beta_actor"] == 0.001
     assert by_name["hopper-eps1", "brac-v-alpha"].sweep == {"alpha": [0.1, 1.0, 10.0]}
     assert ("ant-eps1", "brac-v-alpha") not in by_name
 
