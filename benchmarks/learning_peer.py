@@ -195,7 +195,10 @@ def run(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     metrics_path, state_path, peer_path = out / "metrics.jsonl", out / "peer_state.pt", out / "peer.json"
-    history = [json.loads(line) for line in metrics_path.read_text().splitlines()] if out.exists() else []
+    # a run killed before its first evaluation has a run.json but no metrics yet: it starts again
+    history = (
+        [json.loads(line) for line in metrics_path.read_text().splitlines()] if metrics_path.exists() else []
+    )
     history = [entry for entry in history if "eval/return_mean" in entry]
     if history and history[-1]["step"] >= args.steps:
         print(f"{out}: finished, skipped")
