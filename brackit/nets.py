@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
+from flax import struct, traverse_util
 
 from brackit.errors import ConfigError
 from brackit.ops import (
@@ -81,6 +81,29 @@ class MLPStyle:
     def __post_init__(self) -> None:
         if self.hidden_init not in HIDDEN_INITS:
             raise ValueError(f"hidden_init must be one of {HIDDEN_INITS}, got {self.hidden_init!r}")
+
+
+NET_INITS = ("flax", "torch")
+"""Initialisations of a whole network: 'flax' (each layer's own initialisers) or 'torch' (``torch_linear_init``)."""
+
+
+def torch_linear_init(params: dict, key: jax.Array) -> dict:
+    """``params`` with every dense layer redrawn as PyTorch's ``nn.Linear`` initialises it: kernel and bias
+    both U(+-1/sqrt(fan_in)) (``kaiming_uniform_(a=sqrt(5))`` for the kernel gives that bound).
+
+    A dense layer is a dict of parameters holding a 'kernel' [..., fan_in, out] and a 'bias' [..., out];
+    leading axes (a vmapped ensemble's members) are drawn independently. Other parameters are kept. The
+    layers take keys in the sorted order of their paths, so the draw depends only on ``key`` and the names.
+    """
+    flat = traverse_util.flatten_dict(params)
+    layers = sorted({path[:-1] for path in flat if path[-1] == "kernel" and (*path[:-1], "bias") in flat})
+    for index, layer in enumerate(layers):
+        kernel_key, bias_key = jax.random.split(jax.random.fold_in(key, index))
+        kernel, bias = flat[(*layer, "kernel")], flat[(*layer, "bias")]
+        bound = 1.0 / float(kernel.shape[-2]) ** 0.5
+        flat[(*layer, "kernel")] = symmetric_uniform(bound)(kernel_key, kernel.shape, kernel.dtype)
+        flat[(*layer, "bias")] = symmetric_uniform(bound)(bias_key, bias.shape, bias.dtype)
+    return traverse_util.unflatten_dict(flat)
 
 
 def symmetric_uniform(bound: float) -> nn.initializers.Initializer:

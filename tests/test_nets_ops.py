@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from brackit.nets import CriticEnsemble, TanhGaussian, scale_action, unscale_action
+from brackit.nets import CriticEnsemble, TanhGaussian, scale_action, torch_linear_init, unscale_action
 from brackit.ops import bellman_target, ensemble_reduce, lagrange_loss, polyak
 
 
@@ -99,3 +99,36 @@ def test_parts_dense_broadcasts_obs_as_if_repeated_and_keeps_dense_parameters():
         for o in (jnp.broadcast_to(obs, (4, 8, 5)), obs)
     ]
     assert flops[1] < flops[0]
+
+
+def test_torch_linear_init_draws_pytorch_linear_bounds_per_layer():
+    """PyTorch's nn.Linear: kernel and bias U(+-1/sqrt(fan_in)), fan_in the kernel's input rows; a vmapped
+    ensemble's members are drawn independently; parameters that are not a dense layer are kept."""
+    params = {
+        "params": {
+            "Dense_0": {"kernel": np.zeros((750, 600), np.float32), "bias": np.zeros(600, np.float32)},
+            "VmapCritic_0": {
+                "Dense_0": {"kernel": np.zeros((2, 17, 40), np.float32), "bias": np.zeros((2, 40))}
+            },
+            "LayerNorm_0": {"scale": np.ones(5, np.float32), "bias": np.zeros(5, np.float32)},
+        }
+    }
+    drawn = torch_linear_init(params, jax.random.key(3))
+    layer = {k: np.asarray(v) for k, v in drawn["params"]["Dense_0"].items()}
+    bound = 1.0 / np.sqrt(750.0)
+    for value in layer.values():
+        assert np.all(np.abs(value) <= bound) and np.abs(value).max() > 0.99 * bound
+    assert np.std(layer["kernel"]) == pytest.approx(bound / np.sqrt(3.0), rel=0.01)  # U(-b, b): std b/sqrt(3)
+    assert np.mean(layer["kernel"]) == pytest.approx(0.0, abs=0.01 * bound)
+    member = {k: np.asarray(v) for k, v in drawn["params"]["VmapCritic_0"]["Dense_0"].items()}
+    assert np.all(np.abs(member["kernel"]) <= 1.0 / np.sqrt(17.0)) and np.all(
+        np.abs(member["bias"]) <= 1 / np.sqrt(17)
+    )
+    assert np.abs(member["kernel"]).max() > 0.9 / np.sqrt(
+        17.0
+    )  # bounded by fan_in 17, not by the member axis
+    assert not np.allclose(member["kernel"][0], member["kernel"][1])
+    np.testing.assert_array_equal(drawn["params"]["LayerNorm_0"]["scale"], np.ones(5))
+    np.testing.assert_array_equal(drawn["params"]["LayerNorm_0"]["bias"], np.zeros(5))
+    again = torch_linear_init(params, jax.random.key(3))
+    np.testing.assert_array_equal(again["params"]["Dense_0"]["kernel"], layer["kernel"])

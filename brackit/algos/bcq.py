@@ -14,9 +14,10 @@
 Reference followed: sfujim/BCQ ``continuous_BCQ/BCQ.py`` (networks 400-300 and VAE 750-750 with latent 2|A|,
 log-std clamped to [-4, 15], decoding z ~ N(0, 1) clipped to +-0.5; Adam 1e-3 for every network, batch 100,
 tau 0.005, lambda 0.75, phi 0.05; 10 target samples, 100 acting samples; the update order VAE, critics,
-actor, targets). Remaining differences: flax's default initialisation (LeCun-normal kernels, zero biases)
-where the reference uses PyTorch's (U(+-1/sqrt(fan_in)) kernels and biases); the datasets' rows as
-``brackit.data`` reads them (timeout rows kept with their real next observation).
+actor, targets; PyTorch's default initialisation, kernels and biases U(+-1/sqrt(fan_in)), ``net_init``
+'torch'). Remaining difference: the datasets' rows as ``brackit.data`` reads them (timeout rows kept with
+their real next observation). ``net_init='flax'`` gives flax's initialisation (LeCun-normal kernels, zero
+biases), brackit's default before 2026-12-03.
 
 Actions are in the unit box [-1, 1]^A, so the paper's ``max_action`` is 1.
 """
@@ -82,9 +83,11 @@ def actor_net(config: BCQConfig, action_dim: int) -> Perturbation:
 def init(config: BCQConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BCQState:
     key, vae_key, vae_noise_key, actor_key, critic_key = jax.random.split(key, 5)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    vae_params = common.vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
-    actor_params = actor_net(config, action_dim).init(actor_key, obs, action)
-    critic_params = common.critic_net(config).init(critic_key, obs, action)
+    vae_params = common.initial_params(
+        config, common.vae_net(config, action_dim), vae_key, obs, action, vae_noise_key
+    )
+    actor_params = common.initial_params(config, actor_net(config, action_dim), actor_key, obs, action)
+    critic_params = common.initial_params(config, common.critic_net(config), critic_key, obs, action)
     return BCQState(
         vae_params=vae_params,
         vae_opt=optax.adam(config.vae_lr).init(vae_params),

@@ -19,6 +19,9 @@ variance term, ``num_samples_match=5``, Laplacian kernel with their sigma 10).
   D exceeds epsilon; clipped to [log_lagrange_min, log_lagrange_max].
 - Evaluation (``act`` mode 'max_q', the authors' ``select_action``): of ``num_act_samples`` actor samples
   (unclipped noise), the one with the largest Q of critic 1.
+- Every network starts from PyTorch's default initialisation, kernels and biases U(+-1/sqrt(fan_in))
+  (``net_init='torch'``, as the authors' ``nn.Linear`` layers); ``net_init='flax'`` gives flax's (LeCun-normal
+  kernels, zero biases), brackit's default before 2026-12-03.
 
 Divergence: any primal divergence of ``brackit.divergences`` that needs only samples of pi_b, since a VAE
 gives samples but no log-density. The default is BEAR's MMD, Laplacian kernel, ``sqrt(mmd2 + 1e-6)``, on
@@ -123,6 +126,7 @@ class BEARConfig(common.VAEConfig, common.ActorCriticConfig):
     log_std_max: Annotated[float, "finite"] = 0.0
 
     RULES: ClassVar[tuple[Rule, ...]] = (
+        *common.VAEConfig.RULES,
         comparison("log_lagrange_min <= initial_log_lagrange <= log_lagrange_max"),
         comparison("log_std_min <= log_std_max"),
     )
@@ -182,9 +186,11 @@ def policy(config: BEARConfig, actor_params: dict, obs: jax.Array, action_dim: i
 def init(config: BEARConfig, key: jax.Array, obs_dim: int, action_dim: int) -> BEARState:
     key, vae_key, vae_noise_key, actor_key, critic_key = jax.random.split(key, 5)
     obs, action = jnp.zeros((1, obs_dim)), jnp.zeros((1, action_dim))
-    vae_params = common.vae_net(config, action_dim).init(vae_key, obs, action, vae_noise_key)
-    actor_params = actor_net(config, action_dim).init(actor_key, obs)
-    critic_params = common.critic_net(config).init(critic_key, obs, action)
+    vae_params = common.initial_params(
+        config, common.vae_net(config, action_dim), vae_key, obs, action, vae_noise_key
+    )
+    actor_params = common.initial_params(config, actor_net(config, action_dim), actor_key, obs)
+    critic_params = common.initial_params(config, common.critic_net(config), critic_key, obs, action)
     log_lagrange = jnp.asarray(config.initial_log_lagrange, jnp.float32)
     return BEARState(
         vae_params=vae_params,

@@ -3,7 +3,8 @@ by Adam and tracked by Polyak targets. Each algorithm's own math stays in its mo
 
 - ``ActorCriticConfig``: the fields of every actor-critic config (BRAC, BEAR, BCQ, TD3+BC, ReBRAC); each
   algorithm redeclares the ones whose defaults its reference sets differently.
-- ``VAEConfig``/``vae_net``: the behavior VAE's fields and network (BCQ and BEAR, ``nets.VAE``).
+- ``VAEConfig``/``vae_net``: the behavior VAE's fields and network (BCQ and BEAR, ``nets.VAE``), and the
+  initialisation of those algorithms' networks (``initial_params``).
 - ``ActorCriticState``: an actor and a critic ensemble, each with its Polyak target and Adam state, and the
   step counter, key and action size every state carries; ``actor_critic_fields`` fills it at ``init``.
 - ``actor_step``, ``actor_critic_updates``/``polyak_targets``, ``advance``: one Adam step of the actor, the
@@ -15,20 +16,23 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import optax
 from flax import struct
 
+from brackit.config_checks import Rule, choice
 from brackit.nets import (
+    NET_INITS,
     VAE,
     CriticEnsemble,
     TanhGaussian,
     critic_step,
     entropy_temperature_step,
     sampled_max_target,
+    torch_linear_init,
 )
 from brackit.ops import gradient_step, polyak
 from brackit.types import Transition
@@ -63,10 +67,23 @@ class VAEConfig:
     """VAE latent size; 0 means 2|A| (BCQ's)."""
     kl_weight: Annotated[float, ">= 0"] = 0.5
     """VAE loss = reconstruction + kl_weight * KL."""
+    net_init: str = "torch"
+    """Initialisation of every network (VAE, actor, critics): 'torch' (PyTorch's ``nn.Linear`` default,
+    kernels and biases U(+-1/sqrt(fan_in)), as BCQ's and BEAR's reference code) or 'flax' (flax's
+    defaults: LeCun-normal kernels, zero biases; brackit's MLP draws the last kernel Glorot uniform)."""
+
+    RULES: ClassVar[tuple[Rule, ...]] = (choice("net_init", NET_INITS),)
 
 
 def vae_net(config: VAEConfig, action_dim: int) -> VAE:
     return VAE(config.vae_hidden, action_dim, config.latent_dim)
+
+
+def initial_params(config: VAEConfig, module: Any, key: jax.Array, *inputs: Any) -> dict:
+    """``module.init(key, *inputs)``, redrawn by ``nets.torch_linear_init`` when ``config.net_init`` is
+    'torch' (from a key folded out of ``key``)."""
+    params = module.init(key, *inputs)
+    return torch_linear_init(params, jax.random.fold_in(key, 1)) if config.net_init == "torch" else params
 
 
 @struct.dataclass

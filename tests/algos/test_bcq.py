@@ -19,7 +19,7 @@ from algo_helpers import (
     max_change,
 )
 
-from brackit.algos import bcq, common, make_config
+from brackit.algos import bcq, bear, common, make_config
 from brackit.data import Episode, arrays_from_episodes, make_dataset
 from brackit.nets import VAE, Critic, Perturbation, ensemble_member, standard_normal_kl, vae_loss
 from brackit.train import train
@@ -52,6 +52,36 @@ def test_vae_loss_is_reconstruction_plus_half_kl():
     expected = jnp.mean((reconstruction - data.action) ** 2) + 0.5 * jnp.mean(kl)
     np.testing.assert_allclose(float(loss), float(expected), rtol=1e-6)
     np.testing.assert_allclose(float(metrics["kl"]), float(jnp.mean(kl)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["bcq", "bear"])
+@pytest.mark.parametrize("net_init", ["torch", "flax"])
+def test_networks_start_from_the_chosen_initialisation(name, net_init):
+    """BCQ's and BEAR's reference code keeps PyTorch's nn.Linear default, kernels and biases U(+-1/sqrt(fan_in))
+    ('torch', the default); 'flax' keeps flax's zero biases. Every dense layer of VAE, actor and critics."""
+    config = make_config(
+        name, critic_hidden=(64, 48), actor_hidden=(64, 48), vae_hidden=(80, 80), net_init=net_init
+    )
+    assert make_config(name).net_init == "torch"
+    state = (bcq if name == "bcq" else bear).init(config, jax.random.key(0), OBS, ACT)
+    layers = 0
+    for params in (state.vae_params, state.actor_params, state.critic_params):
+        flat = {
+            tuple(str(k) for k in path): np.asarray(v)
+            for path, v in jax.tree_util.tree_flatten_with_path(params)[0]
+        }
+        for path, kernel in flat.items():
+            if "kernel" not in path[-1]:
+                continue
+            bias = flat[(*path[:-1], path[-1].replace("kernel", "bias"))]
+            layers += 1
+            if net_init == "flax":
+                assert not bias.any()
+                continue
+            bound = 1.0 / np.sqrt(kernel.shape[-2])
+            assert np.abs(kernel).max() <= bound and np.abs(bias).max() <= bound
+            assert np.abs(kernel).max() > 0.9 * bound and np.abs(bias).max() > 0.5 * bound
+    assert layers == 12  # VAE encoder 3 + decoder 3, actor 3, critic ensemble 3 (members stacked)
 
 
 def test_vae_samples_use_clipped_latents():
