@@ -167,7 +167,8 @@ def test_algos_shows_types_defaults_ranges_and_rules(capsys):
     assert re.search(r"^  critic_hidden: tuple\[int, \.\.\.\] = 400,300 +each >= 1\s*$", out, re.M)
     assert re.search(r"^  mmd_kernel: str = laplacian +'laplacian'", out, re.M)  # no range
     assert out.rstrip().endswith(
-        "rules:\n  need log_lagrange_min <= initial_log_lagrange <= log_lagrange_max\n"
+        "rules:\n  net_init must be one of 'flax', 'torch'\n"
+        "  need log_lagrange_min <= initial_log_lagrange <= log_lagrange_max\n"
         "  need log_std_min <= log_std_max"
     )
     assert main(["algos", "brac"]) == 0
