@@ -10,7 +10,10 @@
    BC, TD3+BC and BRAC-v, 3,000 for BCQ (whose update costs about four times theirs); ``--steps N``
    gives every algorithm N. BRAC-v fits its behavior policy for as many steps as it trains and warm-starts
    for a tenth of them (the reference: 300k and 20k, longer than the whole demo) with alpha 1.0 (the
-   reference's primal default 0.1 learns more slowly in the first 10k updates). ``--devices auto`` (the
+   reference's primal default 0.1 learns more slowly in the first 10k updates). BCQ keeps flax's
+   initialisation (``net_init='flax'``): with its reference's (PyTorch's, its default) the VAE's posterior
+   collapses on this data within the demo's 3,000 updates (KL to 0; final return -1.9 against 2180.0 with
+   flax's, 2 seeds). ``--devices auto`` (the
    default) shards the seeds across the CPU's cores (``brackit.xla_setup``).
 4. Writes the report (``brackit report``: tables with mean ± std and IQM, learning curves), puts in front
    of it a table of each algorithm's final return against the dataset's random and policy segments, and
@@ -55,7 +58,7 @@ def algorithms(steps: dict[str, int]) -> dict[str, tuple[str, dict[str, Any]]]:
                 "warm_start_steps": brac_steps // 10,
             },
         ),
-        "BCQ": ("bcq", {}),
+        "BCQ": ("bcq", {"net_init": "flax"}),
     }
 
 
@@ -217,6 +220,8 @@ def main(argv: list[str] | None = None) -> Path:
         f"BRAC-v is scaled down for the demo: behavior policy fitted for {brac['behavior_steps']} steps and "
         f"warm start {brac['warm_start_steps']} steps (the reference's 300k and 20k are longer than the whole "
         f"demo), alpha {brac['alpha']} (the reference's primal default 0.1 learns more slowly this early). "
+        "BCQ starts from flax's initialisation (net_init 'flax'; its reference's, the default, collapses the "
+        "VAE's posterior on this data within 3,000 updates). "
         "Wall time per algorithm (s): "
         + ", ".join(f"{label} {s:.0f}" for label, s in seconds.items())
         + f"; the whole demo {time.perf_counter() - total_start:.0f} s.\n\n"

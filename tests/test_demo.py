@@ -27,6 +27,7 @@ def test_demo_writes_runs_and_a_report(tmp_path):
     for algorithm in ("bc", "td3bc", "brac", "bcq"):
         spec = json.loads((tmp_path / "runs" / algorithm / "run.json").read_text())
         assert spec["seeds"] == [0, 1] and spec["steps"] == 2 and spec["env_id"] == "HalfCheetah-v5"
+        assert algorithm != "bcq" or spec["config"]["net_init"] == "flax"  # the demo's documented choice
     groups = json.loads((tmp_path / "report.json").read_text())["datasets"]["halfcheetah-eps1"]["groups"]
     assert sorted(groups) == sorted(LABELS)
     assert all(group["final_step"] == [2, 2] for group in groups.values())
