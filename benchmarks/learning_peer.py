@@ -24,9 +24,15 @@ written to ``run.json``). Differences that remain, by d3rlpy's design: BC is d3r
 Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood; ``--algo bc-det`` runs d3rlpy's
 default, deterministic BC beside it); BCQ samples 10 candidate actions both in its target and when acting
 (``n_action_samples``, one knob; brackit's target uses 10, its acting 100);
-BEAR keeps d3rlpy's entropy temperature, frozen near 0 here (brackit's BEAR has none); d3rlpy builds its
-transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a
+BEAR keeps d3rlpy's entropy temperature, frozen near 0 here (brackit's BEAR has none); d3rlpy's VAE (BCQ's
+and BEAR's) clamps its log-std to [-20, 2] (the BCQ reference and brackit: [-4, 15]) and its BCQ decoder has
+no tanh (``with_squash`` left at its default in training and sampling; the reference squashes); d3rlpy builds
+its transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a
 zero observation (brackit stores the real next observation).
+
+BCQ's and BEAR's runs also log their VAE at each evaluation (``vae_probe``: ``vae/kl`` and
+``vae/reconstruction`` on a fixed sample of the data), to read beside brackit's ``vae/kl``: a KL near 0 is a
+collapsed posterior.
 
 A killed run resumes from its last evaluation (``peer_state.pt``, d3rlpy's own ``save_model`` file, local
 only, never committed): the updates continue with fresh batches, so a resumed run is not bit-identical to
@@ -183,6 +189,34 @@ def evaluate(algo, env_id: str, episodes: int, step: int, run_index: int) -> dic
     }
 
 
+VAE_PROBE_ROWS = 10_000
+"""Rows of the fixed sample on which a BCQ or BEAR peer's VAE is measured at each evaluation."""
+
+
+def vae_probe(algo, arrays: dict[str, np.ndarray]) -> dict[str, list[float]]:
+    """``vae/kl`` and ``vae/reconstruction`` of a BCQ or BEAR peer's VAE, as brackit logs them (the mean
+    KL to N(0, 1) over rows x latent dimensions and the mean squared error over rows x action dimensions of
+    the decoder at a reparameterised z, both terms of the loss d3rlpy trains), on ``VAE_PROBE_ROWS`` rows
+    fixed by seed 0 and a fixed noise draw, so that every evaluation of every run reads the same sample. A
+    ``vae/kl`` near 0 is a collapsed posterior: the decoder ignores z and every candidate action of a state
+    is the same."""
+    import torch
+    from torch.distributions import Normal
+    from torch.distributions.kl import kl_divergence
+
+    rows = np.random.default_rng(0).choice(len(arrays["obs"]), VAE_PROBE_ROWS, replace=False)
+    obs = torch.as_tensor(arrays["obs"][rows], dtype=torch.float32)
+    action = torch.as_tensor(arrays["action"][rows], dtype=torch.float32)
+    modules = algo.impl.modules
+    with torch.no_grad():
+        dist = modules.vae_encoder(obs, action)
+        noise = torch.randn(dist.loc.shape, generator=torch.Generator().manual_seed(0))
+        reconstruction = modules.vae_decoder(obs, dist.loc + dist.scale * noise)
+        kl = kl_divergence(dist, Normal(0.0, 1.0)).mean()
+        error = torch.mean((reconstruction - action) ** 2)
+    return {"vae/kl": [float(kl)], "vae/reconstruction": [float(error)]}
+
+
 def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
@@ -258,6 +292,8 @@ def run(args: argparse.Namespace) -> None:
             "time/updates_per_s": length / seconds,
         }
         entry.update(evaluate(algo, env_id, args.eval_episodes, done, args.run_index))
+        if args.algo in ("bcq", "bear"):
+            entry.update(vae_probe(algo, arrays))
         entry["time/eval_seconds"] = time.perf_counter() - eval_start
         peer["train_seconds"] += seconds + entry["time/eval_seconds"]
         history.append(entry)
