@@ -105,6 +105,10 @@ def run_costs(logdir: Path) -> dict[str, float]:
 
 LAST_EVALUATIONS = 3
 """The "last 3" column averages each run's returns over this many last evaluations."""
+PLOTTED_METRICS = ("critic/q_mean", "vae/kl")
+"""Logged metrics drawn against steps (``metric_<name>_<dataset>.png``): the critics' mean Q estimate on the
+batch's actions, and BCQ's and BEAR's VAE KL to N(0, 1) (d3rlpy's peers log it at each evaluation), where a
+value near 0 is a collapsed posterior."""
 
 
 def interval(values: np.ndarray) -> str:
@@ -121,7 +125,7 @@ def summary(runs_dir: Path, out: Path, data_dir: Path, readme: Path | None = Non
     known = json.loads(datasets_path.read_text()) if datasets_path.exists() else {}
     segments = segment_table(runs_dir, data_dir, known)
     atomic_write_text(datasets_path, json.dumps(segments, indent=2, sort_keys=True) + "\n")
-    records = load_runs([runs_dir], metrics=["critic/q_mean"])
+    records = load_runs([runs_dir], metrics=list(PLOTTED_METRICS))
     write_report(records, out)
     by_dataset: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for record in records:
