@@ -21,14 +21,15 @@ TD3+BC, the best of the sampled candidates under Q for BCQ and BEAR).
 
 Hyperparameters are set to brackit's defaults where d3rlpy has the knob (``peer_config``; everything set is
 written to ``run.json``). Differences that remain, by d3rlpy's design: BC is d3rlpy's stochastic BC (a
-Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood; ``--algo bc-det`` runs d3rlpy's
-default, deterministic BC beside it); BCQ samples 10 candidate actions both in its target and when acting
-(``n_action_samples``, one knob; brackit's target uses 10, its acting 100);
-BEAR keeps d3rlpy's entropy temperature, frozen near 0 here (brackit's BEAR has none); d3rlpy's VAE (BCQ's
-and BEAR's) clamps its log-std to [-20, 2] (the BCQ reference and brackit: [-4, 15]) and its BCQ decoder has
-no tanh (``with_squash`` left at its default in training and sampling; the reference squashes); d3rlpy builds
-its transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a
-zero observation (brackit stores the real next observation).
+Gaussian policy; brackit fits a tanh-Gaussian by maximum likelihood; ``--algo bc-det`` runs d3rlpy's default,
+deterministic BC beside it); BCQ samples 10 candidate actions both in its target and when acting
+(``n_action_samples``, one knob; brackit's target uses 10, its acting 100); BEAR keeps d3rlpy's entropy
+temperature, frozen near 0 here (brackit's BEAR has none), and its MMD compares the VAE's tanh-squashed
+samples with the actor's pre-tanh ones (the reference and brackit: both pre-tanh); d3rlpy's VAE (BCQ's and
+BEAR's) clamps its log-std to [-20, 2] (the BCQ reference and brackit: [-4, 15]) and its BCQ decoder has no
+tanh (``with_squash`` left at its default in training and sampling; the reference squashes); d3rlpy builds its
+transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a zero
+observation (brackit stores the real next observation).
 
 BCQ's and BEAR's runs also log their VAE at each evaluation (``vae_probe``: ``vae/kl`` and
 ``vae/reconstruction`` on a fixed sample of the data), to read beside brackit's ``vae/kl``: a KL near 0 is a
@@ -151,7 +152,9 @@ def peer_config(algo: str, obs: np.ndarray, steps: int):
             n_target_samples=10,
             n_mmd_action_samples=5,
             mmd_kernel="laplacian",
-            mmd_sigma=20.0,
+            # d3rlpy's Laplacian kernel is exp(-|x - y|_1 / (2 sigma)), the BEAR authors' form; brackit's is
+            # exp(-|x - y|_1 / sigma) with mmd_sigma 20, so d3rlpy's sigma 10 is the same kernel
+            mmd_sigma=10.0,
             warmup_steps=max(1, round(20_000 * steps / 500_000)),
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
