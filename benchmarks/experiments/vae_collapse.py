@@ -7,14 +7,15 @@ A KL near 0 is a collapsed posterior: the decoder ignores z, so every candidate 
 the same one (the data's mean action there). brackit's BCQ logs the same quantity as ``vae/kl``, and
 ``benchmarks/learning_peer.py`` logs it for d3rlpy's VAE; this script asks whether an implementation that
 shares no code with either collapses too, with PyTorch's default initialisation (the reference's) and with
-flax's (``net_init='flax'``). It never imports brackit or JAX: run it with the peer's Python::
+flax's. It never imports brackit or JAX: run it with the peer's Python, from the repository's root::
 
-    /work/peer/bin/python benchmarks/experiments/vae_collapse.py --data DATA.npz --steps 3000 --seeds 0 1 \\
-        --out benchmarks/results/experiments/vae_collapse.md
+    /work/peer/bin/python -m benchmarks.experiments.vae_collapse --data DATA.npz --steps 5000 --seeds 0 1 \\
+        --out benchmarks/results/experiments/vae_collapse_TASK.md
 
 Settings (``SETTINGS``): ``reference`` (encoder and decoder 750-750 ReLU, latent 2|A|, log-std clamped to
 [-4, 15], tanh decoder, PyTorch's ``nn.Linear`` default initialisation), ``flax-init`` (the same with
-LeCun-normal kernels, truncated as flax's ``lecun_normal``, and zero biases) and ``d3rlpy`` (PyTorch's
+LeCun-normal kernels, truncated as flax's ``lecun_normal``, on every layer, and zero biases; brackit's
+``net_init='flax'`` differs in drawing each MLP's last kernel Glorot-uniform) and ``d3rlpy`` (PyTorch's
 initialisation with d3rlpy 2.8.1's VAE: log-std clamped to [-20, 2], no tanh on the decoder). Every setting:
 loss = mean squared reconstruction error + 0.5 x mean KL (both means over elements), Adam 1e-3, batch 100,
 z reparameterised from the posterior while training.
@@ -32,6 +33,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from benchmarks.learning_peer import atomic_write
 
 SETTINGS = {
     "reference": {"init": "torch", "log_std": (-4.0, 15.0), "tanh": True},
@@ -126,6 +129,9 @@ def main(argv: list[str] | None = None) -> None:
         arrays = {"obs": handle["obs"], "action": handle["action"]}
     import torch
 
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
     results = {}
     for name in args.settings:
         for seed in args.seeds:
@@ -134,9 +140,6 @@ def main(argv: list[str] | None = None) -> None:
             print(
                 f"{name} seed {seed}: {time.perf_counter() - start:.0f} s, {results[f'{name} s{seed}'][-1]}"
             )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
     steps = [entry["step"] for entry in next(iter(results.values()))]
     lines = [
         "# BCQ's VAE alone: does its posterior collapse, and does the initialisation decide it?",
@@ -144,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch {torch.__version__}",
         f"- commit: {commit}",
         f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-        f"- command: `/work/peer/bin/python benchmarks/experiments/vae_collapse.py --data {args.data.name} "
+        f"- command: `/work/peer/bin/python -m benchmarks.experiments.vae_collapse --data {args.data.name} "
         f"--steps {args.steps} --log-every {args.log_every} --seeds {' '.join(map(str, args.seeds))} "
         f"--out {args.out}`",
         f"- mean KL of the posterior to N(0, 1) (over {PROBE_ROWS:,} fixed rows x latent dimensions), by update;"
@@ -157,12 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         cells = " | ".join(f"{entry['kl']:.2g}" for entry in history)
         lines.append(f"| {name} | {cells} | {history[-1]['reconstruction']:.4f} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(args.out)
-    json_path = args.out.with_suffix(".json")
-    json_path.with_suffix(".tmp").write_text(json.dumps(results, indent=1))
-    json_path.with_suffix(".tmp").replace(json_path)
+    atomic_write(args.out, "\n".join(lines) + "\n")
+    atomic_write(args.out.with_suffix(".json"), json.dumps(results, indent=1))
 
 
 if __name__ == "__main__":
