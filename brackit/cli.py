@@ -541,6 +541,13 @@ def study_command(
     ] = False,
     steps: Annotated[int | None, typer.Option(help="Cap the training steps (beside the budget).")] = None,
     seeds: Annotated[int | None, typer.Option(help="Cap the seeds.")] = None,
+    first_seed: Annotated[
+        int,
+        typer.Option(
+            help="Run seeds N..N+seeds-1, not 0..seeds-1: more seeds for a finished study, in logdirs "
+            "GROUP+seedsN-M labelled GROUP (reports pool them)."
+        ),
+    ] = 0,
     dataset_size: Annotated[int | None, typer.Option(help="Cap the TASK-MIX dataset size.")] = None,
     eval_every: Annotated[int | None, typer.Option(help="Cap the evaluation interval.")] = None,
     eval_episodes: Annotated[int | None, typer.Option(help="Cap the evaluation episodes.")] = None,
@@ -549,7 +556,9 @@ def study_command(
     ] = "1",
 ) -> None:
     """Run a study: variants x datasets x seeds, batched into vmapped programs; finished groups are skipped."""
+    from brackit.config_checks import check_option
     from brackit.study import (
+        FIRST_SEED_RANGE,
         load_spec,
         plan_study,
         print_plan,
@@ -560,6 +569,7 @@ def study_command(
 
     study = load_spec(spec)
     parsed_devices = parse_devices(devices)  # refused before a dry run too
+    check_option("--first-seed", first_seed, FIRST_SEED_RANGE)
     caps = {
         "steps": steps,
         "seeds": seeds,
@@ -575,7 +585,7 @@ def study_command(
 
     filters = {"tasks": split(tasks), "mixes": split(mixes), "variants": split(variants)}
     if dry_run:
-        print_plan(plan_study(study, out, budget=capped, **filters), data_dir=data_dir)
+        print_plan(plan_study(study, out, budget=capped, first_seed=first_seed, **filters), data_dir=data_dir)
         return
     results = run_study(
         study,
@@ -584,6 +594,7 @@ def study_command(
         data_dir=data_dir,
         progress=rich_group_progress,
         devices=parsed_devices,
+        first_seed=first_seed,
         **filters,
     )
     done = sum(result.status != "skipped" for result in results)

@@ -42,6 +42,10 @@ proportion as the steps. A variant's ``budgets.<name>`` table caps that variant 
 (``steps``, ``seeds``; ``datasets``: only these; ``grid``: these values of the variant's grid fields
 instead), e.g. to give algorithms whose updates cost more fewer steps, or a smaller sweep, on a CPU. Restarting a study skips finished groups, resumes partial ones from their last
 checkpoint (bit-identical), and refuses a logdir that holds a different run (``RunError``).
+
+More seeds for a finished study: ``first_seed`` (``--first-seed N``) runs seeds N..N+seeds-1 instead of
+0..seeds-1, each group in ``OUT/<d>/<g>+seedsN-M/`` with the group's own label ``g``, so that a report
+(``brackit.report``, which pools the runs of one label) puts them beside the first seeds' runs of ``g``.
 """
 
 from __future__ import annotations
@@ -67,7 +71,14 @@ import jax
 from brackit import config as config_lib
 from brackit.algos import get_algorithm
 from brackit.checkpoint import read_record
-from brackit.config_checks import MAX_EPISODES, MAX_RUNS, check_option, check_ranges, declared_ranges
+from brackit.config_checks import (
+    MAX_EPISODES,
+    MAX_RUNS,
+    check_option,
+    check_ranges,
+    check_value,
+    declared_ranges,
+)
 from brackit.errors import ConfigError
 from brackit.files import AtomicDebris, DirectoryLock, atomic_write_text
 from brackit.protocol.resolve import (
@@ -461,7 +472,7 @@ class Group:
     """One ``run_training`` call: one dataset, one config, seeds x sweep values vmapped."""
 
     name: str
-    """Also the label and the logdir's folder name."""
+    """Also the label, and the logdir's folder name when the seeds start at 0."""
     dataset: str
     algorithm: str
     overrides: dict[str, Any]
@@ -471,10 +482,11 @@ class Group:
     steps: int = 0
     """Training steps of every run of the group."""
     num_seeds: int = 1
-    """Seeds 0..num_seeds-1 of every sweep value."""
+    """Seeds first_seed..first_seed+num_seeds-1 of every sweep value."""
     chunk_steps: int = 1
     eval_every: int = 0
     checkpoint_every: int = 0
+    first_seed: int = 0
 
     @property
     def dataset_name(self) -> str:
@@ -482,7 +494,16 @@ class Group:
 
     @property
     def seed_values(self) -> tuple[int, ...]:
-        return tuple(range(self.num_seeds))
+        return tuple(range(self.first_seed, self.first_seed + self.num_seeds))
+
+
+FIRST_SEED_RANGE = f"[0, {2**32 - MAX_RUNS}]"
+"""``first_seed``'s range: every seed of a group (at most ``MAX_RUNS``) stays a 32-bit seed."""
+
+
+def seeds_suffix(first_seed: int, num_seeds: int) -> str:
+    """The logdir suffix of a group whose seeds do not start at 0 (``first_seed``), e.g. ``+seeds2-4``."""
+    return f"+seeds{first_seed}-{first_seed + num_seeds - 1}" if first_seed else ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -538,10 +559,13 @@ def plan_study(
     tasks: Sequence[str] | None = None,
     mixes: Sequence[str] | None = None,
     variants: Sequence[str] | None = None,
+    first_seed: int = 0,
 ) -> StudyPlan:
     """The groups to run: the spec after the budget and the filters (task and mix names, variant names or
-    globs), expanded into cells, deduplicated and batched (see the module docstring)."""
+    globs), expanded into cells, deduplicated and batched (see the module docstring); every group runs seeds
+    ``first_seed``.. (its logdir then ends in ``seeds_suffix``)."""
     out_dir = Path(out_dir)
+    check_value("first_seed", "int", FIRST_SEED_RANGE, first_seed)
     spec, factor = apply_budget(spec, budget)
     spec = _filtered(spec, tasks, mixes, variants)
     for key in ("eval_every", "checkpoint_every"):
@@ -575,7 +599,7 @@ def plan_study(
                     continue
                 seen[key] = f"{study_dataset_name(dataset)}/{_cell_label(cell)}"
                 cells.append(cell)
-    groups = tuple(_schedule(group, spec) for group in _batch(cells, out_dir))
+    groups = tuple(_schedule(group, spec, first_seed) for group in _batch(cells, out_dir))
     return StudyPlan(spec, budget_name, out_dir, groups, tuple(duplicates))
 
 
@@ -687,14 +711,21 @@ def _group(cells: list[Cell], sweep: dict[str, list[float]], out_dir: Path) -> G
     )
 
 
-def _schedule(group: Group, spec: StudySpec) -> Group:
-    """The group with its evaluation, checkpoint and chunk intervals for its own number of steps."""
+def _schedule(group: Group, spec: StudySpec, first_seed: int = 0) -> Group:
+    """The group with its evaluation, checkpoint and chunk intervals for its own number of steps, and its
+    seeds from ``first_seed`` (in a logdir of their own)."""
     eval_every = min(spec.eval_every, group.steps) if spec.eval_episodes > 0 else 0
     checkpoint_every = spec.checkpoint_every if 0 < spec.checkpoint_every <= group.steps else 0
     checkpoint_every = checkpoint_every or eval_every or group.steps
     chunk = math.gcd(spec.chunk_steps, group.steps, eval_every, checkpoint_every)
+    logdir = group.logdir.with_name(group.logdir.name + seeds_suffix(first_seed, group.num_seeds))
     return dataclasses.replace(
-        group, chunk_steps=chunk, eval_every=eval_every, checkpoint_every=checkpoint_every
+        group,
+        chunk_steps=chunk,
+        eval_every=eval_every,
+        checkpoint_every=checkpoint_every,
+        first_seed=first_seed,
+        logdir=logdir,
     )
 
 
@@ -754,6 +785,7 @@ def run_study(
     data_dir: Path | None = None,
     progress: GroupProgress | None = None,
     devices: int | str | None = None,
+    first_seed: int = 0,
 ) -> list[GroupResult]:
     """Runs every group of the study in turn (see the module docstring); returns one result per group.
 
@@ -764,7 +796,9 @@ def run_study(
     """
     if not isinstance(spec, StudySpec):
         spec = load_spec(spec)
-    plan = plan_study(spec, out_dir, budget=budget, tasks=tasks, mixes=mixes, variants=variants)
+    plan = plan_study(
+        spec, out_dir, budget=budget, tasks=tasks, mixes=mixes, variants=variants, first_seed=first_seed
+    )
     with DirectoryLock(plan.out_dir):
         AtomicDebris.sweep(plan.out_dir, ["study.json"])  # a killed index write's temporary
         return _run_plan(plan, data_dir=data_dir, progress=progress, devices=devices)
@@ -844,6 +878,7 @@ def write_index(plan: StudyPlan, statuses: dict[Path, str]) -> Path:
             "sweep": group.sweep,
             "steps": group.steps,
             "seeds": group.num_seeds,
+            "first_seed": group.first_seed,
             "runs": plan.runs(group),
             "status": statuses[group.logdir],
         }
@@ -871,21 +906,21 @@ def rich_group_progress(group: Group, index: int, total: int, steps: int) -> Ite
     from brackit.progress import TrainProgressBar
 
     Console().print(
-        f"[bold]\\[{index + 1}/{total}][/bold] {group.dataset_name}/{group.name} ({group.algorithm})"
+        f"[bold]\\[{index + 1}/{total}][/bold] {group.dataset_name}/{group.logdir.name} ({group.algorithm})"
     )
     with TrainProgressBar(steps) as bar:
         yield bar.update
 
 
 def print_plan(plan: StudyPlan, data_dir: Path | None = None) -> None:
-    """One line per group (dataset, name = label, algorithm, runs, sweep, state on disk), then totals."""
+    """One line per group (dataset, logdir name, algorithm, runs, sweep, state on disk), then totals."""
     spec = plan.spec
     print(f"study {spec.name} ({spec.source}), budget {plan.budget}, out {plan.out_dir}")
     states = [group_state(plan, group) for group in plan.groups]
     for group, state in zip(plan.groups, states, strict=True):
         sweep = " ".join(f"{k}={'/'.join(_format(v) for v in vs)}" for k, vs in group.sweep.items())
         print(
-            f"  {group.dataset_name:<22} {group.name:<30} {group.algorithm:<12} "
+            f"  {group.dataset_name:<22} {group.logdir.name:<30} {group.algorithm:<12} "
             f"{plan.runs(group):>3} runs x {group.steps:>7,} steps  {state:<8} {sweep}".rstrip()
         )
     to_build = [

@@ -337,7 +337,9 @@ def test_run_study_writes_logdirs_skips_finished_and_resumes_partial(tmp_path, c
 
 
 def test_rich_group_progress_names_the_group(capsys):
-    group = Group("g@num_critics=4", "hopper-eps1", "brac", {}, {}, ("g",), Path("out/hopper-eps1/g"))
+    group = Group(
+        "g@num_critics=4", "hopper-eps1", "brac", {}, {}, ("g",), Path("out/hopper-eps1/g@num_critics=4")
+    )
     with rich_group_progress(group, 1, 3, 20) as log:
         log({"phase": "pretrain", "step": 10, "time/updates_per_s": 5.0, "bc/loss": np.array([1.0])})
         log({"phase": "train", "step": 20, "critic/loss": np.array([0.5, 0.7])})
@@ -475,3 +477,34 @@ budgets = { laptop = { grid = { beta_critic = [0.01] } } }
         )
     with pytest.raises(ConfigError, match="beta_critic"):
         load_spec(write_spec(tmp_path, text.replace("[0.01] }", "[-1.0] }"), "c.toml"))
+
+
+def test_first_seed_adds_seeds_beside_a_finished_study_and_reports_pool_them(tmp_path, capsys):
+    from brackit.report import load_runs, summarize
+
+    tiny_dataset(tmp_path / "d.npz")
+    spec_path = write_spec(tmp_path, TINY_SPEC.replace("seeds = 2", "seeds = 1"))
+    out = tmp_path / "out"
+    run_study(spec_path, out, variants=["bc"])
+    plan = plan_study(load_spec(spec_path), out, variants=["bc"], first_seed=1)
+    (group,) = plan.groups
+    assert (group.name, group.logdir.name, group.seed_values) == ("bc", "bc+seeds1-1", (1,))
+    assert plan_study(load_spec(spec_path), out, first_seed=0).groups[0].logdir == out / "d" / "bc"
+    # through the CLI: the first seed's group is untouched, seed 1 trains in a logdir of its own
+    before = (out / "d" / "bc" / "metrics.jsonl").read_bytes()
+    assert main(["study", str(spec_path), "--out", str(out), "--variants", "bc", "--first-seed", "1"]) == 0
+    assert "1 groups trained" in capsys.readouterr().out
+    assert (out / "d" / "bc" / "metrics.jsonl").read_bytes() == before
+    run = json.loads((out / "d" / "bc+seeds1-1" / "run.json").read_text())
+    assert (run["label"], run["seeds"]) == ("bc", [1])
+    index = {
+        g["logdir"]: (g["name"], g["first_seed"])
+        for g in json.loads((out / "study.json").read_text())["groups"]
+    }
+    assert index == {"d/bc": ("bc", 0), "d/bc+seeds1-1": ("bc", 1)}
+    groups = summarize(load_runs([out]))["datasets"]["d"]["groups"]
+    assert list(groups) == ["bc"] and groups["bc"]["seeds"] == [0, 1]
+    # a negative first seed is a one-line error (exit 2), nothing written
+    assert main(["study", str(spec_path), "--out", str(tmp_path / "o2"), "--first-seed", "-1"]) == 2
+    assert "error: --first-seed must be in [0, 4294901760], got -1" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()
