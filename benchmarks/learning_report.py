@@ -35,7 +35,7 @@ from brackit.stats import bootstrap_ci, iqm
 
 
 def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
-    """Dataset name -> {env_id, sha256, transitions, mc_return_mean, segments: [{name, size,
+    """Dataset name -> {env_id, sha256, transitions, mc_return_mean, episode_ends, segments: [{name, size,
     mean_episode_return}]}, from the cards and files of the datasets the runs name (kept from ``known``
     where a card is not on this machine)."""
     out = dict(known)
@@ -46,13 +46,14 @@ def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
         card_path = data.with_name(data.name.removesuffix(".npz") + ".card.json")
         if not card_path.exists():
             card_path = data_dir / card_path.name
-        if (name in out and out[name].get("mc_return_mean") is not None) or not card_path.exists():
-            continue  # known (a table made before the return-to-go was added is completed here)
+        complete = all(out.get(name, {}).get(key) is not None for key in ("mc_return_mean", "episode_ends"))
+        if complete or not card_path.exists():
+            continue  # known (a table made before a field was added is completed here)
         card = json.loads(card_path.read_text())
+        npz = card_path.with_name(card_path.name.replace(".card.json", ".npz"))
         out[name] = {
-            "mc_return_mean": mc_return_mean(
-                card_path.with_name(card_path.name.replace(".card.json", ".npz"))
-            ),
+            "mc_return_mean": mc_return_mean(npz),
+            "episode_ends": episode_ends(npz),
             "env_id": card["env_id"],
             "sha256": card["sha256"],
             "transitions": card["num_transitions"],
@@ -61,6 +62,26 @@ def segment_table(runs_dir: Path, data_dir: Path, known: dict) -> dict:
             ],
         }
     return out
+
+
+def episode_ends(path: Path) -> dict[str, int] | None:
+    """How the dataset's episodes end, by their last rows: ``termination`` (discount 0), ``time_limit``
+    (``timeout``: a truncation, whose target bootstraps from the next observation) and ``cut`` (neither: the
+    collection's segment ended, ``brackit.protocol.build``). The rows where implementations that treat cuts
+    and truncations differently (e.g. bootstrapping them from a zero observation) can disagree."""
+    if not path.exists():
+        return None
+    with np.load(path) as data:
+        discount, timeout, episode = data["discount"], data["timeout"].astype(bool), data["episode_id"]
+    last = np.append(episode[1:] != episode[:-1], True)
+    terminated = last & (discount == 0)
+    truncated = last & timeout & ~terminated
+    return {
+        "episodes": int(last.sum()),
+        "termination": int(terminated.sum()),
+        "time_limit": int(truncated.sum()),
+        "cut": int((last & ~terminated & ~truncated).sum()),
+    }
 
 
 def mc_return_mean(path: Path, gamma: float = 0.99) -> float | None:
@@ -173,6 +194,13 @@ def summary(runs_dir: Path, out: Path, data_dir: Path, readme: Path | None = Non
                 lines.append(
                     f"Mean discounted (0.99) return-to-go of the data's rows: {info['mc_return_mean']:.1f} "
                     "(the scale of an accurate critic's Q estimate on the data's actions)."
+                )
+            ends = info.get("episode_ends")
+            if ends is not None:
+                lines.append(
+                    f"Episode ends ({ends['episodes']:,} episodes): {ends['termination']:,} terminations, "
+                    f"{ends['time_limit']:,} time-limit truncations, {ends['cut']:,} cuts at a collection "
+                    "segment's end."
                 )
             lines.append("")
         lines.append(

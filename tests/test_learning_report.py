@@ -6,6 +6,7 @@ import importlib.util
 import pathlib
 import sys
 
+import numpy as np
 import pytest
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "learning_report.py"
@@ -56,3 +57,14 @@ def test_the_readme_block_is_rewritten_and_the_rest_kept(report, tmp_path):
     with pytest.raises(SystemExit, match=r"no .* block"):
         report.write_readme_table(readme, "x")
     assert readme.read_text() == "no markers\n"
+
+
+def test_episode_ends_are_counted_from_each_episodes_last_row(report, tmp_path):
+    # episodes 0..3: a termination, a time-limit truncation, a cut, a termination (last row of the file)
+    episode = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    discount = np.array([1, 1, 0, 1, 1, 1, 1, 0], np.float32)
+    timeout = np.array([0, 0, 0, 0, 1, 0, 0, 0], bool)
+    np.savez(tmp_path / "d.npz", episode_id=episode, discount=discount, timeout=timeout)
+    ends = report.episode_ends(tmp_path / "d.npz")
+    assert ends == {"episodes": 4, "termination": 2, "time_limit": 1, "cut": 1}
+    assert report.episode_ends(tmp_path / "missing.npz") is None
