@@ -92,11 +92,17 @@ def mdp_dataset(arrays: dict[str, np.ndarray]):
     )
 
 
-def peer_config(algo: str, obs: np.ndarray, steps: int):
+BEAR_WIDE_KERNEL_ENVS = ("Walker2d", "Ant")
+"""Tasks on which the BEAR authors widen their Laplacian kernel to sigma 20 (10 elsewhere): the comment on
+``mmd_loss_laplacian`` in aviralkumar2907/BEAR's ``algos.py``; ``brackit/studies/learning.toml`` sets the
+same per dataset (brackit's ``mmd_sigma`` 40)."""
+
+
+def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = ""):
     """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
     TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``. BEAR's
     warm-up is brackit's 20,000 of 500,000 steps scaled to ``steps``, as ``brackit study`` budgets scale
-    brackit's (``brackit.study.STEP_FIELDS``)."""
+    brackit's (``brackit.study.STEP_FIELDS``), and its kernel width is the learning study's for ``env_id``."""
     import d3rlpy
     from d3rlpy.models import VectorEncoderFactory
 
@@ -153,8 +159,9 @@ def peer_config(algo: str, obs: np.ndarray, steps: int):
             n_mmd_action_samples=5,
             mmd_kernel="laplacian",
             # d3rlpy's Laplacian kernel is exp(-|x - y|_1 / (2 sigma)), the BEAR authors' form; brackit's is
-            # exp(-|x - y|_1 / sigma) with mmd_sigma 20, so d3rlpy's sigma 10 is the same kernel
-            mmd_sigma=10.0,
+            # exp(-|x - y|_1 / sigma) with mmd_sigma 20 (40 on BEAR_WIDE_KERNEL_ENVS), so d3rlpy's sigma 10
+            # (20) is the same kernel
+            mmd_sigma=20.0 if env_id.startswith(BEAR_WIDE_KERNEL_ENVS) else 10.0,
             warmup_steps=max(1, round(20_000 * steps / 500_000)),
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
@@ -242,7 +249,7 @@ def run(args: argparse.Namespace) -> None:
         return
     card, arrays = load_npz(Path(args.data))
     env_id = card["env_id"]
-    config = peer_config(args.algo, arrays["obs"], args.steps)
+    config = peer_config(args.algo, arrays["obs"], args.steps, env_id)
     spec = {
         "algorithm": f"d3rlpy:{args.algo}",
         "config": json.loads(config.serialize()),

@@ -441,6 +441,9 @@ budgets = { laptop = { steps = 200, seeds = 2, datasets = ["hopper-eps1"] } }
     learning = plan_study(load_spec("learning"), tmp_path / "learning", budget="cpu")
     by_name = {(g.dataset_name, g.name): g for g in learning.groups}
     assert by_name["hopper-eps1", "bear"].steps == 50_000 and by_name["hopper-eps1", "bear"].num_seeds == 2
+    # the BEAR authors' kernel: their sigma 10 on Hopper and HalfCheetah (brackit's 20), 20 on Walker2d and Ant
+    assert "mmd_sigma" not in by_name["hopper-eps1", "bear"].overrides
+    assert by_name["walker2d-eps1", "bear"].overrides["mmd_sigma"] == 40.0
     assert by_name["hopper-eps1", "td3bc"].steps == 100_000 and by_name["hopper-eps1", "td3bc"].num_seeds == 3
     rebrac = by_name["hopper-eps1", "rebrac"]
     assert rebrac.steps == 50_000 and rebrac.num_seeds == 2 and rebrac.overrides["beta_actor"] == 0.1
