@@ -1,4 +1,4 @@
-"""d3rlpy, the peer: BC, TD3+BC, BCQ and BEAR trained on brackit's dataset files, written as brackit runs.
+"""d3rlpy, the peer: BC, TD3+BC, BCQ, BEAR and ReBRAC trained on brackit's dataset files, written as brackit runs.
 
 The learning benchmark (``brackit study learning``, results in ``benchmarks/results/learning/``) compares
 brackit's returns with d3rlpy's on the same data and steps. This script trains d3rlpy 2.8.1 (PyTorch) on a
@@ -29,7 +29,11 @@ samples with the actor's pre-tanh ones (the reference and brackit: both pre-tanh
 BEAR's) clamps its log-std to [-20, 2] (the BCQ reference and brackit: [-4, 15]) and its BCQ decoder has no
 tanh (``with_squash`` left at its default in training and sampling; the reference squashes); d3rlpy builds its
 transitions from episodes, so the last transition of an episode cut by the time limit bootstraps from a zero
-observation (brackit stores the real next observation).
+observation (brackit stores the real next observation). ReBRAC takes its betas from the learning study's
+``rebrac`` variant for the dataset (``brackit/studies/learning.toml``, read here with ``tomllib``), and keeps
+d3rlpy's initialisation (PyTorch's default everywhere; brackit's, as CORL's ReBRAC: hidden biases 0.1, last
+layers U(+-1e-3) for the actor and U(+-3e-3) for the critic) and ``tanh`` actor output; its critic's
+LayerNorm follows each ReLU as brackit's does (``use_layer_norm``).
 
 BCQ's and BEAR's runs also log their VAE at each evaluation (``vae_probe``: ``vae/kl`` and
 ``vae/reconstruction`` on a fixed sample of the data), to read beside brackit's ``vae/kl``: a KL near 0 is a
@@ -58,6 +62,7 @@ LABELS = {
     "td3bc": "d3rlpy TD3+BC",
     "bcq": "d3rlpy BCQ",
     "bear": "d3rlpy BEAR",
+    "rebrac": "d3rlpy ReBRAC",
 }
 """``--algo`` values and their report labels. ``bc`` is the peer of brackit's BC (a Gaussian policy, the
 closest d3rlpy has to brackit's); ``bc-det`` is d3rlpy's default BC (a deterministic policy regressed on
@@ -98,11 +103,26 @@ BEAR_WIDE_KERNEL_ENVS = ("Walker2d", "Ant")
 same per dataset (brackit's ``mmd_sigma`` 40)."""
 
 
-def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = ""):
+STUDY = Path(__file__).resolve().parents[1] / "brackit" / "studies" / "learning.toml"
+"""The learning study's preset, whose ``rebrac`` variant holds the betas chosen per dataset."""
+
+
+def rebrac_betas(dataset: str, study: Path = STUDY) -> dict[str, float]:
+    """``{"beta_actor", "beta_critic"}`` of the learning study's ``rebrac`` variant on ``dataset`` (a TASK-MIX
+    name): its ``set`` table, then its ``per_dataset`` one."""
+    import tomllib
+
+    variant = next(v for v in tomllib.loads(study.read_text())["variants"] if v["name"] == "rebrac")
+    values = {**variant.get("set", {}), **variant.get("per_dataset", {}).get(dataset, {})}
+    return {name: float(values[name]) for name in ("beta_actor", "beta_critic")}
+
+
+def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = "", dataset: str = ""):
     """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
     TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``. BEAR's
     warm-up is brackit's 20,000 of 500,000 steps scaled to ``steps``, as ``brackit study`` budgets scale
-    brackit's (``brackit.study.STEP_FIELDS``), and its kernel width is the learning study's for ``env_id``."""
+    brackit's (``brackit.study.STEP_FIELDS``), and its kernel width is the learning study's for ``env_id``;
+    ReBRAC's betas are the learning study's for ``dataset`` (``rebrac_betas``)."""
     import d3rlpy
     from d3rlpy.models import VectorEncoderFactory
 
@@ -166,6 +186,22 @@ def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = ""):
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
             imitator_encoder_factory=mlp(750, 750),
+        )
+    if algo == "rebrac":
+        betas = rebrac_betas(dataset)
+        return d3rlpy.algos.ReBRACConfig(
+            batch_size=1024,
+            actor_learning_rate=1e-3,
+            critic_learning_rate=1e-3,
+            tau=0.005,
+            n_critics=2,
+            target_smoothing_sigma=0.2,
+            target_smoothing_clip=0.5,
+            update_actor_interval=2,
+            actor_beta=betas["beta_actor"],
+            critic_beta=betas["beta_critic"],
+            actor_encoder_factory=mlp(256, 256, 256),
+            critic_encoder_factory=VectorEncoderFactory(hidden_units=[256, 256, 256], use_layer_norm=True),
         )
     raise SystemExit(f"--algo: expected one of {sorted(LABELS)}, got {algo!r}")
 
@@ -249,7 +285,8 @@ def run(args: argparse.Namespace) -> None:
         return
     card, arrays = load_npz(Path(args.data))
     env_id = card["env_id"]
-    config = peer_config(args.algo, arrays["obs"], args.steps, env_id)
+    dataset = f"{card['extra']['task']}-{card['extra']['mix']}" if "task" in card.get("extra", {}) else ""
+    config = peer_config(args.algo, arrays["obs"], args.steps, env_id, dataset)
     spec = {
         "algorithm": f"d3rlpy:{args.algo}",
         "config": json.loads(config.serialize()),

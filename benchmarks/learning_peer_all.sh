@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# d3rlpy's side of the learning benchmark, in the order the CPU budget asks for (HalfCheetah and Hopper
-# first), each (algorithm, dataset, seed) a run directory under OUT; finished runs are skipped and a killed
+# d3rlpy's side of the learning benchmark (BC, TD3+BC, BCQ, BEAR, ReBRAC), in the order the CPU budget asks
+# for (HalfCheetah and Hopper first), each (algorithm, dataset, seed) a run directory under OUT; finished runs are skipped and a killed
 # one resumes from its last evaluation. Usage: benchmarks/learning_peer_all.sh PEER_PYTHON [OUT]
 # Datasets: the cached BRAC-protocol builds (brackit data build / resolve_data, $BRACKIT_DATA_DIR).
 # PEER_THREADS (default 1) sets torch's threads: the learning runs share the machine with brackit's, and
@@ -22,6 +22,9 @@ for task in halfcheetah hopper; do
 done
 for task in halfcheetah hopper; do  # d3rlpy's default BC (deterministic), beside the Gaussian one above
   for seed in 0 1; do run bc-det $task 100000 $seed; done
+done
+for task in halfcheetah hopper; do  # ReBRAC (d3rlpy has it since 2.5), at the learning study's betas per dataset
+  for seed in 0 1; do run rebrac $task 50000 $seed; done
 done
 for task in walker2d ant; do
   for seed in 0 1; do run td3bc $task 100000 $seed; run bc $task 100000 $seed; done

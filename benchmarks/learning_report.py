@@ -267,6 +267,7 @@ TABLE_ROWS = (
     ("d3rlpy TD3+BC", "d3rlpy TD3+BC"),
     ("d3rlpy BCQ", "d3rlpy BCQ"),
     ("d3rlpy BEAR", "d3rlpy BEAR"),
+    ("d3rlpy ReBRAC", "d3rlpy ReBRAC"),
 )
 """The README table's rows: (group, shown name); grid sweeps stay in ``summary.md``."""
 

@@ -1,0 +1,40 @@
+"""Tests of benchmarks/learning_peer.py's parts that need no d3rlpy (it runs under the peer's own Python)."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import sys
+
+import pytest
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "learning_peer.py"
+
+
+@pytest.fixture(scope="module")
+def peer():
+    spec = importlib.util.spec_from_file_location("learning_peer", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["learning_peer"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_rebrac_betas_are_the_learning_studys_per_dataset(peer, tmp_path):
+    from brackit.study import load_spec, plan_study
+
+    # the preset as brackit plans it, against what the peer reads from the same file
+    plan = plan_study(load_spec("learning"), tmp_path, budget="cpu", variants=["rebrac"])
+    for group in plan.groups:
+        config = group.overrides
+        expected = {"beta_actor": config["beta_actor"], "beta_critic": config["beta_critic"]}
+        assert peer.rebrac_betas(group.dataset_name) == expected
+    assert peer.rebrac_betas("hopper-eps1") == {"beta_actor": 0.1, "beta_critic": 0.01}
+    # a file of its own: set, then per_dataset
+    study = tmp_path / "s.toml"
+    study.write_text(
+        '[[variants]]\nname = "rebrac"\nset = { beta_actor = 0.5, beta_critic = 0.2 }\n'
+        "per_dataset = { d = { beta_critic = 0.0 } }\n"
+    )
+    assert peer.rebrac_betas("d", study) == {"beta_actor": 0.5, "beta_critic": 0.0}
+    assert peer.rebrac_betas("other", study) == {"beta_actor": 0.5, "beta_critic": 0.2}
