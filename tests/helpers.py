@@ -1,12 +1,29 @@
-"""Shared test data: random-episode offline datasets (imported as ``helpers``; tests/ is on sys.path)."""
+"""Shared test data: random-episode offline datasets, and the benchmark scripts loaded as modules (imported as
+``helpers``; tests/ is on sys.path)."""
 
 from __future__ import annotations
 
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
 
 from brackit.data import Episode, arrays_from_episodes
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark_script(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module named ``name`` (registered in ``sys.modules``, as its dataclasses
+    need), for testing the parts of a script that run without its command line."""
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def random_episode_arrays(

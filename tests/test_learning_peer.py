@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "learning_peer.py"
+from helpers import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def peer():
-    spec = importlib.util.spec_from_file_location("learning_peer", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_peer"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("learning_peer")
 
 
 def test_rebrac_betas_are_the_learning_studys_per_dataset(peer, tmp_path):

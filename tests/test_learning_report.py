@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-import pathlib
-import sys
-
 import numpy as np
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "learning_report.py"
+from helpers import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def report():
-    spec = importlib.util.spec_from_file_location("learning_report", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["learning_report"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("learning_report")
 
 
 def test_the_table_has_a_row_per_algorithm_and_a_column_per_task(report):

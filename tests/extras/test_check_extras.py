@@ -3,22 +3,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import pathlib
 
 import pytest
-
-SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "check_extras.py"
+from helpers import load_benchmark_script
 
 
 @pytest.fixture(scope="module")
 def ce():
-    spec = importlib.util.spec_from_file_location("check_extras", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark_script("check_extras")
 
 
 OUT = pathlib.Path("/tmp/x")
