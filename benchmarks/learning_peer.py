@@ -97,32 +97,26 @@ def mdp_dataset(arrays: dict[str, np.ndarray]):
     )
 
 
-BEAR_WIDE_KERNEL_ENVS = ("Walker2d", "Ant")
-"""Tasks on which the BEAR authors widen their Laplacian kernel to sigma 20 (10 elsewhere): the comment on
-``mmd_loss_laplacian`` in aviralkumar2907/BEAR's ``algos.py``; ``brackit/studies/learning.toml`` sets the
-same per dataset (brackit's ``mmd_sigma`` 40)."""
-
-
 STUDY = Path(__file__).resolve().parents[1] / "brackit" / "studies" / "learning.toml"
-"""The learning study's preset, whose ``rebrac`` variant holds the betas chosen per dataset."""
+"""The learning study's preset: its variants hold the settings chosen per dataset (ReBRAC's betas, BEAR's
+kernel width), which the peer takes from it rather than repeating them."""
 
 
-def rebrac_betas(dataset: str, study: Path = STUDY) -> dict[str, float]:
-    """``{"beta_actor", "beta_critic"}`` of the learning study's ``rebrac`` variant on ``dataset`` (a TASK-MIX
-    name): its ``set`` table, then its ``per_dataset`` one."""
+def study_settings(variant: str, dataset: str, study: Path = STUDY) -> dict:
+    """The config values the learning study sets for ``variant`` on ``dataset`` (a TASK-MIX name): its ``set``
+    table, then its ``per_dataset`` one."""
     import tomllib
 
-    variant = next(v for v in tomllib.loads(study.read_text())["variants"] if v["name"] == "rebrac")
-    values = {**variant.get("set", {}), **variant.get("per_dataset", {}).get(dataset, {})}
-    return {name: float(values[name]) for name in ("beta_actor", "beta_critic")}
+    spec = next(v for v in tomllib.loads(study.read_text())["variants"] if v["name"] == variant)
+    return {**spec.get("set", {}), **spec.get("per_dataset", {}).get(dataset, {})}
 
 
-def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = "", dataset: str = ""):
+def peer_config(algo: str, obs: np.ndarray, steps: int, dataset: str = ""):
     """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
     TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``. BEAR's
     warm-up is brackit's 20,000 of 500,000 steps scaled to ``steps``, as ``brackit study`` budgets scale
-    brackit's (``brackit.study.STEP_FIELDS``), and its kernel width is the learning study's for ``env_id``;
-    ReBRAC's betas are the learning study's for ``dataset`` (``rebrac_betas``)."""
+    brackit's (``brackit.study.STEP_FIELDS``); BEAR's kernel width and ReBRAC's betas are the learning
+    study's for ``dataset`` (``study_settings``)."""
     import d3rlpy
     from d3rlpy.models import VectorEncoderFactory
 
@@ -179,16 +173,16 @@ def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = "", datase
             n_mmd_action_samples=5,
             mmd_kernel="laplacian",
             # d3rlpy's Laplacian kernel is exp(-|x - y|_1 / (2 sigma)), the BEAR authors' form; brackit's is
-            # exp(-|x - y|_1 / sigma) with mmd_sigma 20 (40 on BEAR_WIDE_KERNEL_ENVS), so d3rlpy's sigma 10
-            # (20) is the same kernel
-            mmd_sigma=20.0 if env_id.startswith(BEAR_WIDE_KERNEL_ENVS) else 10.0,
+            # exp(-|x - y|_1 / sigma), so d3rlpy's sigma is half brackit's mmd_sigma (BEARConfig's default 20,
+            # or the study's value for the dataset) for the same kernel
+            mmd_sigma=float(study_settings("bear", dataset).get("mmd_sigma", 20.0)) / 2,
             warmup_steps=max(1, round(20_000 * steps / 500_000)),
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
             imitator_encoder_factory=mlp(750, 750),
         )
     if algo == "rebrac":
-        betas = rebrac_betas(dataset)
+        betas = study_settings("rebrac", dataset)
         return d3rlpy.algos.ReBRACConfig(
             batch_size=1024,
             actor_learning_rate=1e-3,
@@ -198,8 +192,8 @@ def peer_config(algo: str, obs: np.ndarray, steps: int, env_id: str = "", datase
             target_smoothing_sigma=0.2,
             target_smoothing_clip=0.5,
             update_actor_interval=2,
-            actor_beta=betas["beta_actor"],
-            critic_beta=betas["beta_critic"],
+            actor_beta=float(betas["beta_actor"]),
+            critic_beta=float(betas["beta_critic"]),
             actor_encoder_factory=mlp(256, 256, 256),
             critic_encoder_factory=VectorEncoderFactory(hidden_units=[256, 256, 256], use_layer_norm=True),
         )
@@ -286,7 +280,7 @@ def run(args: argparse.Namespace) -> None:
     card, arrays = load_npz(Path(args.data))
     env_id = card["env_id"]
     dataset = f"{card['extra']['task']}-{card['extra']['mix']}" if "task" in card.get("extra", {}) else ""
-    config = peer_config(args.algo, arrays["obs"], args.steps, env_id, dataset)
+    config = peer_config(args.algo, arrays["obs"], args.steps, dataset)
     spec = {
         "algorithm": f"d3rlpy:{args.algo}",
         "config": json.loads(config.serialize()),

@@ -11,21 +11,22 @@ def peer():
     return load_benchmark_script("learning_peer")
 
 
-def test_rebrac_betas_are_the_learning_studys_per_dataset(peer, tmp_path):
+def test_study_settings_are_the_learning_studys_per_dataset(peer, tmp_path):
     from brackit.study import load_spec, plan_study
 
     # the preset as brackit plans it, against what the peer reads from the same file
-    plan = plan_study(load_spec("learning"), tmp_path, budget="cpu", variants=["rebrac"])
+    plan = plan_study(load_spec("learning"), tmp_path, budget="cpu", variants=["rebrac", "bear"])
     for group in plan.groups:
-        config = group.overrides
-        expected = {"beta_actor": config["beta_actor"], "beta_critic": config["beta_critic"]}
-        assert peer.rebrac_betas(group.dataset_name) == expected
-    assert peer.rebrac_betas("hopper-eps1") == {"beta_actor": 0.1, "beta_critic": 0.01}
+        settings = peer.study_settings(group.name, group.dataset_name)
+        for key in ("beta_actor", "beta_critic", "mmd_sigma"):
+            assert settings.get(key) == group.overrides.get(key)
+    assert peer.study_settings("rebrac", "hopper-eps1") == {"beta_actor": 0.1, "beta_critic": 0.01}
+    assert peer.study_settings("bear", "ant-eps1") == {"mmd_sigma": 40.0}
     # a file of its own: set, then per_dataset
     study = tmp_path / "s.toml"
     study.write_text(
         '[[variants]]\nname = "rebrac"\nset = { beta_actor = 0.5, beta_critic = 0.2 }\n'
         "per_dataset = { d = { beta_critic = 0.0 } }\n"
     )
-    assert peer.rebrac_betas("d", study) == {"beta_actor": 0.5, "beta_critic": 0.0}
-    assert peer.rebrac_betas("other", study) == {"beta_actor": 0.5, "beta_critic": 0.2}
+    assert peer.study_settings("rebrac", "d", study) == {"beta_actor": 0.5, "beta_critic": 0.0}
+    assert peer.study_settings("rebrac", "other", study) == {"beta_actor": 0.5, "beta_critic": 0.2}
