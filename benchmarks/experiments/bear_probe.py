@@ -1,0 +1,153 @@
+"""Why does a trained BEAR policy return what it does? Reads a BEAR checkpoint (run 0 of its group, or
+``--run``) and its dataset, and reports, per segment of the dataset (``card.extra.segments``, in row order):
+
+- where the actor's mode action tanh(mean) is about zero (every |a_i| < ``--zero``) and where the VAE's is
+  (decoder at z = 0; with a collapsed posterior every VAE sample is that action, the data's mean action there);
+- the actor's log-std at its floor (``log_std_min``: no gradient reaches it there);
+- the L1 distance between the actor's and the VAE's mode actions, and between the VAE's and the data's;
+
+then rolls out three action rules from the same reset seeds: the VAE's mode, the actor's mode, and BEAR's
+evaluation rule (``max_q``). A policy that stands still (returns near 0) while the VAE's mean action runs shows
+the actor has settled on the zero action where the data's random segment dominates: a mean-seeking
+constraint (MMD to a collapsed VAE) pulls it to the random policy's mean action, 0, on those states, and the
+task's start state is one of them.
+
+    BRACKIT_DATA_DIR=... .venv/bin/python -m benchmarks.experiments.bear_probe \\
+        benchmarks/results/learning/runs/halfcheetah-eps1/bear/checkpoint.npz \\
+        --data halfcheetah-eps1-1000000-s0.npz --out benchmarks/results/experiments
+
+Checkpoints are not committed: run it where the study ran.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks.benchmarks_common import emit_report, machine_header, script_command
+from brackit.algos import bear, common
+from brackit.checkpoint import load_obs_stats
+from brackit.evaluation import evaluate
+from brackit.files import atomic_write_text
+from brackit.run import load_run
+
+
+def segment_rows(card: dict, total: int) -> list[tuple[str, slice]]:
+    """(name, rows) of each collection segment, in the file's row order."""
+    out, start = [], 0
+    for segment in card["extra"]["segments"]:
+        out.append((segment["name"], slice(start, start + int(segment["size"]))))
+        start += int(segment["size"])
+    if start != total:
+        raise SystemExit(f"segments cover {start} rows, the file has {total}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("--data", required=True, help="the run's dataset file (a brackit .npz)")
+    parser.add_argument("--run", type=int, default=0, help="which run of the group (default 0)")
+    parser.add_argument("--rows", type=int, default=4000, help="rows sampled per segment")
+    parser.add_argument("--zero", type=float, default=0.05, help="|a_i| below this counts as zero")
+    parser.add_argument("--episodes", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1, help="evaluation seed (reset seeds follow from it)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="folder for bear_probe_<dataset>_run<r>.md/.json"
+    )
+    args = parser.parse_args(argv)
+
+    spec, config, states = load_run(args.checkpoint)
+    if spec.algorithm != "bear" or spec.env_id is None:
+        parser.error(f"{args.checkpoint}: expected a BEAR run with an env id, got {spec.algorithm!r}")
+    if load_obs_stats(args.checkpoint) is not None:
+        parser.error(f"{args.checkpoint}: a run trained on normalised observations is not handled here")
+    run = jax.tree.map(lambda x: x[args.run : args.run + 1], states)
+    one = jax.tree.map(lambda x: x[0], run)
+    with np.load(args.data, allow_pickle=False) as npz:
+        obs_all, actions_all = npz["obs"], npz["action"]
+        card = json.loads(str(npz["card_json"]))
+    action_dim = actions_all.shape[1]
+    vae = common.vae_net(config, action_dim)
+
+    def vae_mode(params: dict, obs: jax.Array) -> jax.Array:
+        z = jnp.zeros((*obs.shape[:-1], vae.latent_dim or 2 * action_dim), obs.dtype)
+        return vae.apply(params, obs, z, method=vae.decode)
+
+    rng = np.random.default_rng(0)
+    segments = []
+    for name, rows in segment_rows(card, len(obs_all)):
+        index = np.sort(
+            rng.choice(np.arange(rows.start, rows.stop), min(args.rows, rows.stop - rows.start), False)
+        )
+        obs = jnp.asarray(obs_all[index])
+        pi = bear.policy(config, one.actor_params, obs, action_dim)
+        actor = np.tanh(np.asarray(pi.mean))
+        behavior = np.asarray(vae_mode(one.vae_params, obs))
+        segments.append(
+            {
+                "segment": name,
+                "rows": len(index),
+                "actor_zero": float(np.mean(np.abs(actor).max(1) < args.zero)),
+                "vae_zero": float(np.mean(np.abs(behavior).max(1) < args.zero)),
+                "log_std_at_floor": float(np.mean(np.asarray(pi.log_std) <= config.log_std_min + 1e-6)),
+                "l1_actor_vae": float(np.abs(actor - behavior).sum(1).mean()),
+                "l1_vae_data": float(np.abs(behavior - actions_all[index]).sum(1).mean()),
+            }
+        )
+
+    def rule(name: str):
+        def act(states, obs, keys, mode):
+            if name == "vae mode":
+                return jax.vmap(vae_mode)(states.vae_params, obs)
+            return jax.vmap(lambda s, o, k: bear.act(config, s, o, k, mode))(states, obs, keys)
+
+        return jax.jit(act, static_argnames="mode")
+
+    rollouts = []
+    for name, mode in (("vae mode", "mode"), ("actor mode", "mode"), ("actor max_q (BEAR's rule)", "max_q")):
+        result = evaluate(rule(name), run, spec.env_id, args.episodes, seed=args.seed, mode=mode)
+        returns = np.asarray(result.returns)[0]
+        rollouts.append({"rule": name, "returns": [float(r) for r in returns]})
+
+    dataset_name = Path(args.data).name.split("-1000000")[0].removesuffix(".npz")
+    lines = [
+        f"# BEAR probe: {dataset_name}, {args.checkpoint.parent.name} run {args.run}",
+        "",
+        machine_header(script_command(__file__, argv)),
+        f"- checkpoint step: {int(np.asarray(one.step))}; Lagrange multiplier {float(jnp.exp(one.log_lagrange)):.4g}",
+        "",
+        f"Per segment ({args.rows} rows each): share of states whose mode action is zero (every |a_i| < "
+        f"{args.zero}) for the actor and for the VAE (z = 0), share of the actor's log-std entries at its floor "
+        f"({config.log_std_min}), and mean L1 distances between mode actions.",
+        "",
+        "| segment | actor zero | VAE zero | actor log-std at floor | L1 actor-VAE | L1 VAE-data |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {s['segment']} | {s['actor_zero']:.1%} | {s['vae_zero']:.1%} | {s['log_std_at_floor']:.1%} | "
+            f"{s['l1_actor_vae']:.2f} | {s['l1_vae_data']:.2f} |"
+            for s in segments
+        ),
+        "",
+        f"Rollouts, {args.episodes} episodes each, evaluation seed {args.seed} (same reset states for every rule):",
+        "",
+        "| action rule | returns |",
+        "|---|---|",
+        *(f"| {r['rule']} | {', '.join(f'{x:.1f}' for x in r['returns'])} |" for r in rollouts),
+    ]
+    name = f"bear_probe_{dataset_name}_run{args.run}"
+    emit_report(lines, args.out, f"{name}.md")
+    if args.out is not None:
+        atomic_write_text(
+            args.out / f"{name}.json",
+            json.dumps({"segments": segments, "rollouts": rollouts}, indent=2) + "\n",
+        )
+
+
+if __name__ == "__main__":
+    main()
