@@ -99,7 +99,7 @@ def mdp_dataset(arrays: dict[str, np.ndarray]):
 
 STUDY = Path(__file__).resolve().parents[1] / "brackit" / "studies" / "learning.toml"
 """The learning study's preset: its variants hold the settings chosen per dataset (ReBRAC's betas, BEAR's
-kernel width), which the peer takes from it rather than repeating them."""
+kernel), which the peer takes from it rather than repeating them."""
 
 
 def study_settings(variant: str, dataset: str, study: Path = STUDY) -> dict:
@@ -111,12 +111,30 @@ def study_settings(variant: str, dataset: str, study: Path = STUDY) -> dict:
     return {**spec.get("set", {}), **spec.get("per_dataset", {}).get(dataset, {})}
 
 
+BEAR_KERNEL_DEFAULTS = {"mmd_kernel": "laplacian", "mmd_sigma": 20.0}
+"""brackit's ``BEARConfig`` defaults for the kernel (tested against it), for datasets the study leaves alone."""
+
+
+def bear_kernel(dataset: str) -> dict:
+    """d3rlpy's ``mmd_kernel`` and ``mmd_sigma`` for the kernel brackit's BEAR uses on ``dataset``. d3rlpy's
+    kernels are the BEAR authors': exp(-|x - y|_1 / (2 sigma)) and exp(-|x - y|_2^2 / (2 sigma)); brackit's
+    Laplacian divides by sigma alone (``brackit.divergences``), so d3rlpy's Laplacian sigma is half brackit's
+    ``mmd_sigma``, and its Gaussian sigma equals it."""
+    settings = {**BEAR_KERNEL_DEFAULTS, **study_settings("bear", dataset)}
+    kernel, sigma = str(settings["mmd_kernel"]), float(settings["mmd_sigma"])
+    if kernel not in ("laplacian", "gaussian"):
+        raise SystemExit(
+            f"{STUDY}: bear's mmd_kernel for {dataset}: expected laplacian or gaussian, got {kernel!r}"
+        )
+    return {"mmd_kernel": kernel, "mmd_sigma": sigma / 2 if kernel == "laplacian" else sigma}
+
+
 def peer_config(algo: str, obs: np.ndarray, steps: int, dataset: str = ""):
     """d3rlpy's config of ``algo`` with brackit's default hyperparameters (``brackit algos NAME``);
     TD3+BC's observation scaler takes the mean and std of the dataset's observations ``obs``. BEAR's
     warm-up is brackit's 20,000 of 500,000 steps scaled to ``steps``, as ``brackit study`` budgets scale
-    brackit's (``brackit.study.STEP_FIELDS``); BEAR's kernel width and ReBRAC's betas are the learning
-    study's for ``dataset`` (``study_settings``)."""
+    brackit's (``brackit.study.STEP_FIELDS``); BEAR's kernel (``bear_kernel``) and ReBRAC's betas are the
+    learning study's for ``dataset`` (``study_settings``)."""
     import d3rlpy
     from d3rlpy.models import VectorEncoderFactory
 
@@ -171,11 +189,7 @@ def peer_config(algo: str, obs: np.ndarray, steps: int, dataset: str = ""):
             n_action_samples=10,
             n_target_samples=10,
             n_mmd_action_samples=5,
-            mmd_kernel="laplacian",
-            # d3rlpy's Laplacian kernel is exp(-|x - y|_1 / (2 sigma)), the BEAR authors' form; brackit's is
-            # exp(-|x - y|_1 / sigma), so d3rlpy's sigma is half brackit's mmd_sigma (BEARConfig's default 20,
-            # or the study's value for the dataset) for the same kernel
-            mmd_sigma=float(study_settings("bear", dataset).get("mmd_sigma", 20.0)) / 2,
+            **bear_kernel(dataset),
             warmup_steps=max(1, round(20_000 * steps / 500_000)),
             actor_encoder_factory=mlp(400, 300),
             critic_encoder_factory=mlp(400, 300),
