@@ -34,6 +34,7 @@ from brackit.algos import bear, common
 from brackit.checkpoint import load_obs_stats
 from brackit.evaluation import evaluate
 from brackit.files import atomic_write_text
+from brackit.protocol.resolve import dataset_label
 from brackit.run import load_run
 
 
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     vae = common.vae_net(config, action_dim)
 
     def vae_mode(params: dict, obs: jax.Array) -> jax.Array:
-        z = jnp.zeros((*obs.shape[:-1], vae.latent_dim or 2 * action_dim), obs.dtype)
+        z = jnp.zeros((*obs.shape[:-1], vae.latent), obs.dtype)
         return vae.apply(params, obs, z, method=vae.decode)
 
     rng = np.random.default_rng(0)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
         returns = np.asarray(result.returns)[0]
         rollouts.append({"rule": name, "returns": [float(r) for r in returns]})
 
-    dataset_name = Path(args.data).name.split("-1000000")[0].removesuffix(".npz")
+    dataset_name = dataset_label(args.data)
     lines = [
         f"# BEAR probe: {dataset_name}, {args.checkpoint.parent.name} run {args.run}",
         "",
