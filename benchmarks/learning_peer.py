@@ -317,14 +317,15 @@ def run(args: argparse.Namespace) -> None:
     algo.build_with_dataset(dataset)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / "run.json", json.dumps(spec, indent=2, sort_keys=True))
-    peer = json.loads(peer_path.read_text()) if peer_path.exists() else {"resumes": 0, "train_seconds": 0.0}
+    peer = {"resumes": 0, "train_seconds": 0.0}
     done = 0
     if history and state_path.exists():
         algo.load_model(str(state_path))
         done = history[-1]["step"]
         algo.set_grad_step(done)
+        peer = json.loads(peer_path.read_text()) if peer_path.exists() else peer
         peer["resumes"] += 1
-    else:
+    else:  # no state to resume from (e.g. a fresh machine): the run starts again, its old counts with it
         history = []
     peer.update(
         d3rlpy=d3rlpy.__version__,
