@@ -56,6 +56,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--run", type=int, default=0, help="which run of the group (default 0)")
     parser.add_argument("--rows", type=int, default=4000, help="rows sampled per segment")
     parser.add_argument("--zero", type=float, default=0.05, help="|a_i| below this counts as zero")
+    parser.add_argument(
+        "--saturated",
+        type=float,
+        default=3.0,
+        help="|pre-tanh| above this counts as saturated (tanh > 0.995)",
+    )
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=1, help="evaluation seed (reset seeds follow from it)")
     parser.add_argument(
@@ -76,9 +82,12 @@ def main(argv: list[str] | None = None) -> None:
     action_dim = actions_all.shape[1]
     vae = common.vae_net(config, action_dim)
 
-    def vae_mode(params: dict, obs: jax.Array) -> jax.Array:
+    def vae_raw_mode(params: dict, obs: jax.Array) -> jax.Array:
         z = jnp.zeros((*obs.shape[:-1], vae.latent), obs.dtype)
-        return vae.apply(params, obs, z, method=vae.decode)
+        return vae.apply(params, obs, z, method=vae.decode_raw)
+
+    def vae_mode(params: dict, obs: jax.Array) -> jax.Array:
+        return jnp.tanh(vae_raw_mode(params, obs))
 
     rng = np.random.default_rng(0)
     segments = []
@@ -88,8 +97,10 @@ def main(argv: list[str] | None = None) -> None:
         )
         obs = jnp.asarray(obs_all[index])
         pi = bear.policy(config, one.actor_params, obs, action_dim)
-        actor = np.tanh(np.asarray(pi.mean))
-        behavior = np.asarray(vae_mode(one.vae_params, obs))
+        actor_raw = np.asarray(pi.mean)
+        actor = np.tanh(actor_raw)
+        behavior_raw = np.asarray(vae_raw_mode(one.vae_params, obs))
+        behavior = np.tanh(behavior_raw)
         segments.append(
             {
                 "segment": name,
@@ -99,6 +110,10 @@ def main(argv: list[str] | None = None) -> None:
                 "log_std_at_floor": float(np.mean(np.asarray(pi.log_std) <= config.log_std_min + 1e-6)),
                 "l1_actor_vae": float(np.abs(actor - behavior).sum(1).mean()),
                 "l1_vae_data": float(np.abs(behavior - actions_all[index]).sum(1).mean()),
+                # pre-tanh: what the MMD compares when mmd_on_raw (the default)
+                "l1_raw_actor_vae": float(np.abs(actor_raw - behavior_raw).sum(1).mean()),
+                "vae_raw_abs_mean": float(np.abs(behavior_raw).mean()),
+                "vae_raw_saturated": float(np.mean(np.abs(behavior_raw) > args.saturated)),
             }
         )
 
@@ -125,13 +140,17 @@ def main(argv: list[str] | None = None) -> None:
         "",
         f"Per segment ({args.rows} rows each): share of states whose mode action is zero (every |a_i| < "
         f"{args.zero}) for the actor and for the VAE (z = 0), share of the actor's log-std entries at its floor "
-        f"({config.log_std_min}), and mean L1 distances between mode actions.",
+        f"({config.log_std_min}), mean L1 distances between mode actions, and the same before the tanh (what "
+        f"the MMD compares with `mmd_on_raw`, {config.mmd_on_raw} here): the actor's mean against the VAE decoder's "
+        f"pre-tanh output, its mean magnitude and its share of entries beyond +-{args.saturated} (tanh saturated).",
         "",
-        "| segment | actor zero | VAE zero | actor log-std at floor | L1 actor-VAE | L1 VAE-data |",
-        "|---|---|---|---|---|---|",
+        "| segment | actor zero | VAE zero | actor log-std at floor | L1 actor-VAE | L1 VAE-data "
+        "| L1 actor-VAE pre-tanh | VAE mean abs pre-tanh | VAE pre-tanh saturated |",
+        "|---|---|---|---|---|---|---|---|---|",
         *(
             f"| {s['segment']} | {s['actor_zero']:.1%} | {s['vae_zero']:.1%} | {s['log_std_at_floor']:.1%} | "
-            f"{s['l1_actor_vae']:.2f} | {s['l1_vae_data']:.2f} |"
+            f"{s['l1_actor_vae']:.2f} | {s['l1_vae_data']:.2f} | {s['l1_raw_actor_vae']:.2f} | "
+            f"{s['vae_raw_abs_mean']:.2f} | {s['vae_raw_saturated']:.1%} |"
             for s in segments
         ),
         "",
