@@ -6,7 +6,8 @@
 - the actor's log-std at its floor (``log_std_min``: no gradient reaches it there);
 - the L1 distance between the actor's and the VAE's mode actions, and between the VAE's and the data's;
 
-then rolls out three action rules from the same reset seeds: the VAE's mode, the actor's mode, and BEAR's
+then, at the rollouts' start states, the actor's and the VAE's mode actions and critic 1's value of each; and
+rolls out three action rules from the same reset seeds: the VAE's mode, the actor's mode, and BEAR's
 evaluation rule (``max_q``). A policy that stands still (returns near 0) while the VAE's mean action runs shows
 the actor has settled on the zero action where the data's random segment dominates: a mean-seeking
 constraint (MMD to a collapsed VAE) pulls it to the random policy's mean action, 0, on those states, and the
@@ -30,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks.benchmarks_common import emit_report, machine_header, script_command
+from brackit import envs
 from brackit.algos import bear, common
 from brackit.checkpoint import load_obs_stats
 from brackit.evaluation import evaluate
@@ -117,6 +119,30 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
 
+    # the states every rollout starts from (evaluate's reset seeds for run 0): is the actor's mode the VAE's
+    # there, and which of the two does the critic prefer?
+    env = envs.make(spec.env_id)
+    first = args.seed * 100_003
+    start_obs = jnp.asarray(
+        np.stack([env.reset(seed=first + i)[0] for i in range(args.episodes)]), jnp.float32
+    )
+    env.close()
+    start_pi = bear.policy(config, one.actor_params, start_obs, action_dim)
+    start_actor = jnp.tanh(start_pi.mean)
+    start_vae = vae_mode(one.vae_params, start_obs)
+    critic = common.critic_net(config)
+    starts = [
+        {
+            "episode": i,
+            "actor": np.round(np.asarray(start_actor[i]), 3).tolist(),
+            "vae": np.round(np.asarray(start_vae[i]), 3).tolist(),
+            "actor_log_std_mean": float(np.mean(np.asarray(start_pi.log_std[i]))),
+            "q1_actor": float(critic.apply(one.critic_params, start_obs, start_actor)[0, i]),
+            "q1_vae": float(critic.apply(one.critic_params, start_obs, start_vae)[0, i]),
+        }
+        for i in range(args.episodes)
+    ]
+
     def rule(name: str):
         def act(states, obs, keys, mode):
             if name == "vae mode":
@@ -154,6 +180,18 @@ def main(argv: list[str] | None = None) -> None:
             for s in segments
         ),
         "",
+        "At the start states of the rollouts below (reset seeds as `brackit.evaluation.evaluate`'s for run 0): "
+        "the mode actions, the actor's mean log-std, and critic 1's value of each mode action.",
+        "",
+        "| episode | actor mode | VAE mode | actor mean log-std | Q1(actor mode) | Q1(VAE mode) |",
+        "|---|---|---|---|---|---|",
+        *(
+            f"| {t['episode']} | {', '.join(f'{x:.2f}' for x in t['actor'])} | "
+            f"{', '.join(f'{x:.2f}' for x in t['vae'])} | {t['actor_log_std_mean']:.2f} | "
+            f"{t['q1_actor']:.1f} | {t['q1_vae']:.1f} |"
+            for t in starts
+        ),
+        "",
         f"Rollouts, {args.episodes} episodes each, evaluation seed {args.seed} (same reset states for every rule):",
         "",
         "| action rule | returns |",
@@ -165,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out is not None:
         atomic_write_text(
             args.out / f"{name}.json",
-            json.dumps({"segments": segments, "rollouts": rollouts}, indent=2) + "\n",
+            json.dumps({"segments": segments, "starts": starts, "rollouts": rollouts}, indent=2) + "\n",
         )
 
 
