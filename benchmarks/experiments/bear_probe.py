@@ -119,10 +119,10 @@ def main(argv: list[str] | None = None) -> None:
             }
         )
 
-    # the states every rollout starts from (evaluate's reset seeds for run 0): is the actor's mode the VAE's
-    # there, and which of the two does the critic prefer?
+    # the states every rollout starts from (passed to evaluate below as its first reset seed, so the two agree):
+    # is the actor's mode the VAE's there, and which of the two does the critic prefer?
     env = envs.make(spec.env_id)
-    first = args.seed * 100_003
+    first = args.seed * 100_003  # evaluate's default for this seed: the committed probes' reset states
     start_obs = jnp.asarray(
         np.stack([env.reset(seed=first + i)[0] for i in range(args.episodes)]), jnp.float32
     )
@@ -131,14 +131,16 @@ def main(argv: list[str] | None = None) -> None:
     start_actor = jnp.tanh(start_pi.mean)
     start_vae = vae_mode(one.vae_params, start_obs)
     critic = common.critic_net(config)
+    q1_actor = np.asarray(critic.apply(one.critic_params, start_obs, start_actor)[0])
+    q1_vae = np.asarray(critic.apply(one.critic_params, start_obs, start_vae)[0])
     starts = [
         {
             "episode": i,
             "actor": np.round(np.asarray(start_actor[i]), 3).tolist(),
             "vae": np.round(np.asarray(start_vae[i]), 3).tolist(),
             "actor_log_std_mean": float(np.mean(np.asarray(start_pi.log_std[i]))),
-            "q1_actor": float(critic.apply(one.critic_params, start_obs, start_actor)[0, i]),
-            "q1_vae": float(critic.apply(one.critic_params, start_obs, start_vae)[0, i]),
+            "q1_actor": float(q1_actor[i]),
+            "q1_vae": float(q1_vae[i]),
         }
         for i in range(args.episodes)
     ]
@@ -153,7 +155,9 @@ def main(argv: list[str] | None = None) -> None:
 
     rollouts = []
     for name, mode in (("vae mode", "mode"), ("actor mode", "mode"), ("actor max_q (BEAR's rule)", "max_q")):
-        result = evaluate(rule(name), run, spec.env_id, args.episodes, seed=args.seed, mode=mode)
+        result = evaluate(
+            rule(name), run, spec.env_id, args.episodes, seed=args.seed, mode=mode, first_reset_seed=first
+        )
         returns = np.asarray(result.returns)[0]
         rollouts.append({"rule": name, "returns": [float(r) for r in returns]})
 
@@ -180,7 +184,7 @@ def main(argv: list[str] | None = None) -> None:
             for s in segments
         ),
         "",
-        "At the start states of the rollouts below (reset seeds as `brackit.evaluation.evaluate`'s for run 0): "
+        "At the start states of the rollouts below (the same reset seeds): "
         "the mode actions, the actor's mean log-std, and critic 1's value of each mode action.",
         "",
         "| episode | actor mode | VAE mode | actor mean log-std | Q1(actor mode) | Q1(VAE mode) |",
